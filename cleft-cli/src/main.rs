@@ -1,0 +1,122 @@
+//! `cleft`: CLEFT training, evaluation and inspection from the command line.
+
+mod demo;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use cleft_core::device::{compiled_devices, default_device_name, parse_device};
+use cleft_core::registry::Split;
+use cleft_core::train::{TrainOptions, train_contrastive};
+use cleft_core::{ExperimentConfig, Registry};
+
+#[derive(Parser)]
+#[command(name = "cleft", version, about = "CLEFT: language-image contrastive learning with a PEFT-adapted LLM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List or inspect registered plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Validate configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Train a configuration (stage 1, contrastive) and evaluate zero-shot on its test split.
+    Train {
+        /// Experiment configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Device (`flex`/`cpu`, `tch`, `tch-cuda:N`, `cuda:N`); see `cleft devices`.
+        #[arg(long, default_value_t = default_device_name().to_string())]
+        device: String,
+        /// Override the run directory of the config.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Train the tiny default configuration on synthetic data and report zero-shot accuracy.
+    Demo {
+        /// Device to run on.
+        #[arg(long, default_value_t = default_device_name().to_string())]
+        device: String,
+        /// Override the number of training steps.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Run directory.
+        #[arg(long, default_value = "runs/demo")]
+        output: PathBuf,
+    },
+    /// List the devices compiled into this build.
+    Devices,
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Every registered component: kind, name, summary, origin.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Parse a config, resolve every component and print the resolved config.
+    Check {
+        /// Configuration file.
+        file: PathBuf,
+    },
+}
+
+fn main() {
+    if let Err(error) = run(Cli::parse()) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let registry = cleft_builtins::registry();
+    match cli.command {
+        Command::Plugins { command: PluginsCommand::List } => list_plugins(&registry),
+        Command::Config { command: ConfigCommand::Check { file } } => {
+            let config = ExperimentConfig::load(&file, &registry)?;
+            print!("{}", config.to_toml()?);
+            eprintln!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::Train { config, device, output } => {
+            let mut experiment = ExperimentConfig::load(&config, &registry)?;
+            if let Some(output) = output {
+                experiment.output.dir = output;
+            }
+            let device = parse_device(&device)?;
+            let outcome = train_contrastive(&experiment, &device, &TrainOptions { progress: true })
+                .with_context(|| format!("training {}", config.display()))?;
+            let report = demo::evaluate(&experiment, &outcome.model, &device, Split::Test)?;
+            demo::print_report(&report);
+            eprintln!("run directory: {}", outcome.run_dir.display());
+            Ok(())
+        }
+        Command::Demo { device, steps, output } => demo::run(&registry, &device, steps, output),
+        Command::Devices => {
+            for (name, summary) in compiled_devices() {
+                println!("{name:<12} {summary}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn list_plugins(registry: &Registry) -> Result<()> {
+    println!("{:<10} {:<15} {:<18} SUMMARY", "KIND", "NAME", "ORIGIN");
+    for entry in registry.iter() {
+        println!("{:<10} {:<15} {:<18} {}", entry.kind().to_string(), entry.name, entry.origin, entry.summary);
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! Experiment configuration: one TOML file with a section per component and for training.
+//!
+//! ```toml
+//! [vision]
+//! type = "vit"
+//! depth = 2
+//!
+//! [text]
+//! type = "gpt2"
+//!
+//! [objective]
+//! type = "clip"
+//! ```
+//! Component sections are resolved through the [`Registry`]. Errors name the file, line and the
+//! dotted key path; an unknown `type` lists the registered names of that kind.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CleftError, Result};
+use crate::registry::{
+    ComponentConfig, DatasetConfig, FieldError, ObjectiveConfig, PeftConfig, PromptLearnerConfig,
+    Registry, TextEncoderConfig, VisionEncoderConfig, parse_value,
+};
+
+/// Projection heads from encoder features to the shared embedding space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectionConfig {
+    /// Shared embedding dimension (CLEFT: 512).
+    pub dim: usize,
+    /// Whether the linear projections have a bias (CLEFT's `nn.Linear`: yes).
+    pub bias: bool,
+}
+
+impl Default for ProjectionConfig {
+    fn default() -> Self {
+        Self { dim: 512, bias: true }
+    }
+}
+
+/// Stage-1 training settings (CLEFT's recipe as defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seed for initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Number of optimiser steps.
+    pub steps: usize,
+    /// Images (and captions) per step.
+    pub batch_size: usize,
+    /// Peak learning rate after warm-up.
+    pub lr: f64,
+    /// Learning rate at step 0; warm-up rises linearly from it to `lr`.
+    pub warmup_start_lr: f64,
+    /// Warm-up length in steps.
+    pub warmup_steps: usize,
+    /// Learning rate reached by the cosine decay at `steps`.
+    pub final_lr: f64,
+    /// AdamW decoupled weight decay (not applied to 1-D parameters).
+    pub weight_decay: f64,
+    /// AdamW betas.
+    pub betas: [f64; 2],
+    /// AdamW epsilon.
+    pub epsilon: f64,
+    /// Clip the global gradient norm to this value, if set.
+    pub grad_clip_norm: Option<f64>,
+    /// Maximum number of real caption tokens.
+    pub max_text_len: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            steps: 40_000,
+            batch_size: 72,
+            lr: 4e-5,
+            warmup_start_lr: 1e-8,
+            warmup_steps: 4_000,
+            final_lr: 1e-8,
+            weight_decay: 0.1,
+            betas: [0.9, 0.999],
+            epsilon: 1e-8,
+            grad_clip_norm: None,
+            max_text_len: 64,
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Zero-shot prompt; `{}` is replaced by the lower-cased class name.
+    pub prompt_template: String,
+    /// Images per evaluation batch.
+    pub batch_size: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { prompt_template: "this is a chest x ray of a patient with {}".into(), batch_size: 64 }
+    }
+}
+
+/// Where run artefacts go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Run directory (created; existing files are overwritten atomically).
+    pub dir: PathBuf,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("runs/cleft") }
+    }
+}
+
+/// A complete experiment: components, data, training, evaluation and output.
+#[derive(Debug, Serialize)]
+pub struct ExperimentConfig {
+    /// `[vision]`: the image encoder.
+    pub vision: Box<dyn VisionEncoderConfig>,
+    /// `[text]`: the text encoder.
+    pub text: Box<dyn TextEncoderConfig>,
+    /// `[peft]`: parameter-efficient fine-tuning of the text encoder; `None` trains it fully.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peft: Option<Box<dyn PeftConfig>>,
+    /// `[prompt]`: learned context prompts (stage 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Box<dyn PromptLearnerConfig>>,
+    /// `[objective]`: the contrastive loss.
+    pub objective: Box<dyn ObjectiveConfig>,
+    /// `[projection]`: projection heads.
+    pub projection: ProjectionConfig,
+    /// `[data]`: the image–text data set.
+    pub data: Box<dyn DatasetConfig>,
+    /// `[train]`: optimisation settings.
+    pub train: TrainConfig,
+    /// `[eval]`: evaluation settings.
+    pub eval: EvalConfig,
+    /// `[output]`: run directory.
+    pub output: OutputConfig,
+}
+
+const SECTIONS: [&str; 10] = [
+    "vision", "text", "peft", "prompt", "objective", "projection", "data", "train", "eval", "output",
+];
+
+/// Source text being parsed, for error locations.
+struct Source<'a> {
+    name: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// `file:line: message` for the key at `path` (or the closest existing ancestor).
+    fn error(&self, path: &[&str], message: impl std::fmt::Display) -> CleftError {
+        match key_line(self.text, path) {
+            Some(line) => CleftError::Config(format!("{}:{line}: {message}", self.name)),
+            None => CleftError::Config(format!("{}: {message}", self.name)),
+        }
+    }
+}
+
+/// 1-based line of the key at `path`, or of its nearest existing ancestor.
+fn key_line(text: &str, path: &[&str]) -> Option<usize> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut span = None;
+    for key in path {
+        let Some((found_key, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *key)
+        else {
+            break;
+        };
+        span = Some(found_key.span());
+        match value.get_ref() {
+            toml::de::DeValue::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    let offset = span?.start;
+    Some(text[..offset].matches('\n').count() + 1)
+}
+
+impl ExperimentConfig {
+    /// Reads and validates a config file against `registry`.
+    pub fn load(path: &Path, registry: &Registry) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| CleftError::io(path, e))?;
+        Self::parse(&text, &path.display().to_string(), registry)
+    }
+
+    /// Parses config text; `name` is used in error messages (usually the file path).
+    pub fn parse(text: &str, name: &str, registry: &Registry) -> Result<Self> {
+        let source = Source { name, text };
+        let mut table: toml::Table = toml::from_str(text).map_err(|error| {
+            let line = error.span().map(|span| text[..span.start].matches('\n').count() + 1);
+            let message = error.message().to_string();
+            match line {
+                Some(line) => CleftError::Config(format!("{name}:{line}: {message}")),
+                None => CleftError::Config(format!("{name}: {message}")),
+            }
+        })?;
+        if let Some(unknown) = table.keys().find(|key| !SECTIONS.contains(&key.as_str())) {
+            return Err(source.error(
+                &[unknown],
+                format!("unknown section `{unknown}`; expected one of: {}", SECTIONS.join(", ")),
+            ));
+        }
+        let mut take = |section: &str| table.remove(section);
+        let required = |section: &str, value: Option<toml::Value>| {
+            value.ok_or_else(|| source.error(&[], format!("missing required section `[{section}]`")))
+        };
+        let (vision, text_section, peft, prompt) = (take("vision"), take("text"), take("peft"), take("prompt"));
+        let (objective, data) = (take("objective"), take("data"));
+        let [projection, train, eval, output] =
+            ["projection", "train", "eval", "output"].map(|section| take(section));
+        Ok(Self {
+            vision: component(&source, registry, required("vision", vision)?)?,
+            text: component(&source, registry, required("text", text_section)?)?,
+            peft: peft.map(|value| component(&source, registry, value)).transpose()?,
+            prompt: prompt.map(|value| component(&source, registry, value)).transpose()?,
+            objective: component(&source, registry, required("objective", objective)?)?,
+            data: component(&source, registry, required("data", data)?)?,
+            projection: plain(&source, "projection", projection)?,
+            train: plain(&source, "train", train)?,
+            eval: plain(&source, "eval", eval)?,
+            output: plain(&source, "output", output)?,
+        })
+    }
+
+    /// The fully resolved configuration as TOML (every default filled in).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self)
+            .map_err(|e| CleftError::Config(format!("cannot serialise the resolved config: {e}")))
+    }
+}
+
+fn field_error(source: &Source, section: &str, error: FieldError) -> CleftError {
+    let mut path = vec![section];
+    path.extend(error.path.split('.').filter(|part| !part.is_empty()));
+    // serde reports an unknown key at its parent; name the key itself.
+    let unknown = error
+        .message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key);
+    if let Some(key) = unknown {
+        path.push(key);
+        let dotted = path.join(".");
+        let expected = error.message.split_once(", ").map(|(_, rest)| rest).unwrap_or("");
+        return source.error(&path, format!("unknown key `{dotted}`; {expected}"));
+    }
+    let dotted = path.join(".");
+    source.error(&path, format!("bad value for `{dotted}`: {}", error.message))
+}
+
+fn plain<C: serde::de::DeserializeOwned + Default>(
+    source: &Source,
+    section: &str,
+    value: Option<toml::Value>,
+) -> Result<C> {
+    match value {
+        None => Ok(C::default()),
+        Some(value) => parse_value(value).map_err(|error| field_error(source, section, error)),
+    }
+}
+
+fn component<C: ComponentConfig + ?Sized>(
+    source: &Source,
+    registry: &Registry,
+    value: toml::Value,
+) -> Result<Box<C>> {
+    let kind = C::KIND;
+    let section = kind.section();
+    let toml::Value::Table(mut table) = value else {
+        return Err(source.error(&[section], format!("`{section}` must be a table (`[{section}]`)")));
+    };
+    let name = match table.remove("type") {
+        Some(toml::Value::String(name)) => name,
+        Some(_) => {
+            return Err(source.error(&[section, "type"], format!("`{section}.type` must be a string")));
+        }
+        None => {
+            return Err(source.error(
+                &[section],
+                format!(
+                    "section `[{section}]` needs `type = \"…\"`; registered {section} names: {}",
+                    registry.names(kind).join(", ")
+                ),
+            ));
+        }
+    };
+    let registration = registry
+        .get(kind, &name)
+        .map_err(|error| source.error(&[section, "type"], error))?;
+    let parse = C::parser(registration.parse)
+        .expect("registry invariant: entries are keyed by the kind of their parser");
+    parse(toml::Value::Table(table)).map_err(|error| field_error(source, section, error))
+}

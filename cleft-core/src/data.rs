@@ -1,0 +1,82 @@
+//! The image–text data API: data sets, samples and batching.
+
+use std::fmt;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+use crate::error::{CleftError, Result};
+
+/// One image with its caption and finding labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageTextSample {
+    /// Pixels, row-major `[C, H, W]`, already normalised for the encoder.
+    pub image: Vec<f32>,
+    /// The report / caption text.
+    pub caption: String,
+    /// Multi-hot finding labels `[K]` in the order of [`ImageTextDataset::label_names`].
+    pub labels: Vec<f32>,
+}
+
+/// A random-access image–text data set.
+pub trait ImageTextDataset: Send + Sync + fmt::Debug {
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// Whether the data set is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Reads sample `index` (`index < len()`); errors name the file or row.
+    fn get(&self, index: usize) -> Result<ImageTextSample>;
+    /// Shape `[C, H, W]` of every image.
+    fn image_shape(&self) -> [usize; 3];
+    /// Names of the finding labels (zero-shot class names), `K` entries.
+    fn label_names(&self) -> Vec<String>;
+}
+
+/// A collated batch on a device.
+#[derive(Debug, Clone)]
+pub struct ImageTextBatch {
+    /// Images `[B, C, H, W]`.
+    pub images: Tensor<4>,
+    /// Captions, `B` entries.
+    pub captions: Vec<String>,
+    /// Multi-hot labels `[B, K]`.
+    pub labels: Tensor<2>,
+}
+
+/// Reads `indices` from `dataset` and stacks them into one batch on `device`.
+///
+/// # Shapes
+/// - output: images `[B, C, H, W]`, labels `[B, K]` with `B = indices.len()`.
+pub fn collate(
+    dataset: &dyn ImageTextDataset,
+    indices: &[usize],
+    device: &Device,
+) -> Result<ImageTextBatch> {
+    let [c, h, w] = dataset.image_shape();
+    let classes = dataset.label_names().len();
+    let mut pixels = Vec::with_capacity(indices.len() * c * h * w);
+    let mut labels = Vec::with_capacity(indices.len() * classes);
+    let mut captions = Vec::with_capacity(indices.len());
+    for &index in indices {
+        let sample = dataset.get(index)?;
+        if sample.image.len() != c * h * w || sample.labels.len() != classes {
+            return Err(CleftError::Data(format!(
+                "sample {index}: image has {} values and {} labels, expected {} ({c}x{h}x{w}) and {classes}",
+                sample.image.len(),
+                sample.labels.len(),
+                c * h * w
+            )));
+        }
+        pixels.extend_from_slice(&sample.image);
+        labels.extend_from_slice(&sample.labels);
+        captions.push(sample.caption);
+    }
+    let batch = indices.len();
+    Ok(ImageTextBatch {
+        images: Tensor::from_data(TensorData::new(pixels, [batch, c, h, w]), device),
+        captions,
+        labels: Tensor::from_data(TensorData::new(labels, [batch, classes]), device),
+    })
+}

@@ -1,0 +1,160 @@
+//! Explicit device selection among the backends compiled in by cargo features.
+//!
+//! burn's `Device::default()` prefers CUDA even when no GPU is present and then panics, so
+//! cleft never uses it: every entry point takes a device name.
+
+use burn::prelude::*;
+
+use crate::error::{CleftError, Result};
+
+#[cfg(not(any(feature = "flex", feature = "tch", feature = "cuda")))]
+compile_error!(
+    "cleft-core needs at least one backend feature: `flex` (pure-Rust CPU, the default), \
+     `tch` (libtorch; set LIBTORCH to a pip-installed torch==2.9.0) or `cuda`. \
+     Build with default features or e.g. `--features tch`."
+);
+
+/// Device names accepted by [`parse_device`] in this build, with what each means.
+pub fn compiled_devices() -> Vec<(&'static str, &'static str)> {
+    let mut names = Vec::new();
+    if cfg!(feature = "flex") {
+        names.push(("flex", "pure-Rust CPU backend (alias: cpu)"));
+    }
+    if cfg!(feature = "tch") {
+        names.push(("tch", "libtorch on the CPU"));
+        names.push(("tch-cuda:N", "libtorch on CUDA GPU N"));
+    }
+    if cfg!(feature = "cuda") {
+        names.push(("cuda:N", "burn's CUDA backend on GPU N (alias: cuda = cuda:0)"));
+    }
+    names
+}
+
+/// The default device name of this build: the first CPU backend compiled in.
+pub fn default_device_name() -> &'static str {
+    if cfg!(feature = "flex") {
+        "flex"
+    } else if cfg!(feature = "tch") {
+        "tch"
+    } else {
+        "cuda:0"
+    }
+}
+
+fn not_compiled(name: &str, feature: &str) -> CleftError {
+    let available: Vec<_> = compiled_devices().iter().map(|(n, _)| *n).collect();
+    CleftError::Device(format!(
+        "device `{name}` needs the `{feature}` cargo feature, which this build lacks; \
+         devices compiled in: {}",
+        available.join(", ")
+    ))
+}
+
+fn parse_index(name: &str, rest: Option<&str>) -> Result<usize> {
+    match rest {
+        None => Ok(0),
+        Some(index) => index.parse().map_err(|_| {
+            CleftError::Device(format!("device `{name}`: `{index}` is not a GPU index"))
+        }),
+    }
+}
+
+/// Parses a device name (`flex`, `cpu`, `tch`, `tch-cuda:0`, `cuda:1`, …) into a device of a
+/// backend compiled into this build.
+///
+/// Errors name the device and list the compiled-in ones. GPU devices are probed with a tiny
+/// allocation so that a missing GPU is a clear error here rather than a panic later.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let (base, index) = match name.split_once(':') {
+        Some((base, index)) => (base, Some(index)),
+        None => (name, None),
+    };
+    let device = match base {
+        "flex" | "cpu" if index.is_none() => flex_device(name)?,
+        "tch" | "tch-cpu" if index.is_none() => tch_device(name, None)?,
+        "tch-cuda" => tch_device(name, Some(parse_index(name, index)?))?,
+        "cuda" => cuda_device(name, parse_index(name, index)?)?,
+        _ => {
+            let available: Vec<_> = compiled_devices().iter().map(|(n, _)| *n).collect();
+            return Err(CleftError::Device(format!(
+                "unknown device `{name}`; devices compiled in: {}",
+                available.join(", ")
+            )));
+        }
+    };
+    probe(name, &device)?;
+    Ok(device)
+}
+
+#[allow(unused_variables)]
+fn flex_device(name: &str) -> Result<Device> {
+    #[cfg(feature = "flex")]
+    return Ok(Device::flex());
+    #[cfg(not(feature = "flex"))]
+    Err(not_compiled(name, "flex"))
+}
+
+#[allow(unused_variables)]
+fn tch_device(name: &str, gpu: Option<usize>) -> Result<Device> {
+    #[cfg(feature = "tch")]
+    return Ok(match gpu {
+        None => Device::libtorch(),
+        Some(index) => Device::libtorch_cuda(index),
+    });
+    #[cfg(not(feature = "tch"))]
+    Err(not_compiled(name, "tch"))
+}
+
+#[allow(unused_variables)]
+fn cuda_device(name: &str, index: usize) -> Result<Device> {
+    #[cfg(feature = "cuda")]
+    return Ok(Device::cuda(index));
+    #[cfg(not(feature = "cuda"))]
+    Err(not_compiled(name, "cuda"))
+}
+
+fn probe(name: &str, device: &Device) -> Result<()> {
+    let device = device.clone();
+    let outcome = std::panic::catch_unwind(move || {
+        let probe = Tensor::<1>::ones([1], &device);
+        probe.into_scalar::<f32>()
+    });
+    match outcome {
+        Ok(value) if value == 1.0 => Ok(()),
+        _ => Err(CleftError::Device(format!(
+            "device `{name}` is compiled in but not usable on this machine (no such GPU or \
+             driver?)"
+        ))),
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flex_and_cpu_alias_parse() {
+        assert!(parse_device("flex").is_ok());
+        assert!(parse_device("cpu").is_ok());
+    }
+
+    #[test]
+    fn unknown_device_lists_compiled_ones() {
+        let message = parse_device("tpu:0").unwrap_err().to_string();
+        assert!(message.contains("unknown device `tpu:0`"), "{message}");
+        assert!(message.contains("flex"), "{message}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_feature_names_the_feature() {
+        let message = parse_device("cuda:0").unwrap_err().to_string();
+        assert!(message.contains("`cuda` cargo feature"), "{message}");
+    }
+
+    #[test]
+    fn bad_gpu_index_is_reported() {
+        let message = parse_device("cuda:x").unwrap_err().to_string();
+        assert!(message.contains("cuda:x"), "{message}");
+    }
+}

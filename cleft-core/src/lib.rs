@@ -1,0 +1,41 @@
+//! # cleft-core
+//!
+//! Core of cleft-rs, a Rust implementation of CLEFT (Du et al., MICCAI 2024: language-image
+//! contrastive learning with a PEFT-adapted LLM text encoder and learned context prompts).
+//!
+//! - The five component traits: [`VisionEncoder`], [`TextEncoder`], [`PeftAdapter`],
+//!   [`PromptLearner`], [`ContrastiveObjective`] — object-safe, placed in a trainable model as
+//!   [`Component`]s (see [`bridge`]).
+//! - The [`registry`] of components and the TOML [`config`] that selects them by name.
+//! - The composed [`model::ClipModel`], stage-1 [`train`]ing and zero-shot [`eval`]uation.
+//! - Explicit [`device`] selection among the backends compiled in (`flex`, `tch`, `cuda`).
+
+pub mod bridge;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod model;
+pub mod objective;
+pub mod peft;
+pub mod prompt;
+pub mod registry;
+pub mod text;
+pub mod train;
+pub mod vision;
+
+pub use bridge::{Component, DynModule};
+pub use config::ExperimentConfig;
+pub use error::{CleftError, Result};
+pub use objective::{ContrastiveObjective, ObjectiveOutput};
+pub use peft::PeftAdapter;
+pub use prompt::PromptLearner;
+pub use registry::Registry;
+pub use text::{TextEncoder, TextTokenizer, TokenBatch};
+pub use vision::{VisionEncoder, VisionOutput};
+
+// Re-exported for the registration macros used by plugin crates.
+#[doc(hidden)]
+pub use inventory;
+pub use burn;

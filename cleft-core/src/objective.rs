@@ -1,0 +1,35 @@
+//! The [`ContrastiveObjective`] component trait: the image–text training loss.
+
+use burn::prelude::*;
+
+use crate::bridge::DynModule;
+
+/// Loss and scalar diagnostics of one objective evaluation.
+#[derive(Debug, Clone)]
+pub struct ObjectiveOutput {
+    /// Scalar loss, `[1]`.
+    pub loss: Tensor<1>,
+    /// Named scalar metrics (e.g. `i2t_acc`, `logit_scale`), already read back to the host.
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// A contrastive image–text objective owning its learnable temperature (logit scale).
+///
+/// Negatives are the columns of the similarity matrix: pass embeddings gathered from other
+/// devices as `text` (and `image`) to use them as extra negatives.
+pub trait ContrastiveObjective: DynModule {
+    /// Computes the loss.
+    ///
+    /// # Shapes
+    /// - `image`, `text`: `[B, D]`, L2-normalised embeddings; row `i` of each is a positive pair.
+    /// - `labels`: optional `[B, K]` multi-hot finding labels (objectives with soft targets use
+    ///   them; others ignore them).
+    /// - output: scalar loss `[1]`.
+    fn forward(&self, image: Tensor<2>, text: Tensor<2>, labels: Option<Tensor<2>>)
+    -> ObjectiveOutput;
+
+    /// Multiplier applied to cosine similarities at inference (`exp(logit_scale)`), `[1]`.
+    fn logit_scale(&self) -> Tensor<1>;
+}
+
+crate::component_trait!(ContrastiveObjective);

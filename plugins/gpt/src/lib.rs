@@ -1,0 +1,112 @@
+//! GPT-2-family causal text encoders for cleft (`type = "gpt2"`).
+//!
+//! HF `GPT2Model` architecture (incl. BioMedLM's inverse-layer-index attention scaling) with
+//! CLEFT's text pooling: the hidden state at the first pad/EOS position after the last real
+//! token. Random initialisation with configurable sizes; the default tokenizer is a built-in
+//! word-level radiology vocabulary, or any HF `tokenizer.json`.
+
+mod model;
+pub mod tokenizer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use burn::prelude::*;
+use cleft_core::registry::TextEncoderConfig;
+use cleft_core::text::TextPooling;
+use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
+use serde::{Deserialize, Serialize};
+
+pub use model::{Gpt2Attention, Gpt2Block, Gpt2Mlp, Gpt2Model};
+pub use tokenizer::HfTokenizer;
+
+/// GPT-2 hyper-parameters (HF `GPT2Config` names) and CLEFT text settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Gpt2Config {
+    /// Vocabulary size (at least the tokenizer's).
+    pub vocab_size: usize,
+    /// Maximum number of positions.
+    pub n_positions: usize,
+    /// Hidden size `E`.
+    pub n_embd: usize,
+    /// Number of blocks.
+    pub n_layer: usize,
+    /// Attention heads (`E` must be divisible by it).
+    pub n_head: usize,
+    /// MLP inner size; `None` means `4·E`.
+    pub n_inner: Option<usize>,
+    /// LayerNorm epsilon.
+    pub layer_norm_epsilon: f64,
+    /// Divide attention scores by `layer_idx + 1` (BioMedLM).
+    pub scale_attn_by_inverse_layer_idx: bool,
+    /// Text pooling (`first_pad` is CLEFT's).
+    pub pooling: TextPooling,
+    /// Maximum number of real tokens per text (CLEFT: 64).
+    pub max_len: usize,
+    /// HF `tokenizer.json`; `None` uses the built-in radiology word vocabulary.
+    pub tokenizer: Option<PathBuf>,
+    /// Pad/EOS token in `tokenizer` (GPT-2: `<|endoftext|>`).
+    pub pad_token: String,
+}
+
+impl Default for Gpt2Config {
+    fn default() -> Self {
+        Self {
+            vocab_size: 0,
+            n_positions: 128,
+            n_embd: 64,
+            n_layer: 2,
+            n_head: 4,
+            n_inner: None,
+            layer_norm_epsilon: 1e-5,
+            scale_attn_by_inverse_layer_idx: false,
+            pooling: TextPooling::FirstPad,
+            max_len: 64,
+            tokenizer: None,
+            pad_token: tokenizer::BUILTIN_EOS.to_string(),
+        }
+    }
+}
+
+impl Gpt2Config {
+    /// MLP inner size.
+    pub fn n_inner(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+
+    fn validate(&self) -> Result<(), CleftError> {
+        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+            return Err(CleftError::Invalid(format!(
+                "text.n_embd = {} is not divisible by text.n_head = {}",
+                self.n_embd, self.n_head
+            )));
+        }
+        if self.n_positions <= self.max_len {
+            return Err(CleftError::Invalid(format!(
+                "text.n_positions = {} must exceed text.max_len = {} (one pad position is pooled)",
+                self.n_positions, self.max_len
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[typetag::serde(name = "gpt2")]
+impl TextEncoderConfig for Gpt2Config {
+    fn build(&self, device: &Device) -> Result<Component<dyn TextEncoder>, CleftError> {
+        self.validate()?;
+        let tokenizer: Arc<dyn TextTokenizer> = match &self.tokenizer {
+            None => Arc::new(HfTokenizer::builtin_words()),
+            Some(path) => Arc::new(HfTokenizer::from_file(path, &self.pad_token)?),
+        };
+        Ok(Component::<dyn TextEncoder>::new(Gpt2Model::init(self, tokenizer, device)))
+    }
+}
+
+cleft_core::register_component!(
+    Text,
+    "gpt2",
+    "GPT-2 causal LM encoder (HF layout, BioMedLM inverse-layer scaling option), CLEFT first-pad pooling",
+    Gpt2Config
+);

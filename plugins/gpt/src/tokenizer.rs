@@ -1,0 +1,125 @@
+//! Tokenisation with the `tokenizers` crate, producing CLEFT-style right-padded batches.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use cleft_core::{CleftError, TextTokenizer, TokenBatch};
+use tokenizers::Tokenizer;
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::normalizers::Lowercase;
+use tokenizers::pre_tokenizers::whitespace::Whitespace;
+
+/// The built-in word list of radiology vocabulary (one or more words per line).
+const WORDS: &str = include_str!("words.txt");
+
+/// Pad/EOS token of the built-in vocabulary (id 0).
+pub const BUILTIN_EOS: &str = "<|endoftext|>";
+/// Unknown-word token of the built-in vocabulary (id 1).
+pub const BUILTIN_UNK: &str = "<|unk|>";
+
+/// A `tokenizers::Tokenizer` plus the pad/EOS id; encodes without special tokens, truncates to
+/// `max_len` real tokens and right-pads with at least one EOS after the last real token.
+#[derive(Debug, Clone)]
+pub struct HfTokenizer {
+    tokenizer: Tokenizer,
+    pad_id: u32,
+}
+
+impl HfTokenizer {
+    /// Loads `tokenizer.json`; `pad_token` (GPT-2 style: the EOS token) must be in its vocabulary.
+    pub fn from_file(path: &Path, pad_token: &str) -> Result<Self, CleftError> {
+        let tokenizer = Tokenizer::from_file(path)
+            .map_err(|e| CleftError::Data(format!("{}: cannot load tokenizer: {e}", path.display())))?;
+        let pad_id = tokenizer.token_to_id(pad_token).ok_or_else(|| {
+            CleftError::Data(format!("{}: pad token `{pad_token}` is not in the vocabulary", path.display()))
+        })?;
+        Ok(Self { tokenizer, pad_id })
+    }
+
+    /// The built-in lower-cased word-level radiology vocabulary (for tiny models and tests).
+    pub fn builtin_words() -> Self {
+        let mut vocab = HashMap::new();
+        for token in [BUILTIN_EOS, BUILTIN_UNK].into_iter().chain(WORDS.split_whitespace()) {
+            let next = vocab.len() as u32;
+            vocab.entry(token.to_string()).or_insert(next);
+        }
+        let model = WordLevel::builder()
+            .vocab(vocab.into_iter().collect())
+            .unk_token(BUILTIN_UNK.to_string())
+            .build()
+            .expect("the built-in vocabulary contains its unknown token");
+        let mut tokenizer = Tokenizer::new(model);
+        tokenizer.with_normalizer(Some(Lowercase));
+        tokenizer.with_pre_tokenizer(Some(Whitespace {}));
+        Self { tokenizer, pad_id: 0 }
+    }
+
+    /// Token ids of one text (no special tokens).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, CleftError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| CleftError::Data(format!("cannot tokenise {text:?}: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+}
+
+impl TextTokenizer for HfTokenizer {
+    fn encode_batch(&self, texts: &[String], max_len: usize) -> Result<TokenBatch, CleftError> {
+        let rows: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|text| self.encode(text).map(|ids| ids[..ids.len().min(max_len)].to_vec()))
+            .collect::<Result<_, _>>()?;
+        if let Some(empty) = rows.iter().position(Vec::is_empty) {
+            return Err(CleftError::Data(format!("text {empty} ({:?}) has no tokens", texts[empty])));
+        }
+        // One extra position so every row has a pad/EOS after its last real token.
+        let len = rows.iter().map(Vec::len).max().unwrap_or(0) + 1;
+        let mut batch = TokenBatch { ids: Vec::new(), mask: Vec::new(), batch: rows.len(), len };
+        for row in rows {
+            for position in 0..len {
+                let real = row.get(position);
+                batch.ids.push(i64::from(real.copied().unwrap_or(self.pad_id)));
+                batch.mask.push(i64::from(real.is_some()));
+            }
+        }
+        Ok(batch)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_vocabulary_knows_findings_and_pads_after_each_row() {
+        let tokenizer = HfTokenizer::builtin_words();
+        let texts = vec!["Pleural effusion".to_string(), "this is a chest x ray".to_string()];
+        let batch = tokenizer.encode_batch(&texts, 64).unwrap();
+        assert_eq!((batch.batch, batch.len), (2, 7));
+        assert_eq!(&batch.mask[..7], &[1, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(&batch.mask[7..], &[1, 1, 1, 1, 1, 1, 0]);
+        assert!(batch.ids.iter().all(|&id| id != 1), "no unknown words: {:?}", batch.ids);
+        assert_eq!(batch.ids[2], 0, "padding is the EOS id");
+    }
+
+    #[test]
+    fn truncates_to_max_len_and_keeps_one_pad() {
+        let tokenizer = HfTokenizer::builtin_words();
+        let batch = tokenizer.encode_batch(&["a b c d e".to_string()], 3).unwrap();
+        assert_eq!(batch.len, 4);
+        assert_eq!(batch.mask, vec![1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn unknown_words_map_to_unk_and_empty_text_is_an_error() {
+        let tokenizer = HfTokenizer::builtin_words();
+        let ids = tokenizer.encode("zebra").unwrap();
+        assert_eq!(ids, vec![1]);
+        assert!(tokenizer.encode_batch(&["".to_string()], 8).is_err());
+    }
+}

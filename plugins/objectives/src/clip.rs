@@ -1,0 +1,166 @@
+//! CLIP's symmetric InfoNCE loss with a learnable logit scale.
+//!
+//! CLEFT (reference code): `s = exp(logit_scale)·img·txtᵀ`, loss `CE(s, arange) + CE(sᵀ, arange)`
+//! summed, logit scale initialised at `ln(1/0.07)` and not clamped. open_clip averages the two
+//! terms and clamps the scale at 100.
+
+use burn::module::{Module, Param};
+use burn::prelude::*;
+use burn::tensor::Int;
+use burn::tensor::activation::log_softmax;
+use cleft_core::registry::ObjectiveConfig;
+use cleft_core::{CleftError, Component, ContrastiveObjective, ObjectiveOutput};
+use serde::{Deserialize, Serialize};
+
+/// How the image→text and text→image terms are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduction {
+    /// `CE(s) + CE(sᵀ)` (CLEFT).
+    Sum,
+    /// `(CE(s) + CE(sᵀ)) / 2` (open_clip).
+    Mean,
+}
+
+/// `[objective] type = "clip"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClipLossConfig {
+    /// Term combination.
+    pub reduction: Reduction,
+    /// Initial logit scale (log of the inverse temperature).
+    pub init_logit_scale: f64,
+    /// Clamp the logit scale at this value (open_clip: ln 100); `None` = no clamp (CLEFT).
+    pub max_logit_scale: Option<f64>,
+    /// Whether the logit scale is trained.
+    pub learnable: bool,
+}
+
+impl Default for ClipLossConfig {
+    fn default() -> Self {
+        Self {
+            reduction: Reduction::Sum,
+            init_logit_scale: (1.0f64 / 0.07).ln(),
+            max_logit_scale: None,
+            learnable: true,
+        }
+    }
+}
+
+/// The CLIP InfoNCE objective.
+#[derive(Module, Debug)]
+pub struct ClipInfoNce {
+    /// Log inverse temperature, `[1]`.
+    pub logit_scale: Param<Tensor<1>>,
+    #[module(skip)]
+    reduction: Reduction,
+    #[module(skip)]
+    max_logit_scale: Option<f64>,
+}
+
+impl ClipInfoNce {
+    /// Builds the objective on `device`.
+    pub fn init(config: &ClipLossConfig, device: &Device) -> Self {
+        let scale = Param::from_tensor(Tensor::from_floats([config.init_logit_scale as f32], device));
+        Self {
+            logit_scale: if config.learnable { scale } else { scale.set_require_grad(false) },
+            reduction: config.reduction,
+            max_logit_scale: config.max_logit_scale,
+        }
+    }
+
+    fn clamped_scale(&self) -> Tensor<1> {
+        let scale = self.logit_scale.val();
+        match self.max_logit_scale {
+            Some(max) => scale.clamp_max(max),
+            None => scale,
+        }
+    }
+}
+
+/// Mean cross-entropy of each row of `logits` against the diagonal target.
+///
+/// # Shapes
+/// - `logits`: `[B, B]`; output `[1]`.
+fn diagonal_cross_entropy(logits: Tensor<2>) -> Tensor<1> {
+    let [batch, _] = logits.dims();
+    let targets = Tensor::<1, Int>::arange(0..batch as i64, &logits.device()).reshape([batch, 1]);
+    log_softmax(logits, 1).gather(1, targets).mean().neg()
+}
+
+impl ContrastiveObjective for ClipInfoNce {
+    fn forward(&self, image: Tensor<2>, text: Tensor<2>, _labels: Option<Tensor<2>>) -> ObjectiveOutput {
+        let scale = self.clamped_scale();
+        let logits = image.matmul(text.transpose()) * scale.clone().exp().unsqueeze();
+        let image_to_text = diagonal_cross_entropy(logits.clone());
+        let text_to_image = diagonal_cross_entropy(logits.clone().transpose());
+        let loss = match self.reduction {
+            Reduction::Sum => image_to_text + text_to_image,
+            Reduction::Mean => (image_to_text + text_to_image) / 2.0,
+        };
+        let [batch, _] = logits.dims();
+        let predicted = logits.argmax(1).reshape([batch]);
+        let truth = Tensor::<1, Int>::arange(0..batch as i64, &predicted.device());
+        let accuracy = predicted.equal(truth).float().mean().into_scalar::<f64>();
+        ObjectiveOutput {
+            loss,
+            metrics: vec![
+                ("i2t_acc".into(), accuracy),
+                ("logit_scale".into(), scale.into_scalar::<f64>()),
+            ],
+        }
+    }
+
+    fn logit_scale(&self) -> Tensor<1> {
+        self.clamped_scale().exp()
+    }
+}
+
+#[typetag::serde(name = "clip")]
+impl ObjectiveConfig for ClipLossConfig {
+    fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
+        Ok(Component::<dyn ContrastiveObjective>::new(ClipInfoNce::init(self, device)))
+    }
+}
+
+cleft_core::register_component!(
+    Objective,
+    "clip",
+    "CLIP symmetric InfoNCE, sum (CLEFT) or mean (open_clip), learnable logit scale",
+    ClipLossConfig
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn loss(reduction: Reduction, image: &[[f32; 2]], text: &[[f32; 2]], scale: f64) -> f64 {
+        let device = Device::flex();
+        let config = ClipLossConfig { reduction, init_logit_scale: scale, ..Default::default() };
+        let objective = ClipInfoNce::init(&config, &device);
+        let to_tensor = |rows: &[[f32; 2]]| {
+            let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+            Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), 2]), &device)
+        };
+        objective.forward(to_tensor(image), to_tensor(text), None).loss.into_scalar::<f64>()
+    }
+
+    /// Hand-computed: with unit vectors at 0° and 90° and scale exp(0) = 1, every row of the
+    /// logits is `[1, 0]` or `[0, 1]` with the positive on the diagonal, so each CE term is
+    /// `ln(1 + e^-1)`.
+    #[test]
+    fn orthogonal_pairs_match_the_closed_form() {
+        let pairs = [[1.0, 0.0], [0.0, 1.0]];
+        let term = (1.0 + (-1.0f64).exp()).ln();
+        assert!((loss(Reduction::Sum, &pairs, &pairs, 0.0) - 2.0 * term).abs() < 1e-6);
+        assert!((loss(Reduction::Mean, &pairs, &pairs, 0.0) - term).abs() < 1e-6);
+    }
+
+    /// Identical embeddings for every sample carry no signal: each CE is `ln B`.
+    #[test]
+    fn indistinguishable_pairs_give_log_batch() {
+        let same = [[0.6, 0.8]; 4];
+        assert!((loss(Reduction::Sum, &same, &same, 2.0) - 2.0 * 4f64.ln()).abs() < 1e-5);
+    }
+}

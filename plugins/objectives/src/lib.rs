@@ -1,0 +1,5 @@
+//! Contrastive objectives for cleft (`[objective] type = "clip"`).
+
+mod clip;
+
+pub use clip::{ClipInfoNce, ClipLossConfig, Reduction};

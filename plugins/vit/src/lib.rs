@@ -1,0 +1,138 @@
+//! Vision Transformer image encoders for cleft (`type = "vit"`).
+//!
+//! A DINOv2-style ViT (CLEFT's image tower: `dinov2_vitb14_reg`) with optional register tokens,
+//! LayerScale, LayerNorm eps 1e-6, position embeddings resized bicubically from the native grid,
+//! and CLEFT's pooling (mean of all tokens before the final norm). Random initialisation with
+//! configurable sizes; presets for the paper's sizes.
+
+mod model;
+
+use burn::prelude::*;
+use cleft_core::registry::VisionEncoderConfig;
+use cleft_core::{CleftError, Component, VisionEncoder};
+use serde::{Deserialize, Serialize};
+
+pub use model::Dinov2Model;
+
+/// How the ViT pools its tokens into one image feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VitPooling {
+    /// Mean of all tokens (CLS, registers, patches) before the final norm (CLEFT's `--pool_feat`).
+    PrenormMean,
+    /// The CLS token after the final norm.
+    Cls,
+    /// Mean of all tokens after the final norm.
+    Mean,
+}
+
+/// ViT hyper-parameters (HF `Dinov2Config` names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VitConfig {
+    /// Named preset applied first (`vit-s14`, `vit-b14-reg`, `vit-b16`); explicit fields in the
+    /// same section are ignored when a preset is set, so keep one or the other.
+    pub preset: Option<String>,
+    /// Native (and expected input) image side in pixels.
+    pub image_size: usize,
+    /// Patch side in pixels.
+    pub patch_size: usize,
+    /// Input channels.
+    pub num_channels: usize,
+    /// Hidden size `D`.
+    pub hidden_size: usize,
+    /// Number of blocks.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// MLP hidden size as a multiple of `D`.
+    pub mlp_ratio: f64,
+    /// Register tokens (0 = none).
+    pub num_register_tokens: usize,
+    /// Initial LayerScale value.
+    pub layerscale_value: f64,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+    /// Pooling mode.
+    pub pooling: VitPooling,
+}
+
+impl Default for VitConfig {
+    fn default() -> Self {
+        Self {
+            preset: None,
+            image_size: 32,
+            patch_size: 8,
+            num_channels: 1,
+            hidden_size: 64,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            mlp_ratio: 4.0,
+            num_register_tokens: 0,
+            layerscale_value: 1.0,
+            layer_norm_eps: 1e-6,
+            pooling: VitPooling::PrenormMean,
+        }
+    }
+}
+
+impl VitConfig {
+    /// The configuration after applying `preset`, if any.
+    pub fn resolved(&self) -> Result<Self, CleftError> {
+        let base = |hidden_size, heads, patch_size, registers| Self {
+            preset: None,
+            image_size: 224,
+            patch_size,
+            num_channels: 3,
+            hidden_size,
+            num_hidden_layers: 12,
+            num_attention_heads: heads,
+            num_register_tokens: registers,
+            pooling: self.pooling,
+            ..Self::default()
+        };
+        let resolved = match self.preset.as_deref() {
+            None => self.clone(),
+            Some("vit-s14") => base(384, 6, 14, 0),
+            Some("vit-b14-reg") => base(768, 12, 14, 4),
+            Some("vit-b16") => base(768, 12, 16, 0),
+            Some(other) => {
+                return Err(CleftError::Invalid(format!(
+                    "vision.preset = `{other}` is unknown; presets: vit-s14, vit-b14-reg, vit-b16"
+                )));
+            }
+        };
+        resolved.validate()?;
+        Ok(resolved)
+    }
+
+    fn validate(&self) -> Result<(), CleftError> {
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(CleftError::Invalid(format!(
+                "vision.hidden_size = {} is not divisible by vision.num_attention_heads = {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+            return Err(CleftError::Invalid(format!(
+                "vision.image_size = {} is not a multiple of vision.patch_size = {}",
+                self.image_size, self.patch_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[typetag::serde(name = "vit")]
+impl VisionEncoderConfig for VitConfig {
+    fn build(&self, device: &Device) -> Result<Component<dyn VisionEncoder>, CleftError> {
+        Ok(Component::<dyn VisionEncoder>::new(Dinov2Model::init(&self.resolved()?, device)))
+    }
+}
+
+cleft_core::register_component!(
+    Vision,
+    "vit",
+    "DINOv2-style ViT (registers, LayerScale, bicubic pos-embed resize), CLEFT pre-norm mean pooling",
+    VitConfig
+);

@@ -1,0 +1,290 @@
+//! DINOv2-style Vision Transformer (HF `Dinov2Model` / `Dinov2WithRegistersModel` layout).
+//!
+//! Reference: Oquab et al. 2023 (DINOv2), Darcet et al. 2024 (registers); HF
+//! `transformers/models/dinov2/modeling_dinov2.py`. Module names mirror HF keys:
+//! `embeddings.{cls_token,mask_token,register_tokens,position_embeddings}`,
+//! `embeddings.patch_embeddings.projection`, `encoder.layer.N.{norm1,attention.attention.{query,
+//! key,value},attention.output.dense,layer_scale1.lambda1,norm2,mlp.{fc1,fc2},layer_scale2.lambda1}`,
+//! `layernorm`.
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::interpolate::{Interpolate2dConfig, InterpolateMode};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::{gelu, softmax};
+use cleft_core::{VisionEncoder, VisionOutput};
+
+use crate::{VitConfig, VitPooling};
+
+/// Patch projection: a `patch × patch` convolution with stride `patch`.
+#[derive(Module, Debug)]
+pub struct PatchEmbeddings {
+    /// `[D, C, p, p]` convolution.
+    pub projection: Conv2d,
+}
+
+/// Class, register and position embeddings plus the patch projection.
+#[derive(Module, Debug)]
+pub struct Embeddings {
+    /// `[1, 1, D]`.
+    pub cls_token: Param<Tensor<3>>,
+    /// `[1, D]`, used only by masked-image pre-training; kept for checkpoint parity.
+    pub mask_token: Param<Tensor<2>>,
+    /// `[1, R, D]` register tokens (`None` without registers).
+    pub register_tokens: Option<Param<Tensor<3>>>,
+    /// `[1, 1 + G·G, D]` for the native grid `G`.
+    pub position_embeddings: Param<Tensor<3>>,
+    /// Patch projection.
+    pub patch_embeddings: PatchEmbeddings,
+}
+
+/// Query/key/value projections.
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    /// `[D, D]`.
+    pub query: Linear,
+    /// `[D, D]`.
+    pub key: Linear,
+    /// `[D, D]`.
+    pub value: Linear,
+}
+
+/// Attention output projection.
+#[derive(Module, Debug)]
+pub struct SelfOutput {
+    /// `[D, D]`.
+    pub dense: Linear,
+}
+
+/// Multi-head self-attention.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// Q/K/V.
+    pub attention: SelfAttention,
+    /// Output projection.
+    pub output: SelfOutput,
+}
+
+/// Per-channel residual scaling.
+#[derive(Module, Debug)]
+pub struct LayerScale {
+    /// `[D]`.
+    pub lambda1: Param<Tensor<1>>,
+}
+
+/// Two-layer GELU MLP.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// `[D, hidden]`.
+    pub fc1: Linear,
+    /// `[hidden, D]`.
+    pub fc2: Linear,
+}
+
+/// One pre-norm block with LayerScale.
+#[derive(Module, Debug)]
+pub struct Layer {
+    /// Norm before attention.
+    pub norm1: LayerNorm,
+    /// Attention.
+    pub attention: Attention,
+    /// Scale of the attention branch.
+    pub layer_scale1: LayerScale,
+    /// Norm before the MLP.
+    pub norm2: LayerNorm,
+    /// MLP.
+    pub mlp: Mlp,
+    /// Scale of the MLP branch.
+    pub layer_scale2: LayerScale,
+}
+
+/// The block stack.
+#[derive(Module, Debug)]
+pub struct Encoder {
+    /// Blocks.
+    pub layer: Vec<Layer>,
+}
+
+/// The DINOv2 ViT.
+#[derive(Module, Debug)]
+pub struct Dinov2Model {
+    /// Embeddings.
+    pub embeddings: Embeddings,
+    /// Blocks.
+    pub encoder: Encoder,
+    /// Final norm.
+    pub layernorm: LayerNorm,
+    #[module(skip)]
+    heads: usize,
+    #[module(skip)]
+    patch_size: usize,
+    #[module(skip)]
+    image_size: usize,
+    #[module(skip)]
+    channels: usize,
+    #[module(skip)]
+    pooling: VitPooling,
+}
+
+impl Layer {
+    fn attention(&self, x: Tensor<3>, heads: usize) -> Tensor<3> {
+        let [batch, len, dim] = x.dims();
+        let head_dim = dim / heads;
+        let split = |t: Tensor<3>| t.reshape([batch, len, heads, head_dim]).swap_dims(1, 2);
+        let attn = &self.attention.attention;
+        let q = split(attn.query.forward(x.clone()));
+        let k = split(attn.key.forward(x.clone()));
+        let v = split(attn.value.forward(x));
+        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
+        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([batch, len, dim]);
+        self.attention.output.dense.forward(context)
+    }
+
+    /// # Shapes
+    /// - `x`: `[B, N, D]`; output `[B, N, D]`.
+    pub fn forward(&self, x: Tensor<3>, heads: usize) -> Tensor<3> {
+        let scale = |s: &LayerScale| s.lambda1.val().reshape([1, 1, -1]);
+        let attended = self.attention(self.norm1.forward(x.clone()), heads);
+        let x = x + attended * scale(&self.layer_scale1);
+        let hidden = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
+        x + hidden * scale(&self.layer_scale2)
+    }
+}
+
+fn normal_param<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, 0.02), device))
+}
+
+impl Dinov2Model {
+    /// Randomly initialised model (truncated-normal-like N(0, 0.02) weights, LayerScale at
+    /// `config.layerscale_value`).
+    pub fn init(config: &VitConfig, device: &Device) -> Self {
+        let d = config.hidden_size;
+        let normal = burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 };
+        let linear = |i, o| LinearConfig::new(i, o).with_initializer(normal.clone()).init(device);
+        let norm = || LayerNormConfig::new(d).with_epsilon(config.layer_norm_eps).init(device);
+        let scale = || LayerScale {
+            lambda1: Param::from_tensor(Tensor::full([d], config.layerscale_value, device)),
+        };
+        let hidden = (d as f64 * config.mlp_ratio) as usize;
+        let grid = config.image_size / config.patch_size;
+        let layer = |_| Layer {
+            norm1: norm(),
+            attention: Attention {
+                attention: SelfAttention { query: linear(d, d), key: linear(d, d), value: linear(d, d) },
+                output: SelfOutput { dense: linear(d, d) },
+            },
+            layer_scale1: scale(),
+            norm2: norm(),
+            mlp: Mlp { fc1: linear(d, hidden), fc2: linear(hidden, d) },
+            layer_scale2: scale(),
+        };
+        Self {
+            embeddings: Embeddings {
+                cls_token: normal_param([1, 1, d], device),
+                mask_token: Param::from_tensor(Tensor::zeros([1, d], device)),
+                register_tokens: (config.num_register_tokens > 0)
+                    .then(|| normal_param([1, config.num_register_tokens, d], device)),
+                position_embeddings: normal_param([1, 1 + grid * grid, d], device),
+                patch_embeddings: PatchEmbeddings {
+                    projection: Conv2dConfig::new(
+                        [config.num_channels, d],
+                        [config.patch_size, config.patch_size],
+                    )
+                    .with_stride([config.patch_size, config.patch_size])
+                    .init(device),
+                },
+            },
+            encoder: Encoder { layer: (0..config.num_hidden_layers).map(layer).collect() },
+            layernorm: norm(),
+            heads: config.num_attention_heads,
+            patch_size: config.patch_size,
+            image_size: config.image_size,
+            channels: config.num_channels,
+            pooling: config.pooling,
+        }
+    }
+
+    /// Position embeddings resized (bicubic) from the native grid to `rows × cols`.
+    ///
+    /// # Shapes
+    /// - output `[1, 1 + rows·cols, D]`.
+    fn position_embeddings(&self, rows: usize, cols: usize) -> Tensor<3> {
+        let table = self.embeddings.position_embeddings.val();
+        let [_, tokens, dim] = table.dims();
+        let grid = ((tokens - 1) as f64).sqrt() as usize;
+        if rows == grid && cols == grid {
+            return table;
+        }
+        let cls = table.clone().slice([0..1, 0..1]);
+        let patches = table.slice([0..1, 1..tokens]).reshape([1, grid, grid, dim]).permute([0, 3, 1, 2]);
+        let resized = Interpolate2dConfig::new()
+            .with_output_size(Some([rows, cols]))
+            .with_mode(InterpolateMode::Cubic)
+            .init()
+            .forward(patches);
+        let patches = resized.permute([0, 2, 3, 1]).reshape([1, rows * cols, dim]);
+        Tensor::cat(vec![cls, patches], 1)
+    }
+
+    /// Token states of the final block, before the final norm.
+    ///
+    /// # Shapes
+    /// - `images`: `[B, C, H, W]`; output `[B, 1 + R + (H/p)(W/p), D]`.
+    pub fn prenorm_tokens(&self, images: Tensor<4>) -> Tensor<3> {
+        let [batch, _, height, width] = images.dims();
+        let (rows, cols) = (height / self.patch_size, width / self.patch_size);
+        let patches = self.embeddings.patch_embeddings.projection.forward(images);
+        let dim = patches.dims()[1];
+        let patches = patches.reshape([batch, dim, rows * cols]).swap_dims(1, 2);
+        let cls = self.embeddings.cls_token.val().expand([batch, 1, dim]);
+        let x = Tensor::cat(vec![cls, patches], 1) + self.position_embeddings(rows, cols);
+        let x = match &self.embeddings.register_tokens {
+            None => x,
+            Some(registers) => {
+                let registers = registers.val();
+                let count = registers.dims()[1];
+                let tokens = x.dims()[1];
+                Tensor::cat(
+                    vec![
+                        x.clone().slice([0..batch, 0..1]),
+                        registers.expand([batch, count, dim]),
+                        x.slice([0..batch, 1..tokens]),
+                    ],
+                    1,
+                )
+            }
+        };
+        self.encoder.layer.iter().fold(x, |x, layer| layer.forward(x, self.heads))
+    }
+}
+
+impl VisionEncoder for Dinov2Model {
+    fn forward(&self, images: Tensor<4>) -> VisionOutput {
+        let prenorm = self.prenorm_tokens(images);
+        let [batch, tokens, dim] = prenorm.dims();
+        let pooled = match self.pooling {
+            VitPooling::PrenormMean => prenorm.clone().mean_dim(1).reshape([batch, dim]),
+            VitPooling::Cls => {
+                self.layernorm.forward(prenorm.clone().slice([0..batch, 0..1])).reshape([batch, dim])
+            }
+            VitPooling::Mean => self.layernorm.forward(prenorm.clone()).mean_dim(1).reshape([batch, dim]),
+        };
+        debug_assert!(tokens > 0);
+        VisionOutput { pooled, tokens: Some(self.layernorm.forward(prenorm)) }
+    }
+
+    fn dim(&self) -> usize {
+        self.layernorm.gamma.dims()[0]
+    }
+
+    fn channels(&self) -> usize {
+        self.channels
+    }
+
+    fn image_size(&self) -> usize {
+        self.image_size
+    }
+}

@@ -1,0 +1,26 @@
+//! End-to-end tests across cleft crates live in `tests/`; this library holds shared helpers.
+
+use cleft_core::{ExperimentConfig, Registry};
+
+/// The tiny CPU configuration shipped in `configs/tiny/cleft.toml`.
+pub const TINY_CONFIG: &str = include_str!("../../configs/tiny/cleft.toml");
+
+/// The registry of every built-in plugin.
+pub fn registry() -> Registry {
+    cleft_builtins::registry()
+}
+
+/// Parses config text with the built-in registry.
+pub fn parse(text: &str) -> cleft_core::Result<ExperimentConfig> {
+    ExperimentConfig::parse(text, "test.toml", &registry())
+}
+
+/// The tiny configuration shrunk further for fast tests, writing into `run_dir`.
+pub fn fast_config(run_dir: &std::path::Path, steps: usize) -> ExperimentConfig {
+    let mut config = parse(TINY_CONFIG).expect("tiny config parses");
+    config.train.steps = steps;
+    config.train.batch_size = 16;
+    config.train.warmup_steps = 2;
+    config.output.dir = run_dir.to_path_buf();
+    config
+}

@@ -1,0 +1,130 @@
+//! Configuration: registry coverage, error messages, resolved-config round trip.
+
+use cleft_core::registry::ComponentKind;
+use cleft_tests::{TINY_CONFIG, parse, registry};
+
+const BASE: &str = r#"
+[vision]
+type = "vit"
+
+[text]
+type = "gpt2"
+
+[objective]
+type = "clip"
+
+[data]
+type = "synthetic-cxr"
+"#;
+
+#[test]
+fn the_builtin_plugins_are_all_linked_and_registered() {
+    let registry = registry();
+    assert_eq!(registry.names(ComponentKind::Vision), ["vit"]);
+    assert_eq!(registry.names(ComponentKind::Text), ["gpt2"]);
+    assert_eq!(registry.names(ComponentKind::Peft), ["lora"]);
+    assert_eq!(registry.names(ComponentKind::Objective), ["clip"]);
+    assert_eq!(registry.names(ComponentKind::Dataset), ["synthetic-cxr"]);
+}
+
+/// A minimal config with `name` as the component of `kind` and the defaults elsewhere; `extra`
+/// is appended to that component's section.
+fn minimal(kind: ComponentKind, name: &str, extra: &str) -> String {
+    let defaults = [
+        (ComponentKind::Vision, "vit"),
+        (ComponentKind::Text, "gpt2"),
+        (ComponentKind::Objective, "clip"),
+        (ComponentKind::Dataset, "synthetic-cxr"),
+        (ComponentKind::Peft, ""),
+        (ComponentKind::Prompt, ""),
+    ];
+    let mut text = String::new();
+    for (section_kind, default) in defaults {
+        let chosen = if section_kind == kind { name } else { default };
+        if !chosen.is_empty() {
+            text += &format!("[{}]\ntype = \"{chosen}\"\n", section_kind.section());
+            if section_kind == kind {
+                text += extra;
+            }
+        }
+    }
+    text
+}
+
+/// Guards against the linker dropping a plugin crate and against configs that cannot be written
+/// minimally: every registered name deserialises from `type = "name"` alone, serialises back
+/// under the same name, and rejects an unknown key naming its path.
+#[test]
+fn every_registered_name_deserialises_and_rejects_unknown_keys() {
+    let registry = registry();
+    let mut checked = 0;
+    for entry in registry.iter() {
+        let section = entry.kind().section();
+        let config = parse(&minimal(entry.kind(), entry.name, ""))
+            .unwrap_or_else(|e| panic!("{section} `{}`: {e}", entry.name));
+        let resolved = config.to_toml().unwrap();
+        assert!(resolved.contains(&format!("type = \"{}\"", entry.name)), "{resolved}");
+
+        let message = parse(&minimal(entry.kind(), entry.name, "not_a_field = 1\n")).unwrap_err().to_string();
+        assert!(message.contains(&format!("unknown key `{section}.not_a_field`")), "{message}");
+        checked += 1;
+    }
+    assert!(checked >= 5);
+}
+
+#[test]
+fn a_typo_in_a_key_names_its_dotted_path_and_line() {
+    let text = BASE.replace("type = \"vit\"", "type = \"vit\"\nhiden_size = 32");
+    let message = parse(&text).unwrap_err().to_string();
+    assert!(message.starts_with("test.toml:4:"), "{message}");
+    assert!(message.contains("unknown key `vision.hiden_size`"), "{message}");
+    assert!(message.contains("hidden_size"), "lists the expected keys: {message}");
+}
+
+#[test]
+fn a_typo_in_a_core_section_names_its_path() {
+    let text = format!("{BASE}\n[train]\nstep = 3\n");
+    let message = parse(&text).unwrap_err().to_string();
+    assert!(message.contains("unknown key `train.step`"), "{message}");
+    assert!(message.contains("test.toml:16:"), "{message}");
+}
+
+#[test]
+fn an_unknown_type_lists_the_registered_names() {
+    let message = parse(&BASE.replace("\"clip\"", "\"clipp\"")).unwrap_err().to_string();
+    assert!(message.contains("unknown objective `clipp`"), "{message}");
+    assert!(message.contains("clip"), "{message}");
+    assert!(message.contains("test.toml:9:"), "{message}");
+}
+
+#[test]
+fn a_bad_value_names_the_path_and_expected_form() {
+    let message = parse(&BASE.replace("type = \"gpt2\"", "type = \"gpt2\"\nn_layer = \"two\""))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("`text.n_layer`"), "{message}");
+    assert!(message.contains("expected usize") || message.contains("integer"), "{message}");
+}
+
+#[test]
+fn an_unknown_section_and_a_missing_section_are_reported() {
+    let message = parse(&format!("{BASE}\n[trian]\n")).unwrap_err().to_string();
+    assert!(message.contains("unknown section `trian`"), "{message}");
+    let message = parse(&BASE.replace("[data]\ntype = \"synthetic-cxr\"", "")).unwrap_err().to_string();
+    assert!(message.contains("missing required section `[data]`"), "{message}");
+}
+
+#[test]
+fn the_resolved_config_reloads_to_the_same_config_and_model() {
+    let config = parse(TINY_CONFIG).unwrap();
+    let resolved = config.to_toml().unwrap();
+    let reloaded = parse(&resolved).unwrap();
+    assert_eq!(reloaded.to_toml().unwrap(), resolved, "resolving is idempotent");
+
+    let device = cleft_core::burn::prelude::Device::flex();
+    use cleft_core::burn::module::Module;
+    let a = cleft_core::model::ClipModel::build(&config, &device).unwrap();
+    let b = cleft_core::model::ClipModel::build(&reloaded, &device).unwrap();
+    assert_eq!(a.num_params(), b.num_params());
+    assert_eq!(format!("{a}"), format!("{b}"), "same architecture");
+}

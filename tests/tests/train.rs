@@ -1,0 +1,81 @@
+//! Stage-1 training end to end on the tiny configuration.
+
+use cleft_core::burn::module::{Module, ModuleVisitor, Param};
+use cleft_core::burn::prelude::*;
+use cleft_core::model::ClipModel;
+use cleft_core::train::{TrainOptions, train_contrastive};
+use cleft_tests::fast_config;
+
+#[derive(Default)]
+struct Params {
+    path: Vec<String>,
+    values: Vec<(String, Vec<f32>)>,
+}
+
+impl ModuleVisitor for Params {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.into());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.values.push((self.path.join("."), param.val().into_data().try_to_vec::<f32>().unwrap()));
+    }
+}
+
+fn params(model: &ClipModel) -> Vec<(String, Vec<f32>)> {
+    let mut visitor = Params::default();
+    model.visit(&mut visitor);
+    visitor.values
+}
+
+fn initial_model(config: &cleft_core::ExperimentConfig) -> ClipModel {
+    let device = Device::flex();
+    device.seed(config.train.seed);
+    ClipModel::build(config, &device.autodiff()).unwrap()
+}
+
+#[test]
+fn initialisation_is_seeded() {
+    let dir = std::env::temp_dir().join("cleft-seeded");
+    let config = fast_config(&dir, 1);
+    assert_eq!(params(&initial_model(&config)), params(&initial_model(&config)));
+}
+
+#[test]
+fn training_lowers_the_loss_trains_lora_and_keeps_the_base_llm_frozen() {
+    let dir = std::env::temp_dir().join(format!("cleft-train-{}", std::process::id()));
+    let config = fast_config(&dir, 40);
+    let before = params(&initial_model(&config));
+    let outcome = train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+
+    let losses: Vec<f64> = outcome.history.iter().map(|m| m.loss).collect();
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    assert!(
+        mean(&losses[losses.len() - 8..]) < 0.8 * mean(&losses[..8]),
+        "loss should fall: {losses:?}"
+    );
+
+    let after = params(&outcome.model);
+    let base: Vec<_> = before.iter().filter(|(p, _)| p.starts_with("text.")).collect();
+    assert!(!base.is_empty());
+    for (path, old) in &base {
+        let new = &after.iter().find(|(p, _)| p == path).unwrap().1;
+        assert_eq!(old, new, "{path} belongs to the frozen base LLM");
+    }
+    let adapters: Vec<_> = after
+        .iter()
+        .filter(|(p, _)| p.starts_with("text.") && !before.iter().any(|(q, _)| q == p))
+        .collect();
+    assert_eq!(adapters.len(), 2 * 2, "A and B per c_attn in 2 layers: {adapters:?}");
+    let vision = |set: &[(String, Vec<f32>)]| set.iter().find(|(p, _)| p == "vision.layernorm.gamma").unwrap().1.clone();
+    assert_ne!(vision(&before), vision(&after), "the image encoder trains");
+
+    for file in ["config.toml", "metrics.jsonl", "model.safetensors"] {
+        assert!(dir.join(file).is_file(), "{file} missing in the run dir");
+    }
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().count();
+    assert_eq!(lines, 40);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
