@@ -249,7 +249,9 @@ fn field_error(source: &Source, section: &str, error: FieldError) -> CleftError 
         .and_then(|rest| rest.split_once('`'))
         .map(|(key, _)| key);
     if let Some(key) = unknown {
-        path.push(key);
+        if path.last() != Some(&key) {
+            path.push(key);
+        }
         let dotted = path.join(".");
         let expected = error.message.split_once(", ").map(|(_, rest)| rest).unwrap_or("");
         return source.error(&path, format!("unknown key `{dotted}`; {expected}"));

@@ -1,6 +1,6 @@
 //! The composed CLIP-style model: vision and text encoders, projections, objective.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Int;
@@ -39,7 +39,31 @@ pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+/// Serialises seeded initialisation: burn draws random weights from a per-backend global RNG, so
+/// two models built concurrently would interleave their draws.
+static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl ClipModel {
+    /// Builds the model with the backend RNG seeded by `seed` first; the same config and seed give
+    /// bit-identical weights (initialisations are serialised within the process).
+    pub fn build_seeded(config: &ExperimentConfig, device: &Device, seed: u64) -> Result<Self> {
+        let _guard = SEEDED_INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        device.seed(seed);
+        let model = Self::build(config, device)?;
+        // burn initialises parameters lazily, on first access: draw them all now, in visit
+        // order, while the seeded RNG is ours.
+        model.visit(&mut Materialize);
+        Ok(model)
+    }
+
     /// Builds every component from `config` on `device` (PEFT applied to the text encoder).
     pub fn build(config: &ExperimentConfig, device: &Device) -> Result<Self> {
         let vision = config.vision.build(device)?;

@@ -86,7 +86,7 @@ fn a_typo_in_a_core_section_names_its_path() {
     let text = format!("{BASE}\n[train]\nstep = 3\n");
     let message = parse(&text).unwrap_err().to_string();
     assert!(message.contains("unknown key `train.step`"), "{message}");
-    assert!(message.contains("test.toml:16:"), "{message}");
+    assert!(message.contains("test.toml:15:"), "{message}");
 }
 
 #[test]

@@ -31,16 +31,15 @@ fn params(model: &ClipModel) -> Vec<(String, Vec<f32>)> {
 }
 
 fn initial_model(config: &cleft_core::ExperimentConfig) -> ClipModel {
-    let device = Device::flex();
-    device.seed(config.train.seed);
-    ClipModel::build(config, &device.autodiff()).unwrap()
+    ClipModel::build_seeded(config, &Device::flex().autodiff(), config.train.seed).unwrap()
 }
 
 #[test]
 fn initialisation_is_seeded() {
     let dir = std::env::temp_dir().join("cleft-seeded");
     let config = fast_config(&dir, 1);
-    assert_eq!(params(&initial_model(&config)), params(&initial_model(&config)));
+    let (a, b) = (params(&initial_model(&config)), params(&initial_model(&config)));
+    assert!(a == b, "two seeded builds differ");
 }
 
 #[test]
@@ -58,18 +57,21 @@ fn training_lowers_the_loss_trains_lora_and_keeps_the_base_llm_frozen() {
     );
 
     let after = params(&outcome.model);
-    let base: Vec<_> = before.iter().filter(|(p, _)| p.starts_with("text.")).collect();
+    let is_adapter = |path: &str| path.contains(".lora.");
+    let base: Vec<_> = before.iter().filter(|(p, _)| p.starts_with("text.") && !is_adapter(p)).collect();
     assert!(!base.is_empty());
     for (path, old) in &base {
         let new = &after.iter().find(|(p, _)| p == path).unwrap().1;
         assert_eq!(old, new, "{path} belongs to the frozen base LLM");
     }
-    let adapters: Vec<_> = after
-        .iter()
-        .filter(|(p, _)| p.starts_with("text.") && !before.iter().any(|(q, _)| q == p))
-        .collect();
-    assert_eq!(adapters.len(), 2 * 2, "A and B per c_attn in 2 layers: {adapters:?}");
-    let vision = |set: &[(String, Vec<f32>)]| set.iter().find(|(p, _)| p == "vision.layernorm.gamma").unwrap().1.clone();
+    let adapters: Vec<_> = after.iter().filter(|(p, _)| is_adapter(p)).collect();
+    let adapter_paths: Vec<&String> = adapters.iter().map(|(p, _)| p).collect();
+    assert_eq!(adapters.len(), 2 * 2, "A and B per c_attn in 2 layers: {adapter_paths:?}");
+    for (path, new) in &adapters {
+        let old = &before.iter().find(|(p, _)| p == path).unwrap().1;
+        assert_ne!(old, new, "{path} is a trainable LoRA factor");
+    }
+    let vision = |set: &[(String, Vec<f32>)]| set.iter().find(|(p, _)| p == "vision.encoder.layer.0.attention.attention.query.weight").unwrap().1.clone();
     assert_ne!(vision(&before), vision(&after), "the image encoder trains");
 
     for file in ["config.toml", "metrics.jsonl", "model.safetensors"] {

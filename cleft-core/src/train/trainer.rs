@@ -110,9 +110,8 @@ pub fn train_contrastive(
     std::fs::create_dir_all(&run_dir).map_err(|e| CleftError::io(&run_dir, e))?;
     write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
 
-    device.seed(train.seed);
     let device = device.clone().autodiff();
-    let mut model = ClipModel::build(config, &device)?;
+    let mut model = ClipModel::build_seeded(config, &device, train.seed)?;
     let dataset = config.data.build(Split::Train)?;
     if dataset.len() < train.batch_size {
         return Err(CleftError::Data(format!(

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: fetches the real offline assets (cached, checksummed), then runs every
+# workspace test. This is the README's test command and what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cleft-target}"
+tools/fetch-assets.sh
+cargo test --workspace --locked "$@"
