@@ -28,7 +28,7 @@ pub mod vision;
 pub use bridge::{Component, DynModule};
 pub use config::ExperimentConfig;
 pub use error::{CleftError, Result};
-pub use objective::{ContrastiveObjective, ObjectiveOutput};
+pub use objective::{ContrastiveObjective, ObjectiveOutput, PairLabels};
 pub use peft::PeftAdapter;
 pub use prompt::PromptLearner;
 pub use registry::Registry;

@@ -8,7 +8,7 @@ use burn::tensor::Int;
 use crate::bridge::Component;
 use crate::config::ExperimentConfig;
 use crate::error::Result;
-use crate::objective::{ContrastiveObjective, ObjectiveOutput};
+use crate::objective::{ContrastiveObjective, ObjectiveOutput, PairLabels};
 use crate::text::TextEncoder;
 use crate::vision::VisionEncoder;
 
@@ -125,6 +125,7 @@ impl ClipModel {
         let device = images.device();
         let image = self.encode_images(images);
         let text = self.encode_texts(captions, max_len, &device)?;
+        let labels = labels.map(|labels| PairLabels { image: labels.clone(), text: labels });
         Ok(self.objective.forward(image, text, labels))
     }
 }

@@ -13,6 +13,18 @@ pub struct ObjectiveOutput {
     pub metrics: Vec<(String, f64)>,
 }
 
+/// Finding labels of the images and of the texts in a batch (multi-hot, `[B, K]` each).
+///
+/// In paired training both are the batch's labels; MedCLIP-style decoupled training may pair
+/// images with texts of other studies, so the two can differ.
+#[derive(Debug, Clone)]
+pub struct PairLabels {
+    /// Labels of the images, `[B, K]`.
+    pub image: Tensor<2>,
+    /// Labels of the texts, `[B, K]`.
+    pub text: Tensor<2>,
+}
+
 /// A contrastive image–text objective owning its learnable temperature (logit scale).
 ///
 /// Negatives are the columns of the similarity matrix: pass embeddings gathered from other
@@ -22,10 +34,10 @@ pub trait ContrastiveObjective: DynModule {
     ///
     /// # Shapes
     /// - `image`, `text`: `[B, D]`, L2-normalised embeddings; row `i` of each is a positive pair.
-    /// - `labels`: optional `[B, K]` multi-hot finding labels (objectives with soft targets use
-    ///   them; others ignore them).
+    /// - `labels`: optional multi-hot finding labels of images and texts, `[B, K]` each
+    ///   (objectives with soft targets need them; others ignore them).
     /// - output: scalar loss `[1]`.
-    fn forward(&self, image: Tensor<2>, text: Tensor<2>, labels: Option<Tensor<2>>)
+    fn forward(&self, image: Tensor<2>, text: Tensor<2>, labels: Option<PairLabels>)
     -> ObjectiveOutput;
 
     /// Multiplier applied to cosine similarities at inference (`exp(logit_scale)`), `[1]`.

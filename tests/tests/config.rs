@@ -23,7 +23,7 @@ fn the_builtin_plugins_are_all_linked_and_registered() {
     assert_eq!(registry.names(ComponentKind::Vision), ["vit"]);
     assert_eq!(registry.names(ComponentKind::Text), ["gpt2"]);
     assert_eq!(registry.names(ComponentKind::Peft), ["lora"]);
-    assert_eq!(registry.names(ComponentKind::Objective), ["clip"]);
+    assert_eq!(registry.names(ComponentKind::Objective), ["clip", "convirt", "medclip"]);
     assert_eq!(registry.names(ComponentKind::Dataset), ["synthetic-cxr"]);
 }
 

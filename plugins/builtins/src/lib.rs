@@ -15,6 +15,8 @@ pub fn registry() -> Registry {
         cleft_gpt::Gpt2Config::default as fn() -> _,
         cleft_peft::LoraConfig::default as fn() -> _,
         cleft_objectives::ClipLossConfig::default as fn() -> _,
+        cleft_objectives::MedClipLossConfig::default as fn() -> _,
+        cleft_objectives::ConvirtLossConfig::default as fn() -> _,
         cleft_synthetic::SyntheticCxrConfig::default as fn() -> _,
     ));
     Registry::builtin()

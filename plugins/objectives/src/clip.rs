@@ -6,11 +6,11 @@
 
 use burn::module::{Module, Param};
 use burn::prelude::*;
-use burn::tensor::Int;
-use burn::tensor::activation::log_softmax;
 use cleft_core::registry::ObjectiveConfig;
-use cleft_core::{CleftError, Component, ContrastiveObjective, ObjectiveOutput};
+use cleft_core::{CleftError, Component, ContrastiveObjective, ObjectiveOutput, PairLabels};
 use serde::{Deserialize, Serialize};
+
+use crate::common::{diagonal_accuracy, diagonal_cross_entropy};
 
 /// How the image→text and text→image terms are combined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,18 +78,8 @@ impl ClipInfoNce {
     }
 }
 
-/// Mean cross-entropy of each row of `logits` against the diagonal target.
-///
-/// # Shapes
-/// - `logits`: `[B, B]`; output `[1]`.
-fn diagonal_cross_entropy(logits: Tensor<2>) -> Tensor<1> {
-    let [batch, _] = logits.dims();
-    let targets = Tensor::<1, Int>::arange(0..batch as i64, &logits.device()).reshape([batch, 1]);
-    log_softmax(logits, 1).gather(1, targets).mean().neg()
-}
-
 impl ContrastiveObjective for ClipInfoNce {
-    fn forward(&self, image: Tensor<2>, text: Tensor<2>, _labels: Option<Tensor<2>>) -> ObjectiveOutput {
+    fn forward(&self, image: Tensor<2>, text: Tensor<2>, _labels: Option<PairLabels>) -> ObjectiveOutput {
         let scale = self.clamped_scale();
         let logits = image.matmul(text.transpose()) * scale.clone().exp().unsqueeze();
         let image_to_text = diagonal_cross_entropy(logits.clone());
@@ -98,10 +88,7 @@ impl ContrastiveObjective for ClipInfoNce {
             Reduction::Sum => image_to_text + text_to_image,
             Reduction::Mean => (image_to_text + text_to_image) / 2.0,
         };
-        let [batch, _] = logits.dims();
-        let predicted = logits.argmax(1).reshape([batch]);
-        let truth = Tensor::<1, Int>::arange(0..batch as i64, &predicted.device());
-        let accuracy = predicted.equal(truth).float().mean().into_scalar::<f64>();
+        let accuracy = diagonal_accuracy(logits);
         ObjectiveOutput {
             loss,
             metrics: vec![

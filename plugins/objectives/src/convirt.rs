@@ -1,0 +1,75 @@
+//! ConVIRT's loss (Zhang et al., 2020): a λ-weighted sum of the image→text and text→image
+//! InfoNCE terms at a fixed temperature τ.
+//!
+//! `sim = cos(img, txt) / τ`; loss `= λ·CE(sim, arange) + (1−λ)·CE(simᵀ, arange)`.
+
+use burn::module::{Module, Param};
+use burn::prelude::*;
+use cleft_core::registry::ObjectiveConfig;
+use cleft_core::{CleftError, Component, ContrastiveObjective, ObjectiveOutput, PairLabels};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{diagonal_accuracy, diagonal_cross_entropy};
+
+/// `[objective] type = "convirt"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConvirtLossConfig {
+    /// Weight λ of the image→text term (ConVIRT: 0.75).
+    pub lambda: f64,
+    /// Temperature τ (ConVIRT: 0.1).
+    pub temperature: f64,
+}
+
+impl Default for ConvirtLossConfig {
+    fn default() -> Self {
+        Self { lambda: 0.75, temperature: 0.1 }
+    }
+}
+
+/// The ConVIRT objective (nothing learnable).
+#[derive(Module, Debug)]
+pub struct ConvirtLoss {
+    /// `1/τ`, `[1]`, frozen (a parameter only so that it follows the model across devices).
+    pub inverse_temperature: Param<Tensor<1>>,
+    #[module(skip)]
+    lambda: f64,
+}
+
+impl ContrastiveObjective for ConvirtLoss {
+    fn forward(&self, image: Tensor<2>, text: Tensor<2>, _labels: Option<PairLabels>) -> ObjectiveOutput {
+        let similarity = image.matmul(text.transpose()) * self.inverse_temperature.val().unsqueeze();
+        let image_to_text = diagonal_cross_entropy(similarity.clone());
+        let text_to_image = diagonal_cross_entropy(similarity.clone().transpose());
+        let loss = image_to_text * self.lambda + text_to_image * (1.0 - self.lambda);
+        ObjectiveOutput { loss, metrics: vec![("i2t_acc".into(), diagonal_accuracy(similarity))] }
+    }
+
+    fn logit_scale(&self) -> Tensor<1> {
+        self.inverse_temperature.val()
+    }
+}
+
+#[typetag::serde(name = "convirt")]
+impl ObjectiveConfig for ConvirtLossConfig {
+    fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
+        if !(0.0..=1.0).contains(&self.lambda) || self.temperature <= 0.0 {
+            return Err(CleftError::Invalid(format!(
+                "objective.lambda = {} must lie in [0, 1] and objective.temperature = {} be positive",
+                self.lambda, self.temperature
+            )));
+        }
+        let inverse_temperature = Tensor::from_floats([(1.0 / self.temperature) as f32], device);
+        Ok(Component::<dyn ContrastiveObjective>::new(ConvirtLoss {
+            inverse_temperature: Param::from_tensor(inverse_temperature).set_require_grad(false),
+            lambda: self.lambda,
+        }))
+    }
+}
+
+cleft_core::register_component!(
+    Objective,
+    "convirt",
+    "ConVIRT: lambda-weighted image->text / text->image InfoNCE at fixed temperature",
+    ConvirtLossConfig
+);

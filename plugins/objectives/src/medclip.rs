@@ -1,0 +1,98 @@
+//! MedCLIP's semantic-matching loss (Wang et al., EMNLP 2022): soft targets from label overlap.
+//!
+//! `L = exp(s)·img·txtᵀ` with `s` clamped to `[0, ln 100]`; `S = labels_img·labels_txtᵀ`;
+//! loss `= ½[CE_soft(L, softmax_row(S)) + CE_soft(Lᵀ, softmax_row(Sᵀ))]`
+//! (MedCLIP `medclip/losses.py`, `ImageTextContrastiveLoss`). Images whose findings match a text
+//! are no longer false negatives.
+
+use burn::module::{Module, Param};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use cleft_core::registry::ObjectiveConfig;
+use cleft_core::{CleftError, Component, ContrastiveObjective, ObjectiveOutput, PairLabels};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{diagonal_accuracy, diagonal_cross_entropy, soft_cross_entropy};
+
+/// `[objective] type = "medclip"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MedClipLossConfig {
+    /// Initial logit scale (MedCLIP: ln(1/0.07)).
+    pub init_logit_scale: f64,
+    /// Upper clamp of the logit scale (MedCLIP: ln 100); the lower clamp is 0.
+    pub max_logit_scale: f64,
+}
+
+impl Default for MedClipLossConfig {
+    fn default() -> Self {
+        Self { init_logit_scale: (1.0f64 / 0.07).ln(), max_logit_scale: 100f64.ln() }
+    }
+}
+
+/// The MedCLIP soft-target objective.
+#[derive(Module, Debug)]
+pub struct MedClipLoss {
+    /// Log inverse temperature, `[1]`.
+    pub logit_scale: Param<Tensor<1>>,
+    #[module(skip)]
+    max_logit_scale: f64,
+}
+
+impl MedClipLoss {
+    /// Builds the objective on `device`.
+    pub fn init(config: &MedClipLossConfig, device: &Device) -> Self {
+        Self {
+            logit_scale: Param::from_tensor(Tensor::from_floats([config.init_logit_scale as f32], device)),
+            max_logit_scale: config.max_logit_scale,
+        }
+    }
+
+    fn scale(&self) -> Tensor<1> {
+        self.logit_scale.val().clamp(0.0, self.max_logit_scale).exp()
+    }
+}
+
+impl ContrastiveObjective for MedClipLoss {
+    /// Without labels the targets fall back to the diagonal (plain symmetric InfoNCE, averaged).
+    fn forward(&self, image: Tensor<2>, text: Tensor<2>, labels: Option<PairLabels>) -> ObjectiveOutput {
+        let logits = image.matmul(text.transpose()) * self.scale().unsqueeze();
+        let loss = match labels {
+            Some(labels) => {
+                let similarity = labels.image.matmul(labels.text.transpose());
+                let image_loss = soft_cross_entropy(logits.clone(), softmax(similarity.clone(), 1));
+                let text_loss =
+                    soft_cross_entropy(logits.clone().transpose(), softmax(similarity.transpose(), 1));
+                (image_loss + text_loss) / 2.0
+            }
+            None => {
+                (diagonal_cross_entropy(logits.clone()) + diagonal_cross_entropy(logits.clone().transpose()))
+                    / 2.0
+            }
+        };
+        let accuracy = diagonal_accuracy(logits);
+        let scale = self.logit_scale.val().clamp(0.0, self.max_logit_scale).into_scalar::<f64>();
+        ObjectiveOutput {
+            loss,
+            metrics: vec![("i2t_acc".into(), accuracy), ("logit_scale".into(), scale)],
+        }
+    }
+
+    fn logit_scale(&self) -> Tensor<1> {
+        self.scale()
+    }
+}
+
+#[typetag::serde(name = "medclip")]
+impl ObjectiveConfig for MedClipLossConfig {
+    fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
+        Ok(Component::<dyn ContrastiveObjective>::new(MedClipLoss::init(self, device)))
+    }
+}
+
+cleft_core::register_component!(
+    Objective,
+    "medclip",
+    "MedCLIP semantic matching: soft targets from label overlap, clamped learnable logit scale",
+    MedClipLossConfig
+);
