@@ -24,6 +24,7 @@ pub mod registry;
 pub mod text;
 pub mod train;
 pub mod vision;
+pub mod weights;
 
 pub use bridge::{Component, DynModule};
 pub use config::ExperimentConfig;

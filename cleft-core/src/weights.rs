@@ -1,0 +1,463 @@
+//! Loading pretrained checkpoints (Hugging Face layout) into burn modules by parameter path.
+//!
+//! - [`TensorSource`]: named host tensors (`f32`, PyTorch layout). [`SafetensorsCheckpoint`]
+//!   reads a HF directory (`model.safetensors`, or a sharded `model.safetensors.index.json`) or a
+//!   single `.safetensors` file with the `safetensors` crate; other formats (GGUF) implement the
+//!   trait in their plugin.
+//! - [`load_weights`] walks a module with burn's `ModuleMapper`, derives each parameter's
+//!   checkpoint key from its path (burn `LayerNorm`/`RmsNorm` `gamma`/`beta` → HF
+//!   `weight`/`bias`, optional segment renames), transposes HF `Linear` weights (`[out, in]`) into
+//!   burn's `[in, out]` when asked (GPT-2 `Conv1D` is already `[in, out]`), and returns a
+//!   [`LoadReport`] naming missing, unexpected and shape-mismatched tensors. Missing tensors are
+//!   an error unless [`WeightMapping::allow_missing`] is set; a shape mismatch is always one.
+//! - [`summarize_safetensors`]: parameter count and dtypes of a checkpoint (for `cleft inspect`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{CleftError, Result};
+
+/// A tensor on the host: row-major `f32` values in PyTorch (checkpoint) layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Row-major values; `data.len()` is the product of `shape`.
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    /// The transpose of a 2-D tensor (`None` for other ranks).
+    ///
+    /// # Shapes
+    /// - `[R, C]` → `[C, R]`.
+    pub fn transposed(&self) -> Option<Self> {
+        let [rows, cols] = self.shape[..] else { return None };
+        let mut data = vec![0.0; self.data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                data[c * rows + r] = self.data[r * cols + c];
+            }
+        }
+        Some(Self { shape: vec![cols, rows], data })
+    }
+}
+
+/// Named tensors of a checkpoint, readable one at a time as `f32`.
+pub trait TensorSource {
+    /// Where the tensors come from (a path), for messages.
+    fn origin(&self) -> &Path;
+    /// Every tensor name, sorted.
+    fn names(&self) -> Vec<String>;
+    /// The shape of tensor `name` (PyTorch order), if present.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// Tensor `name` converted to `f32`.
+    fn read(&self, name: &str) -> Result<HostTensor>;
+}
+
+struct StoredTensor {
+    file: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    /// Byte range inside the file.
+    range: (usize, usize),
+}
+
+/// A safetensors checkpoint: one file, a HF model directory, or a sharded directory.
+pub struct SafetensorsCheckpoint {
+    origin: PathBuf,
+    files: Vec<Vec<u8>>,
+    tensors: BTreeMap<String, StoredTensor>,
+}
+
+impl std::fmt::Debug for SafetensorsCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafetensorsCheckpoint")
+            .field("origin", &self.origin)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+fn checkpoint_error(path: &Path, message: impl Into<String>) -> CleftError {
+    CleftError::Checkpoint { path: path.to_path_buf(), message: message.into() }
+}
+
+impl SafetensorsCheckpoint {
+    /// Opens `path`: a `.safetensors` file, or a directory holding `model.safetensors` or
+    /// `model.safetensors.index.json` (sharded: its `weight_map` names the shard of each tensor).
+    pub fn open(path: &Path) -> Result<Self> {
+        let files = if path.is_dir() {
+            let single = path.join("model.safetensors");
+            let index = path.join("model.safetensors.index.json");
+            if single.is_file() {
+                vec![single]
+            } else if index.is_file() {
+                shard_files(&index)?
+            } else {
+                return Err(checkpoint_error(
+                    path,
+                    "no model.safetensors or model.safetensors.index.json in this directory",
+                ));
+            }
+        } else {
+            vec![path.to_path_buf()]
+        };
+        let mut checkpoint =
+            Self { origin: path.to_path_buf(), files: Vec::new(), tensors: BTreeMap::new() };
+        for file in files {
+            checkpoint.add_file(&file)?;
+        }
+        Ok(checkpoint)
+    }
+
+    fn add_file(&mut self, file: &Path) -> Result<()> {
+        let bytes = std::fs::read(file).map_err(|e| CleftError::io(file, e))?;
+        let (header_len, metadata) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| checkpoint_error(file, format!("not a safetensors file: {e}")))?;
+        let start = 8 + header_len;
+        let index = self.files.len();
+        for (name, info) in metadata.tensors() {
+            let (begin, end) = info.data_offsets;
+            let stored = StoredTensor {
+                file: index,
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                range: (start + begin, start + end),
+            };
+            if self.tensors.insert(name.clone(), stored).is_some() {
+                return Err(checkpoint_error(file, format!("tensor {name} appears in two shards")));
+            }
+        }
+        self.files.push(bytes);
+        Ok(())
+    }
+
+    /// The dtype of tensor `name`.
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        self.tensors.get(name).map(|t| t.dtype)
+    }
+
+    fn stored(&self, name: &str) -> Result<(&StoredTensor, &[u8])> {
+        let stored = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| checkpoint_error(&self.origin, format!("no tensor named {name}")))?;
+        Ok((stored, &self.files[stored.file][stored.range.0..stored.range.1]))
+    }
+
+    /// Tensor `name` as `i64` (integer dtypes only), with its shape.
+    pub fn read_i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
+        let (stored, bytes) = self.stored(name)?;
+        let values = match stored.dtype {
+            Dtype::I64 => bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default())).collect(),
+            Dtype::I32 => bytes.chunks_exact(4).map(|b| i64::from(i32::from_le_bytes(b.try_into().unwrap_or_default()))).collect(),
+            Dtype::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
+            other => {
+                return Err(checkpoint_error(&self.origin, format!("{name} is {other:?}, not an integer tensor")));
+            }
+        };
+        Ok((stored.shape.clone(), values))
+    }
+}
+
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(index).map_err(|e| CleftError::io(index, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| checkpoint_error(index, format!("invalid JSON: {e}")))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| checkpoint_error(index, "no `weight_map` object"))?;
+    let shards: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    let dir = index.parent().unwrap_or(Path::new("."));
+    Ok(shards.into_iter().map(|shard| dir.join(shard)).collect())
+}
+
+impl TensorSource for SafetensorsCheckpoint {
+    fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensors.get(name).map(|t| t.shape.clone())
+    }
+
+    fn read(&self, name: &str) -> Result<HostTensor> {
+        let (stored, bytes) = self.stored(name)?;
+        let data: Vec<f32> = match stored.dtype {
+            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => {
+                bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            Dtype::BF16 => {
+                bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            Dtype::F64 => bytes
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()) as f32)
+                .collect(),
+            Dtype::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
+            other => {
+                return Err(checkpoint_error(&self.origin, format!("{name}: dtype {other:?} is not a float type")));
+            }
+        };
+        Ok(HostTensor { shape: stored.shape.clone(), data })
+    }
+}
+
+/// How module parameter paths map to checkpoint tensor names.
+#[derive(Debug, Clone, Default)]
+pub struct WeightMapping {
+    /// Transpose the `weight` of burn `Linear` modules (HF `nn.Linear` stores `[out, in]`).
+    /// Leave off for GPT-2 `Conv1D` checkpoints, which are already `[in, out]`.
+    pub transpose_linear: bool,
+    /// Path-segment renames, module side → checkpoint side (e.g. `self_` → `self`, a Rust keyword).
+    pub segment_renames: Vec<(String, String)>,
+    /// Checkpoint name prefixes stripped when the unprefixed name is absent (`bert.`, `model.`).
+    pub prefixes: Vec<String>,
+    /// Checkpoint tensors that are expected to be unused (buffers, tied heads): a name matches
+    /// when it equals an entry or ends with `.entry`. They are not reported as unexpected.
+    pub ignored: Vec<String>,
+    /// Keep the initial value of parameters absent from the checkpoint instead of failing.
+    pub allow_missing: bool,
+}
+
+/// What a load found, by checkpoint tensor name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Parameters with no tensor in the checkpoint (their checkpoint names).
+    pub missing: Vec<String>,
+    /// Checkpoint tensors no parameter used (minus [`WeightMapping::ignored`]).
+    pub unexpected: Vec<String>,
+    /// `name: module [..] vs checkpoint [..]` for tensors whose shape does not fit.
+    pub mismatched: Vec<String>,
+    /// Number of parameters loaded.
+    pub loaded: usize,
+}
+
+impl LoadReport {
+    fn summary(&self) -> String {
+        format!(
+            "missing tensors: [{}]; shape mismatches: [{}]; unexpected tensors: [{}]",
+            self.missing.join(", "),
+            self.mismatched.join("; "),
+            self.unexpected.join(", ")
+        )
+    }
+}
+
+struct Loader<'a> {
+    source: &'a dyn TensorSource,
+    mapping: &'a WeightMapping,
+    names: HashMap<String, String>,
+    path: Vec<String>,
+    containers: Vec<String>,
+    used: BTreeSet<String>,
+    report: LoadReport,
+    errors: Vec<String>,
+}
+
+impl Loader<'_> {
+    /// Checkpoint key of the current parameter, and whether it is an HF Linear weight.
+    fn key(&self) -> (String, bool) {
+        let container = self.containers.last().map(String::as_str).unwrap_or("");
+        let is_norm = container.ends_with(":LayerNorm") || container.ends_with(":RmsNorm");
+        let last = self.path.len().saturating_sub(1);
+        let segments: Vec<&str> = self
+            .path
+            .iter()
+            .enumerate()
+            .map(|(i, segment)| match segment.as_str() {
+                "gamma" if i == last && is_norm => "weight",
+                "beta" if i == last && is_norm => "bias",
+                s => self
+                    .mapping
+                    .segment_renames
+                    .iter()
+                    .find(|(from, _)| from == s)
+                    .map_or(s, |(_, to)| to.as_str()),
+            })
+            .collect();
+        let linear_weight = container == "Struct:Linear" && segments.last() == Some(&"weight");
+        (segments.join("."), linear_weight)
+    }
+
+    fn fetch(&mut self, expected: &[usize]) -> Option<HostTensor> {
+        let (key, linear_weight) = self.key();
+        let Some(name) = self.names.get(&key).cloned() else {
+            self.report.missing.push(key);
+            return None;
+        };
+        self.used.insert(name.clone());
+        let transpose = linear_weight && self.mapping.transpose_linear;
+        let mut stored_shape = self.source.shape(&name).unwrap_or_default();
+        if transpose && stored_shape.len() == 2 {
+            stored_shape.reverse();
+        }
+        if stored_shape != expected {
+            self.report.mismatched.push(format!("{name}: module {expected:?} vs checkpoint {stored_shape:?}"));
+            return None;
+        }
+        let tensor = match self.source.read(&name) {
+            Ok(tensor) => tensor,
+            Err(error) => {
+                self.errors.push(error.to_string());
+                return None;
+            }
+        };
+        self.report.loaded += 1;
+        if transpose { tensor.transposed() } else { Some(tensor) }
+    }
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let expected = param.lazy_shape().to_vec();
+        let Some(host) = self.fetch(&expected) else { return param };
+        let device = param.lazy_device();
+        let id = param.id;
+        let tensor = Tensor::<D>::from_data(TensorData::new(host.data, host.shape), &device);
+        param.transform_for_load(tensor, id)
+    }
+}
+
+/// Loads the tensors of `source` into `module` according to `mapping`.
+///
+/// Fails (naming the tensors) on shape mismatches, on read errors, and on missing tensors
+/// unless `mapping.allow_missing`; unexpected tensors are only reported.
+pub fn load_weights<M: Module>(
+    module: M,
+    source: &dyn TensorSource,
+    mapping: &WeightMapping,
+) -> Result<(M, LoadReport)> {
+    let mut names = HashMap::new();
+    for name in source.names() {
+        let stripped = mapping.prefixes.iter().find_map(|p| name.strip_prefix(p.as_str()));
+        if let Some(stripped) = stripped {
+            names.entry(stripped.to_string()).or_insert_with(|| name.clone());
+        }
+        names.insert(name.clone(), name);
+    }
+    let mut loader = Loader {
+        source,
+        mapping,
+        names,
+        path: Vec::new(),
+        containers: Vec::new(),
+        used: BTreeSet::new(),
+        report: LoadReport::default(),
+        errors: Vec::new(),
+    };
+    let module = module.map(&mut loader);
+    let ignored = |name: &str| {
+        mapping.ignored.iter().any(|i| name == i || name.ends_with(&format!(".{i}")))
+    };
+    loader.report.unexpected =
+        source.names().into_iter().filter(|n| !loader.used.contains(n) && !ignored(n)).collect();
+    let report = loader.report;
+    let fatal = !report.mismatched.is_empty() || (!mapping.allow_missing && !report.missing.is_empty());
+    if !loader.errors.is_empty() {
+        return Err(checkpoint_error(source.origin(), loader.errors.join("; ")));
+    }
+    if fatal {
+        return Err(checkpoint_error(source.origin(), report.summary()));
+    }
+    Ok((module, report))
+}
+
+/// Reads a HF `config.json` from directory `dir`.
+pub fn read_hf_config(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| CleftError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| checkpoint_error(&path, format!("invalid JSON: {e}")))
+}
+
+/// Deserialises a HF `config.json` in `dir` into `T` (unknown keys ignored), naming the file on
+/// error.
+pub fn parse_hf_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let value = read_hf_config(dir)?;
+    serde_json::from_value(value)
+        .map_err(|e| checkpoint_error(&dir.join("config.json"), format!("unexpected config: {e}")))
+}
+
+/// Architecture, size and dtypes of a safetensors checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointSummary {
+    /// `architectures[0]` of `config.json`, else its `model_type`, else `unknown`.
+    pub architecture: String,
+    /// Number of floating-point parameters (integer buffers such as `position_ids` excluded).
+    pub parameters: u64,
+    /// Number of tensors of each dtype (`F32: 105`).
+    pub dtypes: BTreeMap<String, usize>,
+    /// Number of tensors.
+    pub tensors: usize,
+}
+
+/// Summarises the checkpoint at `path` (directory or `.safetensors` file).
+pub fn summarize_safetensors(path: &Path) -> Result<CheckpointSummary> {
+    let checkpoint = SafetensorsCheckpoint::open(path)?;
+    let architecture = if path.is_dir() && path.join("config.json").is_file() {
+        let config = read_hf_config(path)?;
+        let first = config.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str());
+        let model_type = config.get("model_type").and_then(|m| m.as_str());
+        first.or(model_type).unwrap_or("unknown").to_string()
+    } else {
+        "unknown".to_string()
+    };
+    let mut summary =
+        CheckpointSummary { architecture, parameters: 0, dtypes: BTreeMap::new(), tensors: 0 };
+    for stored in checkpoint.tensors.values() {
+        *summary.dtypes.entry(format!("{:?}", stored.dtype)).or_default() += 1;
+        summary.tensors += 1;
+        if matches!(stored.dtype, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64) {
+            summary.parameters += stored.shape.iter().product::<usize>() as u64;
+        }
+    }
+    Ok(summary)
+}
+
+/// The offline asset cache: `$CLEFT_ASSETS`, default `$HOME/.cache/cleft-assets`
+/// (filled by `tools/fetch-assets.sh`).
+pub fn assets_dir() -> PathBuf {
+    match std::env::var_os("CLEFT_ASSETS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            PathBuf::from(home).join(".cache").join("cleft-assets")
+        }
+    }
+}
+
+/// `assets_dir()/relative` if it exists, else an error telling to run `tools/fetch-assets.sh`.
+pub fn require_asset(relative: &str) -> Result<PathBuf> {
+    let path = assets_dir().join(relative);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(CleftError::Data(format!(
+            "test asset {} is missing: run tools/fetch-assets.sh (or set CLEFT_ASSETS to the \
+             directory it fills)",
+            path.display()
+        )))
+    }
+}
