@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use cleft_core::weights::{
-    LoadReport, SafetensorsCheckpoint, WeightMapping, load_weights, parse_hf_config,
+    LoadReport, SafetensorsCheckpoint, TensorSource, WeightMapping, load_weights, parse_hf_config,
 };
 use cleft_core::{CleftError, TextTokenizer};
 
