@@ -66,8 +66,14 @@ pub struct TrainConfig {
     pub epsilon: f64,
     /// Clip the global gradient norm to this value, if set.
     pub grad_clip_norm: Option<f64>,
+    /// Micro-batches of `batch_size` whose gradients are averaged per optimiser step.
+    pub grad_accumulation: usize,
     /// Maximum number of real caption tokens.
     pub max_text_len: usize,
+    /// Write a resumable checkpoint every this many steps (and at the end).
+    pub checkpoint_every: usize,
+    /// Number of newest checkpoints kept.
+    pub keep_checkpoints: usize,
 }
 
 impl Default for TrainConfig {
@@ -84,7 +90,62 @@ impl Default for TrainConfig {
             betas: [0.9, 0.999],
             epsilon: 1e-8,
             grad_clip_norm: None,
+            grad_accumulation: 1,
             max_text_len: 64,
+            checkpoint_every: 1_000,
+            keep_checkpoints: 2,
+        }
+    }
+}
+
+/// Which stage-2 recipe trains the context prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptRecipe {
+    /// The paper: encoders frozen, zero-shot cross-entropy of each single-finding image against
+    /// the class prompts.
+    Paper,
+    /// The released code: InfoNCE against per-image label captions (images without a positive
+    /// finding dropped); the ViT, image projection and logit scale keep training.
+    Released,
+}
+
+/// Stage-2 (prompt context learning) settings: SGD with momentum, warm-up then cosine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromptTrainConfig {
+    /// Recipe.
+    pub recipe: PromptRecipe,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at step 0 and at the end of the cosine.
+    pub final_lr: f64,
+    /// Warm-up steps.
+    pub warmup_steps: usize,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// SGD weight decay.
+    pub weight_decay: f64,
+    /// Checkpoint every this many steps (and at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for PromptTrainConfig {
+    fn default() -> Self {
+        Self {
+            recipe: PromptRecipe::Paper,
+            steps: 8_000,
+            batch_size: 72,
+            lr: 1e-4,
+            final_lr: 1e-5,
+            warmup_steps: 100,
+            momentum: 0.9,
+            weight_decay: 1e-3,
+            checkpoint_every: 1_000,
         }
     }
 }
@@ -140,14 +201,17 @@ pub struct ExperimentConfig {
     pub data: Box<dyn DatasetConfig>,
     /// `[train]`: optimisation settings.
     pub train: TrainConfig,
+    /// `[prompt_train]`: stage-2 settings.
+    pub prompt_train: PromptTrainConfig,
     /// `[eval]`: evaluation settings.
     pub eval: EvalConfig,
     /// `[output]`: run directory.
     pub output: OutputConfig,
 }
 
-const SECTIONS: [&str; 10] = [
-    "vision", "text", "peft", "prompt", "objective", "projection", "data", "train", "eval", "output",
+const SECTIONS: [&str; 11] = [
+    "vision", "text", "peft", "prompt", "objective", "projection", "data", "train", "prompt_train", "eval",
+    "output",
 ];
 
 /// Source text being parsed, for error locations.
@@ -216,8 +280,8 @@ impl ExperimentConfig {
         };
         let (vision, text_section, peft, prompt) = (take("vision"), take("text"), take("peft"), take("prompt"));
         let (objective, data) = (take("objective"), take("data"));
-        let [projection, train, eval, output] =
-            ["projection", "train", "eval", "output"].map(|section| take(section));
+        let [projection, train, prompt_train, eval, output] =
+            ["projection", "train", "prompt_train", "eval", "output"].map(|section| take(section));
         Ok(Self {
             vision: component(&source, registry, required("vision", vision)?)?,
             text: component(&source, registry, required("text", text_section)?)?,
@@ -227,6 +291,7 @@ impl ExperimentConfig {
             data: component(&source, registry, required("data", data)?)?,
             projection: plain(&source, "projection", projection)?,
             train: plain(&source, "train", train)?,
+            prompt_train: plain(&source, "prompt_train", prompt_train)?,
             eval: plain(&source, "eval", eval)?,
             output: plain(&source, "output", output)?,
         })

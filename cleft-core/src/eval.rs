@@ -40,6 +40,20 @@ pub fn zero_shot(
     let prompts: Vec<String> =
         classes.iter().map(|name| template.replace("{}", &name.to_lowercase())).collect();
     let class_embeddings = model.encode_texts(&prompts, max_len, device)?;
+    zero_shot_with(model, dataset, class_embeddings, prompts, batch_size, device)
+}
+
+/// Zero-shot scoring against precomputed class embeddings `[K, P]` (e.g. from learned prompts);
+/// `prompts` describes them in the report.
+pub fn zero_shot_with(
+    model: &ClipModel,
+    dataset: &dyn ImageTextDataset,
+    class_embeddings: Tensor<2>,
+    prompts: Vec<String>,
+    batch_size: usize,
+    device: &Device,
+) -> Result<ZeroShotReport> {
+    let classes = dataset.label_names();
     let scale = model.objective.logit_scale();
 
     let mut targets = Vec::new();

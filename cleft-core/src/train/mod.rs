@@ -1,7 +1,14 @@
 //! Stage-1 contrastive training.
 
 pub mod checkpoint;
+pub mod metrics;
+pub mod plots;
+pub mod prompt_stage;
 pub mod schedule;
+pub mod state;
 mod trainer;
 
-pub use trainer::{TrainOptions, TrainOutcome, StepMetrics, train_contrastive, optimizer_for};
+pub use metrics::StepMetrics;
+pub use prompt_stage::{PromptModel, PromptOutcome, train_prompt};
+pub use state::TrainState;
+pub use trainer::{TrainEnd, TrainOptions, TrainOutcome, gradient_norm, latest_checkpoint, optimizer_for, train_contrastive};

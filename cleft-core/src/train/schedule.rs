@@ -1,12 +1,40 @@
 //! The learning-rate schedule of the reference code: linear warm-up, then cosine decay.
 
-use crate::config::TrainConfig;
+use crate::config::{PromptTrainConfig, TrainConfig};
+
+/// The warm-up + cosine schedule's parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    /// Total optimiser steps (the cosine reaches `final_lr` here).
+    pub steps: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at step 0.
+    pub warmup_start_lr: f64,
+    /// Warm-up length.
+    pub warmup_steps: usize,
+    /// Final learning rate.
+    pub final_lr: f64,
+}
+
+impl From<&TrainConfig> for Schedule {
+    fn from(c: &TrainConfig) -> Self {
+        Self { steps: c.steps, lr: c.lr, warmup_start_lr: c.warmup_start_lr, warmup_steps: c.warmup_steps, final_lr: c.final_lr }
+    }
+}
+
+impl From<&PromptTrainConfig> for Schedule {
+    fn from(c: &PromptTrainConfig) -> Self {
+        Self { steps: c.steps, lr: c.lr, warmup_start_lr: c.final_lr, warmup_steps: c.warmup_steps, final_lr: c.final_lr }
+    }
+}
 
 /// Learning rate at optimiser step `step` (0-based).
 ///
 /// Rises linearly from `warmup_start_lr` to `lr` over `warmup_steps`, then follows a half cosine
 /// from `lr` down to `final_lr` at step `steps`.
-pub fn learning_rate(config: &TrainConfig, step: usize) -> f64 {
+pub fn learning_rate(config: impl Into<Schedule>, step: usize) -> f64 {
+    let config = config.into();
     if step < config.warmup_steps {
         let progress = step as f64 / config.warmup_steps as f64;
         return config.warmup_start_lr + (config.lr - config.warmup_start_lr) * progress;

@@ -1,47 +1,48 @@
-//! The stage-1 training loop.
+//! The stage-1 training loop: checkpointed, resumable bit-for-bit, stopping cleanly on faults.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use serde::Serialize;
 
 use crate::config::{ExperimentConfig, TrainConfig};
 use crate::data::{ImageTextDataset, collate};
 use crate::error::{CleftError, Result};
 use crate::model::ClipModel;
 use crate::registry::Split;
-use crate::train::checkpoint::{save_safetensors, write_atomic};
+use crate::train::checkpoint::{list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic};
+use crate::train::metrics::{MetricsLog, StepMetrics};
+use crate::train::plots::plot_history;
 use crate::train::schedule::learning_rate;
+use crate::train::state::{BatchOrder, TrainState};
 
-/// How a training run reports progress.
+/// How a training run starts, reports progress and can be stopped.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Continue from the newest checkpoint in the run directory instead of starting afresh.
+    pub resume: bool,
+    /// When set (e.g. by a Ctrl-C handler), the run checkpoints and returns
+    /// [`TrainEnd::Interrupted`] before its next step.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepMetrics {
-    /// 0-based optimiser step.
-    pub step: usize,
-    /// Loss of this step's batch.
-    pub loss: f64,
-    /// Learning rate used for this step.
-    pub lr: f64,
-    /// Throughput of this step.
-    pub samples_per_sec: f64,
-    /// Objective-specific scalars (e.g. `logit_scale`).
-    #[serde(flatten)]
-    pub extra: std::collections::BTreeMap<String, f64>,
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrainEnd {
+    /// Every configured step ran; final weights are in `model.safetensors`.
+    Completed,
+    /// Stopped on request after checkpointing; resume with [`TrainOptions::resume`].
+    Interrupted {
+        /// The checkpoint written on the way out.
+        checkpoint: PathBuf,
+    },
 }
 
 /// Result of [`train_contrastive`].
@@ -49,10 +50,12 @@ pub struct StepMetrics {
 pub struct TrainOutcome {
     /// The trained model (training device, autodiff enabled).
     pub model: ClipModel,
-    /// Per-step metrics.
+    /// Per-step metrics of the whole run (including steps before a resume).
     pub history: Vec<StepMetrics>,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// Completed or interrupted.
+    pub end: TrainEnd,
 }
 
 struct NoDecayCollector {
@@ -88,30 +91,79 @@ pub fn optimizer_for<M: Module>(model: &M, config: &TrainConfig) -> ModuleOptimi
     };
     let mut collector = NoDecayCollector { path: Vec::new(), ids: Vec::new() };
     model.visit(&mut collector);
-    adamw(config.weight_decay).init().with_group(
-        ParamGroup::from_ids(collector.ids),
-        adamw(0.0).build(),
-        None,
-    )
+    adamw(config.weight_decay).init().with_group(ParamGroup::from_ids(collector.ids), adamw(0.0).build(), None)
 }
 
-/// Trains `config` on `device` (stage 1): writes the resolved config, per-step metrics
-/// (`metrics.jsonl`) and the final weights (`model.safetensors`) into the run directory.
+/// Sum of squared gradient entries, accumulated on the device.
+struct GradSquares<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for GradSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let squares = grad.powi_scalar(2).sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + squares,
+                None => squares,
+            });
+        }
+    }
+}
+
+/// Multiplies every gradient by a factor.
+struct ScaleGrads<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl ModuleVisitor for ScaleGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, grad * self.factor);
+        }
+    }
+}
+
+/// Global L2 norm of the gradients of `model`'s parameters.
+pub fn gradient_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+    let mut visitor = GradSquares { grads, total: None };
+    model.visit(&mut visitor);
+    visitor.total.map_or(0.0, |total| total.into_scalar::<f64>().sqrt())
+}
+
+/// Trains `config` on `device` (stage 1).
 ///
-/// The base text encoder stays frozen when a PEFT adapter is configured; a non-finite loss
-/// stops training with an error naming the step.
-pub fn train_contrastive(
-    config: &ExperimentConfig,
-    device: &Device,
-    options: &TrainOptions,
-) -> Result<TrainOutcome> {
+/// Writes into the run directory: the resolved `config.toml`, per-step `metrics.jsonl` and
+/// `metrics.csv`, resumable checkpoints every `train.checkpoint_every` steps and at the end
+/// (`checkpoints/step-N/`, newest `train.keep_checkpoints` kept), the final `model.safetensors`,
+/// and `loss.png` / `lr.png`. With [`TrainOptions::resume`] the run continues from its newest
+/// checkpoint and produces exactly the losses an uninterrupted run would (on the CPU).
+///
+/// A non-finite loss or gradient norm stops training with an error naming the step; checkpoints
+/// already written stay valid.
+pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &TrainOptions) -> Result<TrainOutcome> {
     let train = &config.train;
+    validate(train)?;
     let run_dir = config.output.dir.clone();
     std::fs::create_dir_all(&run_dir).map_err(|e| CleftError::io(&run_dir, e))?;
-    write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
+    if !options.resume {
+        write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
+    }
 
     let device = device.clone().autodiff();
     let mut model = ClipModel::build_seeded(config, &device, train.seed)?;
+    let mut optimizer = optimizer_for(&model, train);
+    let mut state = TrainState { step: 0, epoch: 0, position: 0 };
+    let mut last_checkpoint = None;
+    if options.resume {
+        if let Some((_, dir)) = list_checkpoints(&run_dir)?.pop() {
+            (optimizer, state) = load_checkpoint(&dir, &mut model, optimizer)?;
+            last_checkpoint = Some(dir);
+        }
+    }
+
     let dataset = config.data.build(Split::Train)?;
     if dataset.len() < train.batch_size {
         return Err(CleftError::Data(format!(
@@ -120,105 +172,111 @@ pub fn train_contrastive(
             train.batch_size
         )));
     }
-    let mut optimizer = optimizer_for(&model, train);
-    let mut batches = BatchOrder::new(dataset.len(), train.batch_size, train.seed);
+    let mut batches = BatchOrder::new(dataset.len(), train.seed);
+    let (mut log, mut history) = MetricsLog::open(&run_dir, state.step)?;
+    let progress = progress_bar(train.steps, state.step, options.progress);
 
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let mut metrics_file =
-        std::fs::File::create(&metrics_path).map_err(|e| CleftError::io(&metrics_path, e))?;
-    let progress = progress_bar(train.steps, options.progress);
-    let mut history = Vec::with_capacity(train.steps);
-
-    for step in 0..train.steps {
+    while state.step < train.steps {
+        if options.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst)) {
+            let checkpoint = save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
+            progress.abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
+            return Ok(TrainOutcome { model, history, run_dir, end: TrainEnd::Interrupted { checkpoint } });
+        }
         let started = Instant::now();
+        let step = state.step;
+        // Re-seeding per step makes random ops (dropout) independent of where a run resumed.
+        device.seed(train.seed.wrapping_add(step as u64));
         let lr = learning_rate(train, step);
-        let (loss, extra, next) = train_step(model, dataset.as_ref(), &mut batches, &mut optimizer, lr, config, &device)?;
-        model = next;
-        if !loss.is_finite() {
+        let (loss, mut grads, extra) = accumulate_gradients(&model, dataset.as_ref(), &mut batches, &mut state, config, &device)?;
+        let grad_norm = gradient_norm(&model, &grads);
+        if !loss.is_finite() || !grad_norm.is_finite() {
+            let last = last_checkpoint
+                .as_ref()
+                .map_or("none yet".to_string(), |dir: &PathBuf| dir.display().to_string());
             return Err(CleftError::Training(format!(
-                "step {step}: the loss is {loss}; stopping (learning rate {lr:e})"
+                "step {step}: loss {loss}, gradient norm {grad_norm} — not finite; stopped before \
+                 updating the weights (learning rate {lr:e}); last good checkpoint: {last}"
             )));
         }
+        if let Some(max_norm) = train.grad_clip_norm.filter(|&max| grad_norm > max) {
+            model.visit(&mut ScaleGrads { grads: &mut grads, factor: max_norm / grad_norm });
+        }
+        model = optimizer.step(lr, model, grads);
+        state.step += 1;
+
+        let samples = (train.batch_size * train.grad_accumulation) as f64;
         let metrics = StepMetrics {
             step,
             loss,
             lr,
-            samples_per_sec: train.batch_size as f64 / started.elapsed().as_secs_f64(),
+            grad_norm,
+            samples_per_sec: samples / started.elapsed().as_secs_f64(),
             extra,
         };
-        let line = serde_json::to_string(&metrics).expect("metrics serialise");
-        writeln!(metrics_file, "{line}").map_err(|e| CleftError::io(&metrics_path, e))?;
-        progress.set_message(format!(
-            "loss {loss:.4}  lr {lr:.2e}  {:.1} samples/s",
-            metrics.samples_per_sec
-        ));
+        log.append(&metrics)?;
+        progress.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {:.1} samples/s", metrics.samples_per_sec));
         progress.inc(1);
         history.push(metrics);
+        if state.step % train.checkpoint_every.max(1) == 0 || state.step == train.steps {
+            last_checkpoint = Some(save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?);
+        }
     }
     progress.finish();
     save_safetensors(&model, &run_dir.join("model.safetensors"))?;
-    Ok(TrainOutcome { model, history, run_dir })
+    plot_history(&history, &run_dir)?;
+    Ok(TrainOutcome { model, history, run_dir, end: TrainEnd::Completed })
 }
 
-#[allow(clippy::type_complexity)]
-fn train_step(
-    model: ClipModel,
+fn validate(train: &TrainConfig) -> Result<()> {
+    if train.batch_size == 0 || train.grad_accumulation == 0 {
+        return Err(CleftError::Invalid("train.batch_size and train.grad_accumulation must be at least 1".into()));
+    }
+    if train.grad_clip_norm.is_some_and(|max| max <= 0.0) {
+        return Err(CleftError::Invalid("train.grad_clip_norm must be positive".into()));
+    }
+    Ok(())
+}
+
+/// Runs `grad_accumulation` micro-batches and returns their mean loss, the accumulated gradients
+/// of the mean, and the objective's metrics of the last micro-batch.
+fn accumulate_gradients(
+    model: &ClipModel,
     dataset: &dyn ImageTextDataset,
     batches: &mut BatchOrder,
-    optimizer: &mut ModuleOptimizer,
-    lr: f64,
+    state: &mut TrainState,
     config: &ExperimentConfig,
     device: &Device,
-) -> Result<(f64, std::collections::BTreeMap<String, f64>, ClipModel)> {
-    let indices = batches.next_batch();
-    let batch = collate(dataset, &indices, device)?;
-    let output =
-        model.forward(batch.images, &batch.captions, Some(batch.labels), config.train.max_text_len)?;
-    let loss = output.loss.clone().into_scalar::<f64>();
-    let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-    let model = optimizer.step(lr, model, grads);
-    Ok((loss, output.metrics.into_iter().collect(), model))
+) -> Result<(f64, GradientsParams, std::collections::BTreeMap<String, f64>)> {
+    let micro_batches = config.train.grad_accumulation;
+    let mut accumulator = GradientsAccumulator::new();
+    let mut total_loss = 0.0;
+    let mut extra = Default::default();
+    for _ in 0..micro_batches {
+        let indices = batches.next_batch(state, config.train.batch_size);
+        let batch = collate(dataset, &indices, device)?;
+        let output = model.forward(batch.images, &batch.captions, Some(batch.labels), config.train.max_text_len)?;
+        let loss = output.loss / micro_batches as f64;
+        total_loss += loss.clone().into_scalar::<f64>();
+        accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
+        extra = output.metrics.into_iter().collect();
+    }
+    Ok((total_loss, accumulator.grads(), extra))
 }
 
-fn progress_bar(steps: usize, visible: bool) -> ProgressBar {
+fn progress_bar(steps: usize, done: usize, visible: bool) -> ProgressBar {
     if !visible {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  ETA {eta}")
-            .expect("static progress template"),
+        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  ETA {eta}").expect("static progress template"),
     );
+    bar.set_position(done as u64);
+    bar.reset_eta();
     bar
 }
 
-/// Seeded epoch-wise shuffling; drops the last incomplete batch of each epoch.
-struct BatchOrder {
-    order: Vec<usize>,
-    position: usize,
-    batch_size: usize,
-    rng: StdRng,
-}
-
-impl BatchOrder {
-    fn new(len: usize, batch_size: usize, seed: u64) -> Self {
-        let mut this = Self {
-            order: (0..len).collect(),
-            position: 0,
-            batch_size,
-            rng: StdRng::seed_from_u64(seed),
-        };
-        this.order.shuffle(&mut this.rng);
-        this
-    }
-
-    fn next_batch(&mut self) -> Vec<usize> {
-        if self.position + self.batch_size > self.order.len() {
-            self.order.shuffle(&mut self.rng);
-            self.position = 0;
-        }
-        let batch = self.order[self.position..self.position + self.batch_size].to_vec();
-        self.position += self.batch_size;
-        batch
-    }
+/// The newest checkpoint of a run directory, if any.
+pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(list_checkpoints(run_dir)?.pop().map(|(_, dir)| dir))
 }
