@@ -3,15 +3,21 @@
 //! A DINOv2-style ViT (CLEFT's image tower: `dinov2_vitb14_reg`) with optional register tokens,
 //! LayerScale, LayerNorm eps 1e-6, position embeddings resized bicubically from the native grid,
 //! and CLEFT's pooling (mean of all tokens before the final norm). Random initialisation with
-//! configurable sizes; presets for the paper's sizes.
+//! configurable sizes and presets for the paper's sizes, or HF `Dinov2Model` /
+//! `Dinov2WithRegistersModel` checkpoints (`weights = "dir"`).
 
+pub mod interpolate;
+pub mod load;
 mod model;
 
 use burn::prelude::*;
 use cleft_core::registry::VisionEncoderConfig;
 use cleft_core::{CleftError, Component, VisionEncoder};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
+pub use interpolate::PosEmbedInterpolation;
+pub use load::load_dinov2;
 pub use model::Dinov2Model;
 
 /// How the ViT pools its tokens into one image feature.
@@ -55,6 +61,17 @@ pub struct VitConfig {
     pub layer_norm_eps: f64,
     /// Pooling mode.
     pub pooling: VitPooling,
+    /// Position-grid resize convention (`bicubic` = HF, `bicubic_antialias` = torch.hub DINOv2).
+    pub pos_embed_interpolation: PosEmbedInterpolation,
+    /// HF `Dinov2Model` / `Dinov2WithRegistersModel` directory (`config.json` +
+    /// `model.safetensors`); its `config.json` then sets the architecture (preset and size
+    /// fields are ignored).
+    pub weights: Option<PathBuf>,
+    /// Keep random values for parameters missing from `weights` instead of failing.
+    pub allow_missing: bool,
+    /// Input image side when it differs from the checkpoint's native size (CLEFT: 224 with a
+    /// 518 checkpoint); position embeddings are resized to it.
+    pub input_size: Option<usize>,
 }
 
 impl Default for VitConfig {
@@ -72,6 +89,10 @@ impl Default for VitConfig {
             layerscale_value: 1.0,
             layer_norm_eps: 1e-6,
             pooling: VitPooling::PrenormMean,
+            pos_embed_interpolation: PosEmbedInterpolation::Bicubic,
+            weights: None,
+            allow_missing: false,
+            input_size: None,
         }
     }
 }
@@ -89,6 +110,7 @@ impl VitConfig {
             num_attention_heads: heads,
             num_register_tokens: registers,
             pooling: self.pooling,
+            pos_embed_interpolation: self.pos_embed_interpolation,
             ..Self::default()
         };
         let resolved = match self.preset.as_deref() {
@@ -126,7 +148,11 @@ impl VitConfig {
 #[typetag::serde(name = "vit")]
 impl VisionEncoderConfig for VitConfig {
     fn build(&self, device: &Device) -> Result<Component<dyn VisionEncoder>, CleftError> {
-        Ok(Component::<dyn VisionEncoder>::new(Dinov2Model::init(&self.resolved()?, device)))
+        let model = match &self.weights {
+            Some(dir) => load_dinov2(dir, self, device)?.0,
+            None => Dinov2Model::init(&self.resolved()?, device),
+        };
+        Ok(Component::<dyn VisionEncoder>::new(model))
     }
 }
 

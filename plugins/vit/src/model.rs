@@ -9,13 +9,13 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::interpolate::{Interpolate2dConfig, InterpolateMode};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{gelu, softmax};
 use cleft_core::{VisionEncoder, VisionOutput};
 
+use crate::interpolate::{PosEmbedInterpolation, resize_grid};
 use crate::{VitConfig, VitPooling};
 
 /// Patch projection: a `patch × patch` convolution with stride `patch`.
@@ -126,6 +126,8 @@ pub struct Dinov2Model {
     channels: usize,
     #[module(skip)]
     pooling: VitPooling,
+    #[module(skip)]
+    interpolation: PosEmbedInterpolation,
 }
 
 impl Layer {
@@ -138,7 +140,10 @@ impl Layer {
         let k = split(attn.key.forward(x.clone()));
         let v = split(attn.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
-        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([batch, len, dim]);
+        let context = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, len, dim]);
         self.attention.output.dense.forward(context)
     }
 
@@ -148,13 +153,20 @@ impl Layer {
         let scale = |s: &LayerScale| s.lambda1.val().reshape([1, 1, -1]);
         let attended = self.attention(self.norm1.forward(x.clone()), heads);
         let x = x + attended * scale(&self.layer_scale1);
-        let hidden = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
+        let hidden = self
+            .mlp
+            .fc2
+            .forward(gelu(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
         x + hidden * scale(&self.layer_scale2)
     }
 }
 
 fn normal_param<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
-    Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, 0.02), device))
+    Param::from_tensor(Tensor::random(
+        shape,
+        Distribution::Normal(0.0, 0.02),
+        device,
+    ))
 }
 
 impl Dinov2Model {
@@ -162,9 +174,20 @@ impl Dinov2Model {
     /// `config.layerscale_value`).
     pub fn init(config: &VitConfig, device: &Device) -> Self {
         let d = config.hidden_size;
-        let normal = burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 };
-        let linear = |i, o| LinearConfig::new(i, o).with_initializer(normal.clone()).init(device);
-        let norm = || LayerNormConfig::new(d).with_epsilon(config.layer_norm_eps).init(device);
+        let normal = burn::nn::Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
+        let linear = |i, o| {
+            LinearConfig::new(i, o)
+                .with_initializer(normal.clone())
+                .init(device)
+        };
+        let norm = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device)
+        };
         let scale = || LayerScale {
             lambda1: Param::from_tensor(Tensor::full([d], config.layerscale_value, device)),
         };
@@ -173,12 +196,21 @@ impl Dinov2Model {
         let layer = |_| Layer {
             norm1: norm(),
             attention: Attention {
-                attention: SelfAttention { query: linear(d, d), key: linear(d, d), value: linear(d, d) },
-                output: SelfOutput { dense: linear(d, d) },
+                attention: SelfAttention {
+                    query: linear(d, d),
+                    key: linear(d, d),
+                    value: linear(d, d),
+                },
+                output: SelfOutput {
+                    dense: linear(d, d),
+                },
             },
             layer_scale1: scale(),
             norm2: norm(),
-            mlp: Mlp { fc1: linear(d, hidden), fc2: linear(hidden, d) },
+            mlp: Mlp {
+                fc1: linear(d, hidden),
+                fc2: linear(hidden, d),
+            },
             layer_scale2: scale(),
         };
         Self {
@@ -197,21 +229,31 @@ impl Dinov2Model {
                     .init(device),
                 },
             },
-            encoder: Encoder { layer: (0..config.num_hidden_layers).map(layer).collect() },
+            encoder: Encoder {
+                layer: (0..config.num_hidden_layers).map(layer).collect(),
+            },
             layernorm: norm(),
             heads: config.num_attention_heads,
             patch_size: config.patch_size,
             image_size: config.image_size,
             channels: config.num_channels,
             pooling: config.pooling,
+            interpolation: config.pos_embed_interpolation,
         }
     }
 
-    /// Position embeddings resized (bicubic) from the native grid to `rows × cols`.
+    /// The same model expecting `size × size` inputs (position embeddings are resized to them).
+    pub fn with_input_size(mut self, size: usize) -> Self {
+        self.image_size = size;
+        self
+    }
+
+    /// Position embeddings resized (bicubic, see [`crate::interpolate`]) from the native grid to
+    /// `rows × cols`.
     ///
     /// # Shapes
     /// - output `[1, 1 + rows·cols, D]`.
-    fn position_embeddings(&self, rows: usize, cols: usize) -> Tensor<3> {
+    pub fn position_embeddings(&self, rows: usize, cols: usize) -> Tensor<3> {
         let table = self.embeddings.position_embeddings.val();
         let [_, tokens, dim] = table.dims();
         let grid = ((tokens - 1) as f64).sqrt() as usize;
@@ -219,13 +261,12 @@ impl Dinov2Model {
             return table;
         }
         let cls = table.clone().slice([0..1, 0..1]);
-        let patches = table.slice([0..1, 1..tokens]).reshape([1, grid, grid, dim]).permute([0, 3, 1, 2]);
-        let resized = Interpolate2dConfig::new()
-            .with_output_size(Some([rows, cols]))
-            .with_mode(InterpolateMode::Cubic)
-            .init()
-            .forward(patches);
-        let patches = resized.permute([0, 2, 3, 1]).reshape([1, rows * cols, dim]);
+        let patches = table
+            .slice([0..1, 1..tokens])
+            .reshape([grid, grid, dim])
+            .permute([2, 0, 1]);
+        let resized = resize_grid(patches, rows, cols, self.interpolation);
+        let patches = resized.permute([1, 2, 0]).reshape([1, rows * cols, dim]);
         Tensor::cat(vec![cls, patches], 1)
     }
 
@@ -257,7 +298,10 @@ impl Dinov2Model {
                 )
             }
         };
-        self.encoder.layer.iter().fold(x, |x, layer| layer.forward(x, self.heads))
+        self.encoder
+            .layer
+            .iter()
+            .fold(x, |x, layer| layer.forward(x, self.heads))
     }
 }
 
@@ -267,13 +311,21 @@ impl VisionEncoder for Dinov2Model {
         let [batch, tokens, dim] = prenorm.dims();
         let pooled = match self.pooling {
             VitPooling::PrenormMean => prenorm.clone().mean_dim(1).reshape([batch, dim]),
-            VitPooling::Cls => {
-                self.layernorm.forward(prenorm.clone().slice([0..batch, 0..1])).reshape([batch, dim])
-            }
-            VitPooling::Mean => self.layernorm.forward(prenorm.clone()).mean_dim(1).reshape([batch, dim]),
+            VitPooling::Cls => self
+                .layernorm
+                .forward(prenorm.clone().slice([0..batch, 0..1]))
+                .reshape([batch, dim]),
+            VitPooling::Mean => self
+                .layernorm
+                .forward(prenorm.clone())
+                .mean_dim(1)
+                .reshape([batch, dim]),
         };
         debug_assert!(tokens > 0);
-        VisionOutput { pooled, tokens: Some(self.layernorm.forward(prenorm)) }
+        VisionOutput {
+            pooled,
+            tokens: Some(self.layernorm.forward(prenorm)),
+        }
     }
 
     fn dim(&self) -> usize {
