@@ -36,6 +36,11 @@ impl HfTokenizer {
         Ok(Self { tokenizer, pad_id })
     }
 
+    /// Wraps an already built tokenizer (e.g. one made from GGUF metadata) with its pad/EOS id.
+    pub fn from_tokenizer(tokenizer: Tokenizer, pad_id: u32) -> Self {
+        Self { tokenizer, pad_id }
+    }
+
     /// The built-in lower-cased word-level radiology vocabulary (for tiny models and tests).
     pub fn builtin_words() -> Self {
         let mut vocab = HashMap::new();

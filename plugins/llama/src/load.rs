@@ -1,0 +1,233 @@
+//! Loading LLaMA weights from a HF directory or a GGUF file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::prelude::*;
+use cleft_core::text::TextPooling;
+use cleft_core::weights::{
+    HostTensor, LoadReport, SafetensorsCheckpoint, TensorSource, WeightMapping, load_weights,
+    parse_hf_config,
+};
+use cleft_core::{CleftError, TextTokenizer};
+use cleft_gguf::GgufFile;
+use cleft_gpt::HfTokenizer;
+
+use crate::{LlamaArchitecture, LlamaModel};
+
+/// Settings of a loaded model that the checkpoint does not define.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Text pooling.
+    pub pooling: TextPooling,
+    /// Maximum number of real tokens per text.
+    pub max_len: usize,
+    /// Keep random values for missing tensors instead of failing.
+    pub allow_missing: bool,
+    /// Pad/EOS token for a directory's `tokenizer.json` (GGUF files name their EOS id).
+    pub pad_token: String,
+}
+
+/// HF keys: `nn.Linear` weights transposed, an optional `model.` prefix stripped, the LM head
+/// (tied or not) and RoPE buffers ignored.
+pub fn llama_mapping(allow_missing: bool) -> WeightMapping {
+    WeightMapping {
+        transpose_linear: true,
+        prefixes: vec!["model.".into()],
+        ignored: vec!["lm_head.weight".into(), "rotary_emb.inv_freq".into()],
+        allow_missing,
+        ..WeightMapping::default()
+    }
+}
+
+fn gguf_error(path: &Path, error: impl std::fmt::Display) -> CleftError {
+    CleftError::Checkpoint {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    }
+}
+
+/// The HF name of a llama.cpp tensor name (`blk.3.attn_q.weight` → `layers.3.self_attn.q_proj.weight`).
+pub fn hf_name(gguf_name: &str) -> String {
+    match gguf_name {
+        "token_embd.weight" => return "embed_tokens.weight".into(),
+        "output_norm.weight" => return "norm.weight".into(),
+        "output.weight" => return "lm_head.weight".into(),
+        _ => {}
+    }
+    let parts: Vec<&str> = gguf_name.splitn(4, '.').collect();
+    if let ["blk", layer, module, suffix] = parts[..] {
+        let hf = match module {
+            "attn_norm" => "input_layernorm",
+            "attn_q" => "self_attn.q_proj",
+            "attn_k" => "self_attn.k_proj",
+            "attn_v" => "self_attn.v_proj",
+            "attn_output" => "self_attn.o_proj",
+            "ffn_norm" => "post_attention_layernorm",
+            "ffn_gate" => "mlp.gate_proj",
+            "ffn_up" => "mlp.up_proj",
+            "ffn_down" => "mlp.down_proj",
+            _ => return gguf_name.into(),
+        };
+        return format!("layers.{layer}.{hf}.{suffix}");
+    }
+    gguf_name.into()
+}
+
+/// A GGUF file seen under HF tensor names, dequantised to `f32` in transformers' layout.
+pub struct GgufSource {
+    path: PathBuf,
+    file: GgufFile,
+    names: BTreeMap<String, String>,
+}
+
+impl GgufSource {
+    /// Opens `path`.
+    pub fn open(path: &Path) -> Result<Self, CleftError> {
+        let file = GgufFile::open(path).map_err(|e| gguf_error(path, e))?;
+        let names = file
+            .tensors()
+            .iter()
+            .map(|t| (hf_name(t.name()), t.name().to_string()))
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            names,
+        })
+    }
+
+    /// The parsed GGUF file.
+    pub fn file(&self) -> &GgufFile {
+        &self.file
+    }
+
+    /// The architecture described by the `llama.*` metadata.
+    pub fn architecture(&self) -> Result<LlamaArchitecture, CleftError> {
+        let hp = self
+            .file
+            .hyper_params()
+            .map_err(|e| gguf_error(&self.path, e))?;
+        if hp.architecture != "llama" {
+            return Err(gguf_error(
+                &self.path,
+                format!("architecture {:?} is not llama", hp.architecture),
+            ));
+        }
+        let vocab = self
+            .shape("embed_tokens.weight")
+            .and_then(|s| s.first().copied());
+        let hidden = hp.embedding_length as usize;
+        let heads = hp.head_count as usize;
+        Ok(LlamaArchitecture {
+            vocab_size: vocab.or(hp.vocab_size.map(|v| v as usize)).unwrap_or(0),
+            hidden_size: hidden,
+            intermediate_size: hp.feed_forward_length.unwrap_or(0) as usize,
+            num_hidden_layers: hp.block_count as usize,
+            num_attention_heads: heads,
+            num_key_value_heads: hp.head_count_kv as usize,
+            head_dim: hp
+                .rope_dimension_count
+                .map(|d| d as usize)
+                .filter(|&d| d != hidden / heads.max(1)),
+            rms_norm_eps: hp.rms_norm_eps.unwrap_or(1e-5),
+            rope_theta: hp.rope_freq_base.unwrap_or(10000.0),
+            ..LlamaArchitecture::default()
+        })
+    }
+
+    /// The tokenizer from the GGUF metadata, padding with its EOS token.
+    pub fn tokenizer(&self) -> Result<HfTokenizer, CleftError> {
+        let tokenizer = self
+            .file
+            .hf_tokenizer()
+            .map_err(|e| gguf_error(&self.path, e))?;
+        let eos = self
+            .file
+            .get_u64("tokenizer.ggml.eos_token_id")
+            .map_err(|e| gguf_error(&self.path, e))?;
+        Ok(HfTokenizer::from_tokenizer(tokenizer, eos as u32))
+    }
+}
+
+impl TensorSource for GgufSource {
+    fn origin(&self) -> &Path {
+        &self.path
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.names.keys().cloned().collect()
+    }
+
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.names
+            .get(name)
+            .and_then(|n| self.file.tensor(n))
+            .map(|t| t.shape())
+    }
+
+    fn read(&self, name: &str) -> Result<HostTensor, CleftError> {
+        let gguf_name = self.names.get(name).map_or(name, String::as_str);
+        let tensor = self
+            .file
+            .read_f32_hf(gguf_name)
+            .map_err(|e| gguf_error(&self.path, e))?;
+        Ok(HostTensor {
+            shape: tensor.shape,
+            data: tensor.data,
+        })
+    }
+}
+
+/// Loads LLaMA weights from a `.gguf` file or a HF directory. Without `tokenizer`, a GGUF file's
+/// own tokenizer or the directory's `tokenizer.json` (padding with `options.pad_token`) is used.
+pub fn load_llama(
+    path: &Path,
+    tokenizer: Option<Arc<dyn TextTokenizer>>,
+    options: &LoadOptions,
+    device: &Device,
+) -> Result<(LlamaModel, LoadReport), CleftError> {
+    let (arch, source, default_tokenizer): (
+        _,
+        Box<dyn TensorSource>,
+        Option<Arc<dyn TextTokenizer>>,
+    ) = if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
+        let source = GgufSource::open(path)?;
+        let tokenizer = Arc::new(source.tokenizer()?);
+        (source.architecture()?, Box::new(source), Some(tokenizer))
+    } else {
+        let arch: LlamaArchitecture = parse_hf_config(path)?;
+        let file = path.join("tokenizer.json");
+        let tokenizer: Option<Arc<dyn TextTokenizer>> = match file.is_file() {
+            true => Some(Arc::new(HfTokenizer::from_file(&file, &options.pad_token)?)),
+            false => None,
+        };
+        (
+            arch,
+            Box::new(SafetensorsCheckpoint::open(path)?),
+            tokenizer,
+        )
+    };
+    arch.validate()?;
+    let tokenizer = tokenizer.or(default_tokenizer).ok_or_else(|| {
+        CleftError::Invalid(format!(
+            "{}: no tokenizer.json; set text.tokenizer",
+            path.display()
+        ))
+    })?;
+    if tokenizer.vocab_size() > arch.vocab_size {
+        return Err(CleftError::Invalid(format!(
+            "{}: the tokenizer has {} tokens but the checkpoint vocabulary only {}",
+            path.display(),
+            tokenizer.vocab_size(),
+            arch.vocab_size
+        )));
+    }
+    let model = LlamaModel::init(&arch, tokenizer, options.pooling, options.max_len, device);
+    load_weights(
+        model,
+        source.as_ref(),
+        &llama_mapping(options.allow_missing),
+    )
+}

@@ -1,0 +1,104 @@
+//! Parity with HF transformers on SmolLM2-135M-Instruct loaded from its Q4_1 GGUF
+//! (`fixtures/golden/smollm2.*`, made by `tools/golden_encoders.py`). Needs the real weights:
+//! run `tools/fetch-assets.sh`.
+
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use burn::tensor::{Int, TensorData};
+use cleft_core::TextEncoder;
+use cleft_core::text::TextPooling;
+use cleft_core::weights::{SafetensorsCheckpoint, TensorSource, require_asset};
+use cleft_llama::{LoadOptions, load_llama};
+
+const TOLERANCE: f32 = 1e-4;
+/// `smollm2.json → f32_vs_f64_max_abs_diff.last_hidden_state`: the stored float32 golden itself
+/// differs from the float64 result by this much (final-norm outputs reach ±48), so an absolute
+/// 1e-4 on every hidden-state element is below the reference's own precision; the hidden states
+/// are held to the 1e-4 target plus that floor, the pooled features to 1e-4 outright.
+const GOLDEN_F32_FLOOR: f32 = 1.412e-4;
+
+fn golden() -> SafetensorsCheckpoint {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/smollm2.safetensors");
+    SafetensorsCheckpoint::open(&path).unwrap()
+}
+
+fn max_abs_diff<const D: usize>(
+    actual: Tensor<D>,
+    golden: &SafetensorsCheckpoint,
+    name: &str,
+) -> f32 {
+    let expected = golden.read(name).unwrap();
+    assert_eq!(actual.dims().to_vec(), expected.shape, "{name}");
+    let actual: Vec<f32> = actual.into_data().try_to_vec().unwrap();
+    actual
+        .iter()
+        .zip(&expected.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn smollm2_gguf_matches_transformers_hidden_states_and_cleft_pooling() {
+    let path =
+        require_asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").unwrap_or_else(|e| panic!("{e}"));
+    let device = Device::flex();
+    let options = LoadOptions {
+        pooling: TextPooling::FirstPad,
+        max_len: 64,
+        allow_missing: false,
+        pad_token: String::new(),
+    };
+    let (model, report) = load_llama(&path, None, &options, &device).unwrap();
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.loaded, 1 + 30 * 9 + 1);
+    assert_eq!((model.dim(), model.num_layers()), (576, 30));
+
+    let golden = golden();
+    let (shape, ids) = golden.read_i64("input_ids").unwrap();
+    let (_, mask) = golden.read_i64("attention_mask").unwrap();
+    let sentences = [
+        "No acute cardiopulmonary process.",
+        "this is a chest x ray of a patient with pleural effusion",
+        "There is a 2.5 cm nodule in the right upper lobe, with mild cardiomegaly and small \
+         bilateral pleural effusions.",
+        "Normal chest.",
+    ]
+    .map(String::from);
+    let batch = model.tokenizer().encode_batch(&sentences, 64).unwrap();
+    assert_eq!((batch.batch, batch.len), (shape[0], shape[1]));
+    assert_eq!(
+        batch.ids, ids,
+        "GGUF tokenizer ids, right-padded with EOS = 2"
+    );
+    assert_eq!(batch.mask, mask);
+
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape.clone()), &device);
+    let mask = Tensor::<2, Int>::from_data(TensorData::new(mask, shape), &device);
+    let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
+    let diffs = [
+        (
+            "last_hidden_state",
+            max_abs_diff(hidden, &golden, "last_hidden_state"),
+        ),
+        (
+            "cleft_pooled",
+            max_abs_diff(model.forward(ids, mask), &golden, "cleft_pooled"),
+        ),
+    ];
+    println!("SmolLM2 max |Δ| vs transformers: {diffs:?}");
+    let [(_, hidden), (_, pooled)] = diffs;
+    assert!(
+        pooled <= TOLERANCE,
+        "cleft_pooled: max abs diff {pooled} > {TOLERANCE}"
+    );
+    let bound = TOLERANCE + GOLDEN_F32_FLOOR;
+    assert!(
+        hidden <= bound,
+        "last_hidden_state: max abs diff {hidden} > {bound}"
+    );
+}
