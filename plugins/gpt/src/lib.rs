@@ -5,6 +5,7 @@
 //! token. Random initialisation with configurable sizes; the default tokenizer is a built-in
 //! word-level radiology vocabulary, or any HF `tokenizer.json`.
 
+pub mod load;
 mod model;
 pub mod tokenizer;
 
@@ -48,6 +49,12 @@ pub struct Gpt2Config {
     pub tokenizer: Option<PathBuf>,
     /// Pad/EOS token in `tokenizer` (GPT-2: `<|endoftext|>`).
     pub pad_token: String,
+    /// HF `GPT2Model` directory (`config.json` + safetensors); its `config.json` then sets the
+    /// architecture (the size fields above are ignored). Default tokenizer:
+    /// `weights/tokenizer.json`.
+    pub weights: Option<PathBuf>,
+    /// Keep random values for parameters missing from `weights` instead of failing.
+    pub allow_missing: bool,
 }
 
 impl Default for Gpt2Config {
@@ -65,6 +72,8 @@ impl Default for Gpt2Config {
             max_len: 64,
             tokenizer: None,
             pad_token: tokenizer::BUILTIN_EOS.to_string(),
+            weights: None,
+            allow_missing: false,
         }
     }
 }
@@ -95,12 +104,25 @@ impl Gpt2Config {
 #[typetag::serde(name = "gpt2")]
 impl TextEncoderConfig for Gpt2Config {
     fn build(&self, device: &Device) -> Result<Component<dyn TextEncoder>, CleftError> {
-        self.validate()?;
-        let tokenizer: Arc<dyn TextTokenizer> = match &self.tokenizer {
-            None => Arc::new(HfTokenizer::builtin_words()),
-            Some(path) => Arc::new(HfTokenizer::from_file(path, &self.pad_token)?),
+        let config = match &self.weights {
+            Some(dir) => load::merged_config(dir, self)?,
+            None => self.clone(),
         };
-        Ok(Component::<dyn TextEncoder>::new(Gpt2Model::init(self, tokenizer, device)))
+        config.validate()?;
+        let from_weights = self
+            .weights
+            .as_ref()
+            .map(|d| d.join("tokenizer.json"))
+            .filter(|p| p.is_file());
+        let tokenizer: Arc<dyn TextTokenizer> = match self.tokenizer.clone().or(from_weights) {
+            None => Arc::new(HfTokenizer::builtin_words()),
+            Some(path) => Arc::new(HfTokenizer::from_file(&path, &self.pad_token)?),
+        };
+        let model = match &self.weights {
+            Some(dir) => load::load_gpt2(dir, &config, tokenizer, device)?.0,
+            None => Gpt2Model::init(&config, tokenizer, device),
+        };
+        Ok(Component::<dyn TextEncoder>::new(model))
     }
 }
 
