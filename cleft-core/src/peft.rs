@@ -1,31 +1,185 @@
-//! The [`PeftAdapter`] trait: parameter-efficient fine-tuning applied to an encoder.
+//! The [`PeftAdapter`] trait (parameter-efficient fine-tuning applied to an encoder) and the
+//! injection points encoders expose to adapters ([`PeftHooks`], [`PeftLinear`], [`PromptEncoder`]).
+//!
+//! Two levels, as in HF PEFT: a model-level *tuner* ([`PeftAdapter`], implemented by the
+//! `cleft-peft` plugins) injects layer-level adapters into the hooks an encoder offers, marks only
+//! adapter parameters trainable, merges, and saves/loads adapter-only files in HF PEFT layout.
+
+mod linear;
+mod prompt_encoder;
 
 use std::fmt;
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
 
 use crate::bridge::Component;
 use crate::error::CleftError;
 use crate::text::TextEncoder;
 
-/// A parameter-efficient fine-tuning method (LoRA, IA3, prefix tuning, …).
+pub use linear::{Ia3Position, PeftLinear, PeftLinearState};
+pub use prompt_encoder::{PrefixProjection, PromptEncoder, PromptKind};
+
+/// Shapes an encoder's attention layers offer to prefix tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixGeometry {
+    /// Transformer layers.
+    pub layers: usize,
+    /// Key/value heads per layer.
+    pub heads: usize,
+    /// Dimension of one head.
+    pub head_dim: usize,
+    /// Token-embedding width `E`.
+    pub embed_dim: usize,
+}
+
+/// Injection points an encoder offers to PEFT adapters (see `plugins/gpt` for an implementation).
+///
+/// Adapter parameters live *inside* the encoder's module tree (in [`PeftLinear`] layers and an
+/// optional [`PromptEncoder`]), so burn's optimizers, freezing and stores reach them under stable
+/// paths such as `h.0.attn.c_attn.lora_A.weight` or `prompt_encoder.embedding.weight`.
+pub trait PeftHooks {
+    /// Paths (relative to the encoder) of every adaptable linear layer, in module order.
+    fn linear_paths(&self) -> Vec<String>;
+    /// Every adaptable linear layer with its path.
+    fn linear_layers_mut(&mut self) -> Vec<(String, &mut PeftLinear)>;
+    /// Whether linear weights are stored `[in, out]` in the original checkpoint (GPT-2 `Conv1D`,
+    /// PEFT's `fan_in_fan_out = true`) rather than `[out, in]` (`torch.nn.Linear`).
+    fn fan_in_fan_out(&self) -> bool;
+    /// Layer, head and width sizes for prefix tuning.
+    fn prefix_geometry(&self) -> PrefixGeometry;
+    /// The installed virtual tokens, if any.
+    fn prompt_encoder(&self) -> Option<&PromptEncoder>;
+    /// Installs (or removes) virtual tokens; errors when the encoder cannot host them (e.g. the
+    /// position table is too short for `n + max_len + 1` positions).
+    fn set_prompt_encoder(&mut self, encoder: Option<PromptEncoder>) -> Result<(), CleftError>;
+}
+
+/// What loading an adapter file found besides the expected tensors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdapterLoadReport {
+    /// Keys in the file that the adapter has no parameter for (ignored).
+    pub unexpected: Vec<String>,
+    /// Number of tensors loaded.
+    pub loaded: usize,
+}
+
+/// A parameter-efficient fine-tuning method (LoRA, IA3, prefix tuning, prompt tuning).
 ///
 /// An adapter is a *tuner*: it rewrites an encoder so that the base weights are frozen and only
-/// the adapter's own parameters (living inside the returned encoder) are trainable.
+/// the adapter's own parameters (living inside the returned encoder) are trainable. It is
+/// object-safe; configs build it as `Box<dyn PeftAdapter>`.
 pub trait PeftAdapter: Send + Sync + fmt::Debug {
-    /// The method's registered name (`"lora"`, …).
+    /// The method's registered name (`"lora"`, `"ia3"`, `"prefix"`, `"prompt_tuning"`).
     fn method(&self) -> &str;
 
-    /// Module paths inside `encoder` (relative to it) that this adapter targets.
+    /// Module paths inside `encoder` (relative to it) that this adapter targets (empty for prefix
+    /// and prompt tuning, which add virtual tokens instead).
     ///
     /// Errors when a target pattern matches no module, naming the pattern and listing the closest
-    /// module paths.
+    /// module paths, and when the encoder offers no PEFT hooks.
     fn targets(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<String>, CleftError>;
 
-    /// Injects the adapter: base weights frozen, adapter parameters trainable.
+    /// Injects the adapter: base weights frozen, adapter parameters (and declared
+    /// `modules_to_save`) trainable. Builds parameters lazily: nothing is allocated until used.
     fn apply(
         &self,
         encoder: Component<dyn TextEncoder>,
     ) -> Result<Component<dyn TextEncoder>, CleftError>;
 
-    /// Folds the adapter into the base weights (inference-only encoder, same outputs).
-    fn merge(&self, encoder: Component<dyn TextEncoder>) -> Component<dyn TextEncoder>;
+    /// Whether the float parameter at `path` (relative to the encoder) is trainable once the
+    /// adapter is applied. `apply` freezes exactly the parameters for which this is false.
+    fn is_trainable(&self, path: &str) -> bool;
+
+    /// Folds the adapter into the base weights and removes it (PEFT's `merge_and_unload`): a plain
+    /// encoder with the same outputs. Errors for methods that cannot merge (prefix, prompt).
+    fn merge(
+        &self,
+        encoder: Component<dyn TextEncoder>,
+    ) -> Result<Component<dyn TextEncoder>, CleftError>;
+
+    /// Writes `adapter_config.json` and `adapter_model.safetensors` (HF PEFT layout, keys without
+    /// the adapter name) into `dir`.
+    fn save(&self, encoder: &Component<dyn TextEncoder>, dir: &Path) -> Result<(), CleftError>;
+
+    /// Loads adapter weights from `dir/adapter_model.safetensors` into an encoder this adapter was
+    /// applied to. Fails naming every missing key; unexpected keys are reported.
+    fn load_weights(
+        &self,
+        encoder: Component<dyn TextEncoder>,
+        dir: &Path,
+    ) -> Result<(Component<dyn TextEncoder>, AdapterLoadReport), CleftError>;
+}
+
+/// One float parameter: its path, shape (read without initialising it) and whether it is
+/// configured to train.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedParam {
+    /// Dotted path (`h.0.attn.c_attn.weight`).
+    pub path: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+}
+
+impl NamedParam {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Default)]
+struct ParamLister {
+    path: Vec<String>,
+    params: Vec<NamedParam>,
+}
+
+impl ModuleVisitor for ParamLister {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.params.push(NamedParam {
+            path: self.path.join("."),
+            shape: param.lazy_shape().to_vec(),
+        });
+    }
+}
+
+/// Every float parameter of `module` with its path and shape, in visit order. Does not
+/// initialise lazy parameters, so it costs no tensor allocation.
+pub fn named_params<M: Module>(module: &M) -> Vec<NamedParam> {
+    let mut lister = ParamLister::default();
+    module.visit(&mut lister);
+    lister.params
+}
+
+struct RequireGradByPath<'a> {
+    path: Vec<String>,
+    trainable: &'a dyn Fn(&str) -> bool,
+}
+
+impl ModuleMapper for RequireGradByPath<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.set_require_grad((self.trainable)(&self.path.join(".")))
+    }
+}
+
+/// Sets every float parameter of `module` trainable iff `trainable(path)`; lazy parameters stay
+/// uninitialised.
+pub fn set_trainable_by_path<M: Module>(module: M, trainable: &dyn Fn(&str) -> bool) -> M {
+    module.map(&mut RequireGradByPath {
+        path: Vec::new(),
+        trainable,
+    })
 }

@@ -8,6 +8,7 @@ use burn::tensor::{Int, TensorData};
 
 use crate::bridge::DynModule;
 use crate::error::CleftError;
+use crate::peft::PeftHooks;
 
 /// Token ids and attention mask for a batch of texts, right-padded.
 ///
@@ -103,6 +104,17 @@ pub trait TextEncoder: DynModule {
 
     /// Maximum number of real tokens per text.
     fn max_len(&self) -> usize;
+
+    /// The injection points this encoder offers to PEFT adapters; `None` (the default) makes
+    /// every adapter fail with a clear error.
+    fn peft_hooks(&self) -> Option<&dyn PeftHooks> {
+        None
+    }
+
+    /// Mutable access to the PEFT injection points (see [`peft_hooks`](Self::peft_hooks)).
+    fn peft_hooks_mut(&mut self) -> Option<&mut dyn PeftHooks> {
+        None
+    }
 }
 
 crate::component_trait!(TextEncoder);

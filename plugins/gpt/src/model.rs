@@ -6,17 +6,24 @@
 //! `[in, out]`, which is burn's `Linear` layout, so no transpose is needed on load.
 //! BioMedLM additionally divides attention scores by `layer_idx + 1`
 //! (`scale_attn_by_inverse_layer_idx`).
+//!
+//! PEFT hooks (see [`cleft_core::peft::PeftHooks`]): every projection is a [`PeftLinear`] (LoRA on
+//! the activation path, IA3), and an optional [`PromptEncoder`] adds prompt-tuning tokens before
+//! the input embeddings or prefix keys/values inside every attention layer. As in HF PEFT with
+//! `GPT2Model`, prefix tuning shifts the text's position ids by the prefix length and lets every
+//! query attend to all prefix positions; prompt tuning gives the virtual tokens positions `0..n`.
 
 use std::sync::Arc;
 
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu_approximate, softmax};
 use burn::tensor::{Bool, Int};
+use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
 use cleft_core::text::{TextPooling, pool_tokens};
-use cleft_core::{TextEncoder, TextTokenizer};
+use cleft_core::{CleftError, TextEncoder, TextTokenizer};
 
 use crate::Gpt2Config;
 
@@ -24,27 +31,46 @@ use crate::Gpt2Config;
 #[derive(Module, Debug)]
 pub struct Gpt2Attention {
     /// Fused query/key/value projection, `[E, 3E]`.
-    pub c_attn: Linear,
+    pub c_attn: PeftLinear,
     /// Output projection, `[E, E]`.
-    pub c_proj: Linear,
+    pub c_proj: PeftLinear,
     heads: usize,
     /// Extra divisor of the scores (`layer_idx + 1` with inverse-layer scaling, else 1).
     score_divisor: f64,
 }
 
 impl Gpt2Attention {
+    /// Attention over the sequence, preceded by optional prefix keys/values.
+    ///
     /// # Shapes
-    /// - `x`: `[B, L, E]`; `masked`: `[B, 1, L, L]` (true = not attended); output `[B, L, E]`.
-    pub fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>) -> Tensor<3> {
+    /// - `x`: `[B, L, E]`; `prefix`: keys and values `[1, H, P, E/H]`;
+    ///   `masked`: `[B, 1, L, P + L]` (true = not attended); output `[B, L, E]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        masked: Tensor<4, Bool>,
+        prefix: Option<&(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<3> {
         let [batch, len, embed] = x.dims();
         let head_dim = embed / self.heads;
-        let split = |t: Tensor<3>| t.reshape([batch, len, self.heads, head_dim]).swap_dims(1, 2);
+        let split = |t: Tensor<3>| {
+            t.reshape([batch, len, self.heads, head_dim])
+                .swap_dims(1, 2)
+        };
         let qkv = self.c_attn.forward(x).chunk(3, 2);
-        let [q, k, v] = [0, 1, 2].map(|i| split(qkv[i].clone()));
+        let [q, mut k, mut v] = [0, 1, 2].map(|i| split(qkv[i].clone()));
+        if let Some((prefix_k, prefix_v)) = prefix {
+            let [_, heads, n, dim] = prefix_k.dims();
+            k = Tensor::cat(vec![prefix_k.clone().expand([batch, heads, n, dim]), k], 2);
+            v = Tensor::cat(vec![prefix_v.clone().expand([batch, heads, n, dim]), v], 2);
+        }
         let scale = 1.0 / ((head_dim as f64).sqrt() * self.score_divisor);
         let scores = q.matmul(k.swap_dims(2, 3)) * scale;
         let weights = softmax(scores.mask_fill(masked, f32::MIN), 3);
-        let context = weights.matmul(v).swap_dims(1, 2).reshape([batch, len, embed]);
+        let context = weights
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, len, embed]);
         self.c_proj.forward(context)
     }
 }
@@ -53,9 +79,9 @@ impl Gpt2Attention {
 #[derive(Module, Debug)]
 pub struct Gpt2Mlp {
     /// `[E, 4E]`.
-    pub c_fc: Linear,
+    pub c_fc: PeftLinear,
     /// `[4E, E]`.
-    pub c_proj: Linear,
+    pub c_proj: PeftLinear,
 }
 
 /// One pre-norm transformer block.
@@ -73,9 +99,15 @@ pub struct Gpt2Block {
 
 impl Gpt2Block {
     /// # Shapes
-    /// - `x`: `[B, L, E]`; `masked`: `[B, 1, L, L]`; output `[B, L, E]`.
-    pub fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), masked);
+    /// - `x`: `[B, L, E]`; `masked`: `[B, 1, L, P + L]`; `prefix`: `[1, H, P, E/H]` keys and
+    ///   values; output `[B, L, E]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        masked: Tensor<4, Bool>,
+        prefix: Option<&(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), masked, prefix);
         let hidden = gelu_approximate(self.mlp.c_fc.forward(self.ln_2.forward(x.clone())));
         x + self.mlp.c_proj.forward(hidden)
     }
@@ -92,6 +124,8 @@ pub struct Gpt2Model {
     pub h: Vec<Gpt2Block>,
     /// Final norm.
     pub ln_f: LayerNorm,
+    /// PEFT virtual tokens (prompt or prefix tuning), if installed.
+    pub prompt_encoder: Option<PromptEncoder>,
     #[module(skip)]
     tokenizer: Arc<dyn TextTokenizer>,
     #[module(skip)]
@@ -104,56 +138,189 @@ impl Gpt2Model {
     /// Builds a randomly initialised model (GPT-2 init: N(0, 0.02) weights) with `tokenizer`.
     pub fn init(config: &Gpt2Config, tokenizer: Arc<dyn TextTokenizer>, device: &Device) -> Self {
         let e = config.n_embd;
-        let normal = burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 };
-        let linear = |d_in, d_out| {
-            LinearConfig::new(d_in, d_out).with_initializer(normal.clone()).init(device)
+        let normal = burn::nn::Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
         };
-        let norm = || LayerNormConfig::new(e).with_epsilon(config.layer_norm_epsilon).init(device);
+        let linear = |d_in, d_out| {
+            PeftLinear::from_linear(
+                LinearConfig::new(d_in, d_out)
+                    .with_initializer(normal.clone())
+                    .init(device),
+            )
+        };
+        let norm = || {
+            LayerNormConfig::new(e)
+                .with_epsilon(config.layer_norm_epsilon)
+                .init(device)
+        };
         let block = |layer: usize| Gpt2Block {
             ln_1: norm(),
             attn: Gpt2Attention {
                 c_attn: linear(e, 3 * e),
                 c_proj: linear(e, e),
                 heads: config.n_head,
-                score_divisor: if config.scale_attn_by_inverse_layer_idx { (layer + 1) as f64 } else { 1.0 },
+                score_divisor: if config.scale_attn_by_inverse_layer_idx {
+                    (layer + 1) as f64
+                } else {
+                    1.0
+                },
             },
             ln_2: norm(),
-            mlp: Gpt2Mlp { c_fc: linear(e, config.n_inner()), c_proj: linear(config.n_inner(), e) },
+            mlp: Gpt2Mlp {
+                c_fc: linear(e, config.n_inner()),
+                c_proj: linear(config.n_inner(), e),
+            },
         };
-        let embedding = |n| EmbeddingConfig::new(n, e).with_initializer(normal.clone()).init(device);
+        let embedding = |n| {
+            EmbeddingConfig::new(n, e)
+                .with_initializer(normal.clone())
+                .init(device)
+        };
         Self {
             wte: embedding(tokenizer.vocab_size().max(config.vocab_size)),
             wpe: embedding(config.n_positions),
             h: (0..config.n_layer).map(block).collect(),
             ln_f: norm(),
+            prompt_encoder: None,
             tokenizer,
             pooling: config.pooling,
             max_len: config.max_len,
         }
     }
 
-    /// Final hidden states (after `ln_f`).
+    /// Final hidden states (after `ln_f`). With prompt tuning the `P` virtual tokens come first
+    /// (`[B, P + L, E]`); with prefix tuning the output covers the `L` text positions only.
     ///
     /// # Shapes
-    /// - `embeddings`: `[B, L, E]`; `mask`: `[B, L]` (1 = real); output `[B, L, E]`.
+    /// - `embeddings`: `[B, L, E]`; `mask`: `[B, L]` (1 = real); output `[B, L, E]` or
+    ///   `[B, P + L, E]` (prompt tuning).
     pub fn hidden_states(&self, embeddings: Tensor<3>, mask: Tensor<2, Int>) -> Tensor<3> {
+        let (embeddings, mask) = self.prepend_prompt(embeddings, mask);
         let [batch, len, _] = embeddings.dims();
         let device = embeddings.device();
-        let positions = Tensor::<1, Int>::arange(0..len as i64, &device).reshape([1, len]);
+        let prefix = self.prefix_key_values();
+        let n_prefix = prefix.as_ref().map_or(0, |kv| kv[0].0.dims()[2]);
+        let start = n_prefix as i64;
+        let positions =
+            Tensor::<1, Int>::arange(start..start + len as i64, &device).reshape([1, len]);
         let mut x = embeddings + self.wpe.forward(positions);
-        let causal: Tensor<4, Bool> = generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
-        let padding = mask.equal_elem(0).reshape([batch, 1, 1, len]).expand([batch, 1, len, len]);
-        let masked = causal.bool_or(padding);
-        for block in &self.h {
-            x = block.forward(x, masked.clone());
+        let mut masked: Tensor<4, Bool> =
+            generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
+        masked = masked.bool_or(
+            mask.equal_elem(0)
+                .reshape([batch, 1, 1, len])
+                .expand([batch, 1, len, len]),
+        );
+        if n_prefix > 0 {
+            let open = Tensor::<4, Int>::zeros([batch, 1, len, n_prefix], &device).equal_elem(1);
+            masked = Tensor::cat(vec![open, masked], 3);
+        }
+        for (layer, block) in self.h.iter().enumerate() {
+            x = block.forward(x, masked.clone(), prefix.as_ref().map(|kv| &kv[layer]));
         }
         self.ln_f.forward(x)
+    }
+
+    fn prepend_prompt(
+        &self,
+        embeddings: Tensor<3>,
+        mask: Tensor<2, Int>,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
+        let Some(prompt) = self
+            .prompt_encoder
+            .as_ref()
+            .filter(|p| p.kind == PromptKind::Prompt)
+        else {
+            return (embeddings, mask);
+        };
+        let [batch, _, embed] = embeddings.dims();
+        let n = prompt.num_virtual_tokens();
+        let virtual_tokens = prompt
+            .values()
+            .unsqueeze_dim::<3>(0)
+            .expand([batch, n, embed]);
+        let ones = Tensor::<2, Int>::ones([batch, n], &mask.device());
+        (
+            Tensor::cat(vec![virtual_tokens, embeddings], 1),
+            Tensor::cat(vec![ones, mask], 1),
+        )
+    }
+
+    fn prefix_key_values(&self) -> Option<Vec<(Tensor<4>, Tensor<4>)>> {
+        let prefix = self
+            .prompt_encoder
+            .as_ref()
+            .filter(|p| p.kind == PromptKind::Prefix)?;
+        let geometry = self.prefix_geometry();
+        Some(prefix.prefix_key_values(geometry.layers, geometry.heads, geometry.head_dim))
+    }
+}
+
+impl PeftHooks for Gpt2Model {
+    fn linear_paths(&self) -> Vec<String> {
+        (0..self.h.len())
+            .flat_map(|i| {
+                ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
+                    .map(|m| format!("h.{i}.{m}"))
+            })
+            .collect()
+    }
+
+    fn linear_layers_mut(&mut self) -> Vec<(String, &mut PeftLinear)> {
+        let mut layers = Vec::with_capacity(4 * self.h.len());
+        for (i, block) in self.h.iter_mut().enumerate() {
+            layers.push((format!("h.{i}.attn.c_attn"), &mut block.attn.c_attn));
+            layers.push((format!("h.{i}.attn.c_proj"), &mut block.attn.c_proj));
+            layers.push((format!("h.{i}.mlp.c_fc"), &mut block.mlp.c_fc));
+            layers.push((format!("h.{i}.mlp.c_proj"), &mut block.mlp.c_proj));
+        }
+        layers
+    }
+
+    fn fan_in_fan_out(&self) -> bool {
+        true
+    }
+
+    fn prefix_geometry(&self) -> PrefixGeometry {
+        let embed_dim = self.embed_dim();
+        let heads = self.h.first().map_or(1, |block| block.attn.heads);
+        PrefixGeometry {
+            layers: self.h.len(),
+            heads,
+            head_dim: embed_dim / heads,
+            embed_dim,
+        }
+    }
+
+    fn prompt_encoder(&self) -> Option<&PromptEncoder> {
+        self.prompt_encoder.as_ref()
+    }
+
+    fn set_prompt_encoder(&mut self, encoder: Option<PromptEncoder>) -> Result<(), CleftError> {
+        if let Some(encoder) = &encoder {
+            let needed = encoder.num_virtual_tokens() + self.max_len + 1;
+            let available = self.wpe.weight.lazy_shape()[0];
+            if needed > available {
+                return Err(CleftError::Invalid(format!(
+                    "{} virtual tokens + text.max_len {} + 1 pad need {needed} positions; text.n_positions is {available}",
+                    encoder.num_virtual_tokens(),
+                    self.max_len
+                )));
+            }
+        }
+        self.prompt_encoder = encoder;
+        Ok(())
     }
 }
 
 impl TextEncoder for Gpt2Model {
     fn forward_embeddings(&self, embeddings: Tensor<3>, mask: Tensor<2, Int>) -> Tensor<2> {
-        pool_tokens(self.hidden_states(embeddings, mask.clone()), mask, self.pooling)
+        pool_tokens(
+            self.hidden_states(embeddings, mask.clone()),
+            mask,
+            self.pooling,
+        )
     }
 
     fn embed_tokens(&self, ids: Tensor<2, Int>) -> Tensor<3> {
@@ -161,11 +328,11 @@ impl TextEncoder for Gpt2Model {
     }
 
     fn dim(&self) -> usize {
-        self.ln_f.gamma.dims()[0]
+        self.ln_f.gamma.lazy_shape()[0]
     }
 
     fn embed_dim(&self) -> usize {
-        self.wte.weight.dims()[1]
+        self.wte.weight.lazy_shape()[1]
     }
 
     fn num_layers(&self) -> usize {
@@ -178,5 +345,13 @@ impl TextEncoder for Gpt2Model {
 
     fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    fn peft_hooks(&self) -> Option<&dyn PeftHooks> {
+        Some(self)
+    }
+
+    fn peft_hooks_mut(&mut self) -> Option<&mut dyn PeftHooks> {
+        Some(self)
     }
 }

@@ -1,7 +1,24 @@
-//! Parameter-efficient fine-tuning adapters for cleft (`[peft] type = "lora"`).
+//! Parameter-efficient fine-tuning adapters for cleft text encoders, compatible with HF PEFT:
+//! `[peft] type = "lora" | "ia3" | "prefix" | "prompt_tuning"`.
+//!
+//! Each tuner injects layer-level adapters into the hooks an encoder offers
+//! ([`cleft_core::peft::PeftHooks`]), freezes everything else (except `modules_to_save`), merges
+//! where the method allows, and saves/loads adapter-only files in HF PEFT layout
+//! (`adapter_config.json` + `adapter_model.safetensors`; see [`from_pretrained`]).
 
+mod common;
+pub mod files;
+mod ia3;
 mod lora;
+mod pretrained;
 mod targets;
+mod virtual_tokens;
 
-pub use lora::{LoraAdapter, LoraConfig};
-pub use targets::{TargetModules, module_paths, resolve_targets};
+pub use ia3::{Ia3Adapter, Ia3Config};
+pub use lora::{LoraAdapter, LoraBias, LoraConfig, LoraImplementation};
+pub use pretrained::{config_from_peft_json, from_pretrained};
+pub use targets::{TargetModules, closest, module_paths, resolve_targets};
+pub use virtual_tokens::{
+    PrefixTuningAdapter, PrefixTuningConfig, PromptTuningAdapter, PromptTuningConfig,
+    PromptTuningInit,
+};

@@ -29,20 +29,28 @@ impl ModuleVisitor for LinearWeights {
     }
     fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
         if D == 2 && self.path.last().is_some_and(|name| name == "weight") {
-            self.modules.push(self.path[..self.path.len() - 1].join("."));
+            self.modules
+                .push(self.path[..self.path.len() - 1].join("."));
         }
     }
 }
 
 /// Paths of the modules of `module` that own a 2-D `weight` (linear-like layers), in visit order.
 pub fn module_paths<M: Module>(module: &M) -> Vec<String> {
-    let mut visitor = LinearWeights { path: Vec::new(), modules: Vec::new() };
+    let mut visitor = LinearWeights {
+        path: Vec::new(),
+        modules: Vec::new(),
+    };
     module.visit(&mut visitor);
     visitor.modules
 }
 
-fn closest(pattern: &str, modules: &[String]) -> Vec<String> {
-    let mut names: Vec<&str> = modules.iter().map(|m| m.rsplit('.').next().unwrap_or(m)).collect();
+/// Up to three module names or paths closest (by edit distance) to `pattern`.
+pub fn closest(pattern: &str, modules: &[String]) -> Vec<String> {
+    let mut names: Vec<&str> = modules
+        .iter()
+        .map(|m| m.rsplit('.').next().unwrap_or(m))
+        .collect();
     names.extend(modules.iter().map(String::as_str));
     names.sort_unstable();
     names.dedup();
@@ -52,13 +60,22 @@ fn closest(pattern: &str, modules: &[String]) -> Vec<String> {
 
 /// Resolves `targets` against `modules`; an entry (or regex) matching nothing is an error that
 /// names it and suggests the closest module names.
-pub fn resolve_targets(targets: &TargetModules, modules: &[String]) -> Result<Vec<String>, CleftError> {
+pub fn resolve_targets(
+    targets: &TargetModules,
+    modules: &[String],
+) -> Result<Vec<String>, CleftError> {
     let matched: Vec<String> = match targets {
         TargetModules::Regex(pattern) => {
             let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-                CleftError::Invalid(format!("peft.target_modules: `{pattern}` is not a valid regex: {e}"))
+                CleftError::Invalid(format!(
+                    "peft.target_modules: `{pattern}` is not a valid regex: {e}"
+                ))
             })?;
-            let matched: Vec<String> = modules.iter().filter(|m| regex.is_match(m)).cloned().collect();
+            let matched: Vec<String> = modules
+                .iter()
+                .filter(|m| regex.is_match(m))
+                .cloned()
+                .collect();
             if matched.is_empty() {
                 return Err(CleftError::TargetNotFound {
                     pattern: pattern.clone(),
@@ -79,7 +96,11 @@ pub fn resolve_targets(targets: &TargetModules, modules: &[String]) -> Result<Ve
             }
             modules
                 .iter()
-                .filter(|m| names.iter().any(|n| *m == n || m.ends_with(&format!(".{n}"))))
+                .filter(|m| {
+                    names
+                        .iter()
+                        .any(|n| *m == n || m.ends_with(&format!(".{n}")))
+                })
                 .cloned()
                 .collect()
         }
@@ -92,17 +113,29 @@ mod tests {
     use super::*;
 
     fn modules() -> Vec<String> {
-        ["h.0.attn.c_attn", "h.0.attn.c_proj", "h.0.mlp.c_fc", "h.0.mlp.c_proj", "h.1.attn.c_attn"]
-            .map(String::from)
-            .to_vec()
+        [
+            "h.0.attn.c_attn",
+            "h.0.attn.c_proj",
+            "h.0.mlp.c_fc",
+            "h.0.mlp.c_proj",
+            "h.1.attn.c_attn",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     #[test]
     fn names_match_exactly_or_as_suffix() {
         let names = TargetModules::Names(vec!["c_attn".into()]);
-        assert_eq!(resolve_targets(&names, &modules()).unwrap(), ["h.0.attn.c_attn", "h.1.attn.c_attn"]);
+        assert_eq!(
+            resolve_targets(&names, &modules()).unwrap(),
+            ["h.0.attn.c_attn", "h.1.attn.c_attn"]
+        );
         let full = TargetModules::Names(vec!["h.0.mlp.c_proj".into()]);
-        assert_eq!(resolve_targets(&full, &modules()).unwrap(), ["h.0.mlp.c_proj"]);
+        assert_eq!(
+            resolve_targets(&full, &modules()).unwrap(),
+            ["h.0.mlp.c_proj"]
+        );
     }
 
     #[test]

@@ -1,0 +1,369 @@
+//! Adapter-only files in HF PEFT layout: `adapter_config.json` + `adapter_model.safetensors`,
+//! PEFT key names without the adapter name (`base_model.model.h.0.attn.c_attn.lora_A.weight`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use cleft_core::peft::AdapterLoadReport;
+use cleft_core::train::checkpoint::write_atomic;
+use cleft_core::{CleftError, Component, TextEncoder};
+use safetensors::{Dtype, SafeTensors};
+
+/// Config file name.
+pub const CONFIG_FILE: &str = "adapter_config.json";
+/// Weights file name.
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// Key prefix PEFT gives tuners that wrap the base model (LoRA, IA3).
+pub const MODEL_PREFIX: &str = "base_model.model.";
+
+/// A host tensor: shape and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    fn transposed(&self) -> Self {
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        let mut data = vec![0.0; self.data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                data[c * rows + r] = self.data[r * cols + c];
+            }
+        }
+        Self {
+            shape: vec![cols, rows],
+            data,
+        }
+    }
+}
+
+/// How one adapter parameter is stored in the file.
+#[derive(Debug, Clone)]
+pub(crate) struct TensorSpec {
+    /// Parameter path relative to the encoder.
+    pub path: String,
+    /// PEFT key.
+    pub key: String,
+    /// The file holds the transpose of the (2-D) parameter.
+    pub transpose: bool,
+    /// Shape in the file.
+    pub file_shape: Vec<usize>,
+}
+
+impl TensorSpec {
+    fn to_file(&self, value: HostTensor) -> HostTensor {
+        let value = if self.transpose {
+            value.transposed()
+        } else {
+            value
+        };
+        HostTensor {
+            shape: self.file_shape.clone(),
+            data: value.data,
+        }
+    }
+
+    fn from_file(&self, value: HostTensor, param_shape: &[usize]) -> HostTensor {
+        if self.transpose {
+            let stored = HostTensor {
+                shape: vec![param_shape[1], param_shape[0]],
+                data: value.data,
+            };
+            stored.transposed()
+        } else {
+            HostTensor {
+                shape: param_shape.to_vec(),
+                data: value.data,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Reader<'a> {
+    wanted: Option<&'a HashMap<String, usize>>,
+    path: Vec<String>,
+    values: HashMap<String, HostTensor>,
+    errors: Vec<String>,
+}
+
+impl ModuleVisitor for Reader<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.path.join(".");
+        if !self.wanted.is_some_and(|wanted| wanted.contains_key(&path)) {
+            return;
+        }
+        let value = param.val();
+        let shape = value.dims().to_vec();
+        match value.into_data().convert::<f32>().try_into_vec::<f32>() {
+            Ok(data) => {
+                self.values.insert(path, HostTensor { shape, data });
+            }
+            Err(error) => self.errors.push(format!("{path}: {error:?}")),
+        }
+    }
+}
+
+/// Reads the current values of the parameters at `paths`.
+pub(crate) fn read_params(
+    encoder: &Component<dyn TextEncoder>,
+    paths: &[String],
+) -> Result<HashMap<String, HostTensor>, CleftError> {
+    let wanted: HashMap<String, usize> = paths
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, p)| (p, i))
+        .collect();
+    let mut reader = Reader {
+        wanted: Some(&wanted),
+        ..Reader::default()
+    };
+    encoder.visit(&mut reader);
+    if !reader.errors.is_empty() {
+        return Err(CleftError::Invalid(format!(
+            "reading adapter parameters: {}",
+            reader.errors.join("; ")
+        )));
+    }
+    Ok(reader.values)
+}
+
+struct Writer {
+    values: HashMap<String, HostTensor>,
+    path: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl ModuleMapper for Writer {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let path = self.path.join(".");
+        let Some(value) = self.values.remove(&path) else {
+            return param;
+        };
+        let expected = param.lazy_shape().to_vec();
+        if expected != value.shape {
+            self.errors.push(format!(
+                "{path}: parameter {expected:?} vs file {:?}",
+                value.shape
+            ));
+            return param;
+        }
+        let device = param.lazy_device();
+        let id = param.id;
+        let tensor = Tensor::<D>::from_data(TensorData::new(value.data, value.shape), &device);
+        param.transform_for_load(tensor, id)
+    }
+}
+
+/// Replaces the parameters at the keys of `values` (parameter paths, parameter shapes) in
+/// `encoder`, keeping each parameter's id and trainability. Fails naming unknown paths and shape
+/// mismatches.
+pub fn write_params(
+    encoder: Component<dyn TextEncoder>,
+    values: HashMap<String, HostTensor>,
+) -> Result<Component<dyn TextEncoder>, CleftError> {
+    let mut writer = Writer {
+        values,
+        path: Vec::new(),
+        errors: Vec::new(),
+    };
+    let encoder = encoder.map(&mut writer);
+    writer.errors.extend(
+        writer
+            .values
+            .keys()
+            .map(|path| format!("{path}: no such parameter")),
+    );
+    if !writer.errors.is_empty() {
+        return Err(CleftError::Invalid(format!(
+            "loading adapter parameters: {}",
+            writer.errors.join("; ")
+        )));
+    }
+    Ok(encoder)
+}
+
+/// Writes `adapter_config.json` and `adapter_model.safetensors` (atomically) into `dir`.
+pub(crate) fn write_adapter(
+    dir: &Path,
+    config: &serde_json::Value,
+    tensors: &BTreeMap<String, HostTensor>,
+) -> Result<(), CleftError> {
+    std::fs::create_dir_all(dir).map_err(|e| CleftError::io(dir, e))?;
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(key, t)| {
+            (
+                key.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(key, data, shape)| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
+                .map_err(|e| CleftError::Invalid(format!("{key}: {e}")));
+            view.map(|view| (key.clone(), view))
+        })
+        .collect::<Result<_, _>>()?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let weights = dir.join(WEIGHTS_FILE);
+    let serialized = safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| {
+        CleftError::Checkpoint {
+            path: weights.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    write_atomic(&weights, &serialized)?;
+    let json =
+        serde_json::to_string_pretty(config).map_err(|e| CleftError::Invalid(e.to_string()))?;
+    write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
+}
+
+/// Reads `dir/adapter_config.json`.
+pub fn read_adapter_config(dir: &Path) -> Result<serde_json::Value, CleftError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| CleftError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| CleftError::Checkpoint {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// Reads every tensor of `dir/adapter_model.safetensors` as f32 (F32, F16, BF16, F64 accepted).
+pub fn read_adapter_tensors(dir: &Path) -> Result<BTreeMap<String, HostTensor>, CleftError> {
+    read_safetensors(&dir.join(WEIGHTS_FILE))
+}
+
+/// Reads every float tensor of a safetensors file as f32 (F32, F16, BF16, F64 accepted).
+pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, CleftError> {
+    let path = path.to_path_buf();
+    let bytes = std::fs::read(&path).map_err(|e| CleftError::io(&path, e))?;
+    let error = |message: String| CleftError::Checkpoint {
+        path: path.clone(),
+        message,
+    };
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| error(e.to_string()))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        let raw = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F64 => raw
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(error(format!(
+                    "{name}: dtype {other:?} is not a float type"
+                )));
+            }
+        };
+        tensors.insert(
+            name,
+            HostTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok(tensors)
+}
+
+/// Saves the parameters described by `specs` (plus `extra` computed tensors) with `config`.
+pub(crate) fn save_specs(
+    encoder: &Component<dyn TextEncoder>,
+    specs: &[TensorSpec],
+    extra: BTreeMap<String, HostTensor>,
+    config: &serde_json::Value,
+    dir: &Path,
+) -> Result<(), CleftError> {
+    let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
+    let mut values = read_params(encoder, &paths)?;
+    let mut tensors = extra;
+    for spec in specs {
+        let value = values.remove(&spec.path).ok_or_else(|| {
+            CleftError::Invalid(format!("adapter parameter {} not found", spec.path))
+        })?;
+        tensors.insert(spec.key.clone(), spec.to_file(value));
+    }
+    write_adapter(dir, config, &tensors)
+}
+
+/// Loads the tensors described by `specs` from `dir` into `encoder`. Every spec's key must be in
+/// the file with the spec's shape; keys no spec names are reported as unexpected.
+pub(crate) fn load_specs(
+    encoder: Component<dyn TextEncoder>,
+    specs: &[TensorSpec],
+    dir: &Path,
+) -> Result<(Component<dyn TextEncoder>, AdapterLoadReport), CleftError> {
+    let mut file = read_adapter_tensors(dir)?;
+    let shapes: HashMap<String, Vec<usize>> = cleft_core::peft::named_params(&encoder)
+        .into_iter()
+        .map(|p| (p.path, p.shape))
+        .collect();
+    let (mut missing, mut mismatched, mut values) = (Vec::new(), Vec::new(), HashMap::new());
+    for spec in specs {
+        let Some(value) = file.remove(&spec.key) else {
+            missing.push(spec.key.clone());
+            continue;
+        };
+        if value.shape != spec.file_shape {
+            mismatched.push(format!(
+                "{}: file {:?}, expected {:?}",
+                spec.key, value.shape, spec.file_shape
+            ));
+            continue;
+        }
+        let shape = shapes.get(&spec.path).cloned().unwrap_or_default();
+        values.insert(spec.path.clone(), spec.from_file(value, &shape));
+    }
+    if !missing.is_empty() || !mismatched.is_empty() {
+        return Err(CleftError::Checkpoint {
+            path: dir.join(WEIGHTS_FILE),
+            message: format!(
+                "missing adapter tensors: [{}]; shape mismatches: [{}]",
+                missing.join(", "),
+                mismatched.join("; ")
+            ),
+        });
+    }
+    let report = AdapterLoadReport {
+        unexpected: file.into_keys().collect(),
+        loaded: values.len(),
+    };
+    Ok((write_params(encoder, values)?, report))
+}

@@ -1,0 +1,223 @@
+//! IA3 (Liu et al. 2022): learned vectors scaling the outputs of attention targets and the inputs
+//! of feed-forward targets, configured like HF PEFT's `IA3Config`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use cleft_core::peft::{AdapterLoadReport, Ia3Position, named_params};
+use cleft_core::registry::PeftConfig;
+use cleft_core::{CleftError, Component, PeftAdapter, TextEncoder};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::common::{
+    check_modules_to_save, device_of, freeze_except, hf_param_name, hooks, hooks_mut,
+    in_modules_to_save, is_linear_weight, json_field, module_matches,
+};
+use crate::files::{MODEL_PREFIX, TensorSpec, load_specs, save_specs};
+use crate::targets::{TargetModules, resolve_targets};
+
+/// `[peft] type = "ia3"` (HF PEFT `IA3Config` names). CLEFT on GPT-2: `c_attn` (output scaling)
+/// and `mlp.c_proj` (feed-forward, input scaling).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ia3Config {
+    /// Modules that get a scaling vector.
+    pub target_modules: TargetModules,
+    /// The targets whose *input* is scaled (must be among `target_modules`).
+    pub feedforward_modules: TargetModules,
+    /// Linear weights stored `[in, out]` in the base checkpoint; `None` takes it from the encoder.
+    pub fan_in_fan_out: Option<bool>,
+    /// Further encoder modules trained in full and saved with the adapter.
+    pub modules_to_save: Vec<String>,
+}
+
+impl Default for Ia3Config {
+    fn default() -> Self {
+        Self {
+            target_modules: TargetModules::Names(vec!["c_attn".into(), "mlp.c_proj".into()]),
+            feedforward_modules: TargetModules::Names(vec!["mlp.c_proj".into()]),
+            fan_in_fan_out: None,
+            modules_to_save: Vec::new(),
+        }
+    }
+}
+
+impl Ia3Config {
+    /// Reads the fields cleft supports from a PEFT `adapter_config.json`.
+    pub fn from_peft_json(value: &serde_json::Value) -> Result<Self, CleftError> {
+        let defaults = Self::default();
+        Ok(Self {
+            target_modules: json_field(value, "target_modules")?.unwrap_or(defaults.target_modules),
+            feedforward_modules: json_field(value, "feedforward_modules")?
+                .unwrap_or(TargetModules::Names(Vec::new())),
+            fan_in_fan_out: json_field(value, "fan_in_fan_out")?,
+            modules_to_save: json_field(value, "modules_to_save")?.unwrap_or_default(),
+        })
+    }
+}
+
+/// The IA3 tuner built from an [`Ia3Config`].
+#[derive(Debug, Clone)]
+pub struct Ia3Adapter {
+    config: Ia3Config,
+}
+
+impl Ia3Adapter {
+    /// A tuner for `config`.
+    pub fn new(config: Ia3Config) -> Self {
+        Self { config }
+    }
+
+    fn position(&self, module: &str) -> Ia3Position {
+        if module_matches(&self.config.feedforward_modules, module) {
+            Ia3Position::Input
+        } else {
+            Ia3Position::Output
+        }
+    }
+
+    fn specs(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<TensorSpec>, CleftError> {
+        let hooks = hooks(encoder, "ia3")?;
+        let fan_in_fan_out = self.config.fan_in_fan_out.unwrap_or(hooks.fan_in_fan_out());
+        let mut specs = Vec::new();
+        for param in named_params(encoder) {
+            let path = param.path.as_str();
+            if !self.is_trainable(path) {
+                continue;
+            }
+            let spec = if let Some(module) = path.strip_suffix(".ia3_l") {
+                // PEFT keeps `[out, 1]` for output scaling and `[1, in]` for feed-forward layers.
+                let n = param.shape[0];
+                let file_shape = match self.position(module) {
+                    Ia3Position::Output => vec![n, 1],
+                    Ia3Position::Input => vec![1, n],
+                };
+                TensorSpec {
+                    path: param.path.clone(),
+                    key: format!("{MODEL_PREFIX}{path}"),
+                    transpose: false,
+                    file_shape,
+                }
+            } else {
+                let transpose = is_linear_weight(hooks, path) && !fan_in_fan_out;
+                let mut file_shape = param.shape.clone();
+                if transpose {
+                    file_shape.reverse();
+                }
+                let key = format!("{MODEL_PREFIX}{}", hf_param_name(path));
+                TensorSpec {
+                    path: param.path.clone(),
+                    key,
+                    transpose,
+                    file_shape,
+                }
+            };
+            specs.push(spec);
+        }
+        Ok(specs)
+    }
+}
+
+impl PeftAdapter for Ia3Adapter {
+    fn method(&self) -> &str {
+        "ia3"
+    }
+
+    fn targets(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<String>, CleftError> {
+        resolve_targets(
+            &self.config.target_modules,
+            &hooks(encoder, "ia3")?.linear_paths(),
+        )
+    }
+
+    fn apply(
+        &self,
+        mut encoder: Component<dyn TextEncoder>,
+    ) -> Result<Component<dyn TextEncoder>, CleftError> {
+        let targets = self.targets(&encoder)?;
+        if let TargetModules::Names(names) = &self.config.feedforward_modules {
+            if let Some(stray) = names.iter().find(|n| {
+                !targets
+                    .iter()
+                    .any(|t| module_matches(&TargetModules::Names(vec![(*n).clone()]), t))
+            }) {
+                return Err(CleftError::Invalid(format!(
+                    "peft.feedforward_modules: `{stray}` is not among the modules peft.target_modules selects"
+                )));
+            }
+        }
+        check_modules_to_save(&encoder, &self.config.modules_to_save)?;
+        let device = device_of(&encoder)?;
+        for (path, layer) in hooks_mut(&mut encoder, "ia3")?.linear_layers_mut() {
+            if targets.contains(&path) {
+                layer.add_ia3(self.position(&path), &device);
+            }
+        }
+        Ok(freeze_except(encoder, &|path| self.is_trainable(path)))
+    }
+
+    fn is_trainable(&self, path: &str) -> bool {
+        path.ends_with(".ia3_l") || in_modules_to_save(&self.config.modules_to_save, path)
+    }
+
+    fn merge(
+        &self,
+        mut encoder: Component<dyn TextEncoder>,
+    ) -> Result<Component<dyn TextEncoder>, CleftError> {
+        for (_, layer) in hooks_mut(&mut encoder, "ia3")?.linear_layers_mut() {
+            if layer.ia3_l.is_some() {
+                layer.merge_and_unload();
+            }
+        }
+        Ok(encoder)
+    }
+
+    fn save(&self, encoder: &Component<dyn TextEncoder>, dir: &Path) -> Result<(), CleftError> {
+        let fan_in_fan_out = self
+            .config
+            .fan_in_fan_out
+            .unwrap_or(hooks(encoder, "ia3")?.fan_in_fan_out());
+        let config = json!({
+            "peft_type": "IA3",
+            "task_type": null,
+            "base_model_name_or_path": null,
+            "inference_mode": true,
+            "target_modules": self.config.target_modules,
+            "feedforward_modules": self.config.feedforward_modules,
+            "fan_in_fan_out": fan_in_fan_out,
+            "modules_to_save": if self.config.modules_to_save.is_empty() { None } else { Some(&self.config.modules_to_save) },
+            "init_ia3_weights": true,
+        });
+        save_specs(
+            encoder,
+            &self.specs(encoder)?,
+            BTreeMap::new(),
+            &config,
+            dir,
+        )
+    }
+
+    fn load_weights(
+        &self,
+        encoder: Component<dyn TextEncoder>,
+        dir: &Path,
+    ) -> Result<(Component<dyn TextEncoder>, AdapterLoadReport), CleftError> {
+        let specs = self.specs(&encoder)?;
+        load_specs(encoder, &specs, dir)
+    }
+}
+
+#[typetag::serde(name = "ia3")]
+impl PeftConfig for Ia3Config {
+    fn build(&self) -> Result<Box<dyn PeftAdapter>, CleftError> {
+        Ok(Box::new(Ia3Adapter::new(self.clone())))
+    }
+}
+
+cleft_core::register_component!(
+    Peft,
+    "ia3",
+    "IA3 scaling vectors: outputs of attention targets, inputs of feedforward_modules (HF PEFT names)",
+    Ia3Config
+);

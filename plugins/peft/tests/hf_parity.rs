@@ -1,0 +1,185 @@
+//! Parity with HF PEFT on the tiny random GPT-2: adapters made by HF PEFT load here and give the
+//! same outputs (≤ 1e-4), merging keeps outputs (≤ 1e-5), adapter files round-trip, and bad
+//! configs or files fail with clear errors.
+
+mod common;
+
+use cleft_core::burn::prelude::*;
+use cleft_core::{CleftError, PeftAdapter};
+use cleft_peft::{LoraConfig, TargetModules, from_pretrained};
+use common::*;
+
+const PEFT_FILE: &str = "tiny_gpt2_peft.safetensors";
+
+#[test]
+fn base_model_matches_transformers() {
+    let device = Device::flex();
+    let want: Tensor<3> = golden_f32("tiny_gpt2.safetensors", "last_hidden_state", &device);
+    let diff = max_abs_diff(hidden(&tiny_gpt2(&device), &device), want);
+    assert!(
+        diff <= 1e-4,
+        "base GPT-2 differs from transformers by {diff}"
+    );
+}
+
+fn check_hf_adapter(
+    dir: &str,
+    golden_name: &str,
+    golden_file: &str,
+    skip_virtual: usize,
+) -> Box<dyn PeftAdapter> {
+    let device = Device::flex();
+    let (adapter, encoder, report) = from_pretrained(tiny_gpt2(&device), &golden(dir)).unwrap();
+    assert!(
+        report.unexpected.is_empty(),
+        "unexpected keys {:?}",
+        report.unexpected
+    );
+    let want: Tensor<3> = golden_f32(golden_file, golden_name, &device);
+    let got = hidden(&encoder, &device);
+    let [b, l, e] = got.dims();
+    let got = got.slice([0..b, skip_virtual..l, 0..e]);
+    let want_len = want.dims()[1];
+    let want = want.slice([0..b, skip_virtual..want_len, 0..e]);
+    let diff = max_abs_diff(got, want);
+    assert!(diff <= 1e-4, "{dir}: cleft vs HF PEFT max |diff| = {diff}");
+    adapter
+}
+
+#[test]
+fn lora_adapter_made_by_hf_peft_matches_and_merges() {
+    let adapter = check_hf_adapter(
+        "tiny-gpt2-lora",
+        "lora_last_hidden_state",
+        "tiny_gpt2.safetensors",
+        0,
+    );
+    assert_eq!(adapter.method(), "lora");
+
+    let device = Device::flex();
+    let (adapter, mut encoder, report) =
+        from_pretrained(tiny_gpt2(&device), &golden("tiny-gpt2-lora")).unwrap();
+    assert_eq!(report.loaded, 4, "A and B for 2 layers");
+    let unmerged = hidden(&encoder, &device);
+    for (_, layer) in encoder.peft_hooks_mut().unwrap().linear_layers_mut() {
+        layer.merge();
+    }
+    let merged = hidden(&encoder, &device);
+    let diff = max_abs_diff(merged, unmerged.clone());
+    assert!(diff <= 1e-5, "merged vs unmerged LoRA: {diff}");
+    for (_, layer) in encoder.peft_hooks_mut().unwrap().linear_layers_mut() {
+        layer.unmerge();
+    }
+    let diff = max_abs_diff(hidden(&encoder, &device), unmerged.clone());
+    assert!(diff <= 1e-5, "unmerge restores the adapter: {diff}");
+    let plain = adapter.merge(encoder).unwrap();
+    assert!(
+        !cleft_core::peft::named_params(&plain)
+            .iter()
+            .any(|p| p.path.contains("lora_")),
+        "unloaded"
+    );
+    let diff = max_abs_diff(hidden(&plain, &device), unmerged);
+    assert!(diff <= 1e-5, "merge_and_unload: {diff}");
+}
+
+#[test]
+fn ia3_adapter_made_by_hf_peft_matches_and_merges() {
+    let adapter = check_hf_adapter("tiny-gpt2-ia3", "ia3_last_hidden_state", PEFT_FILE, 0);
+    let device = Device::flex();
+    let (_, encoder, _) = from_pretrained(tiny_gpt2(&device), &golden("tiny-gpt2-ia3")).unwrap();
+    let unmerged = hidden(&encoder, &device);
+    let merged = adapter.merge(encoder).unwrap();
+    let diff = max_abs_diff(hidden(&merged, &device), unmerged);
+    assert!(diff <= 1e-5, "merged vs unmerged IA3: {diff}");
+}
+
+#[test]
+fn prefix_adapter_made_by_hf_peft_matches() {
+    let adapter = check_hf_adapter("tiny-gpt2-prefix", "prefix_last_hidden_state", PEFT_FILE, 0);
+    let device = Device::flex();
+    let (_, encoder, _) = from_pretrained(tiny_gpt2(&device), &golden("tiny-gpt2-prefix")).unwrap();
+    let error = adapter.merge(encoder).unwrap_err().to_string();
+    assert!(error.contains("cannot be merged"), "{error}");
+}
+
+#[test]
+fn prompt_tuning_adapter_made_by_hf_peft_matches() {
+    // Virtual tokens included: the golden output covers them too.
+    check_hf_adapter("tiny-gpt2-prompt", "prompt_last_hidden_state", PEFT_FILE, 0);
+}
+
+#[test]
+fn a_misspelt_target_names_itself_and_suggests_c_attn() {
+    let config = LoraConfig {
+        target_modules: TargetModules::Names(vec!["c_atn".into()]),
+        ..LoraConfig::default()
+    };
+    let device = Device::flex();
+    let adapter = cleft_core::registry::PeftConfig::build(&config).unwrap();
+    let error = adapter.apply(tiny_gpt2(&device)).unwrap_err();
+    assert!(
+        matches!(error, CleftError::TargetNotFound { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("`c_atn`") && message.contains("c_attn"),
+        "{message}"
+    );
+}
+
+#[test]
+fn loading_fails_on_missing_tensors_and_reports_unexpected_ones() {
+    let device = Device::flex();
+    let dir = std::env::temp_dir().join(format!("cleft-peft-missing-{}", std::process::id()));
+    let (adapter, encoder, _) =
+        from_pretrained(tiny_gpt2(&device), &golden("tiny-gpt2-lora")).unwrap();
+    let mut tensors = cleft_peft::files::read_adapter_tensors(&golden("tiny-gpt2-lora")).unwrap();
+    let a0 = "base_model.model.h.0.attn.c_attn.lora_A.weight";
+    let moved = tensors.remove(a0).unwrap();
+    tensors.insert(
+        "base_model.model.h.0.attn.c_attn.lora_A.wieght".into(),
+        moved,
+    );
+    write_raw(&dir, &tensors);
+    let error = adapter.load_weights(encoder, &dir).unwrap_err().to_string();
+    assert!(error.contains(a0), "the missing key is named: {error}");
+
+    let mut tensors = cleft_peft::files::read_adapter_tensors(&golden("tiny-gpt2-lora")).unwrap();
+    tensors.insert("base_model.model.extra.weight".into(), tensors[a0].clone());
+    write_raw(&dir, &tensors);
+    let (_, encoder, _) = from_pretrained(tiny_gpt2(&device), &golden("tiny-gpt2-lora")).unwrap();
+    let (_, report) = adapter.load_weights(encoder, &dir).unwrap();
+    assert_eq!(report.unexpected, ["base_model.model.extra.weight"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn write_raw(
+    dir: &std::path::Path,
+    tensors: &std::collections::BTreeMap<String, cleft_peft::files::HostTensor>,
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(k, d, s)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::tensor::serialize_to_file(views, None, &dir.join("adapter_model.safetensors"))
+        .unwrap();
+}
