@@ -56,6 +56,13 @@ enum Command {
     },
     /// List the devices compiled into this build.
     Devices,
+    /// Total and trainable parameters per component, from the architecture alone (no weights,
+    /// no allocation). With several configs, each is compared with the last one (the baseline).
+    Params {
+        /// Experiment configurations (TOML).
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +111,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { device, steps, output } => demo::run(&registry, &device, steps, output),
+        Command::Params { configs } => print_params(&registry, &configs),
         Command::Devices => {
             for (name, summary) in compiled_devices() {
                 println!("{name:<12} {summary}");
@@ -111,6 +119,24 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_params(registry: &Registry, files: &[PathBuf]) -> Result<()> {
+    use cleft_core::params::{ParamBudget, comparison};
+    let mut budgets = Vec::new();
+    for file in files {
+        let config = ExperimentConfig::load(file, registry)?;
+        let budget = ParamBudget::of(&config, &file.display().to_string())
+            .with_context(|| format!("counting the parameters of {}", file.display()))?;
+        println!("{budget}");
+        budgets.push(budget);
+    }
+    if let Some((baseline, candidates)) = budgets.split_last() {
+        for candidate in candidates {
+            println!("{}", comparison(candidate, baseline));
+        }
+    }
+    Ok(())
 }
 
 fn list_plugins(registry: &Registry) -> Result<()> {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod objective;
+pub mod params;
 pub mod peft;
 pub mod prompt;
 pub mod registry;

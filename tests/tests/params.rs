@@ -1,0 +1,75 @@
+//! `cleft params`: parameter budgets of the paper's configurations, from the architecture alone.
+
+use cleft_core::ExperimentConfig;
+use cleft_core::params::{ParamBudget, comparison};
+
+fn budget(name: &str) -> ParamBudget {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../configs/paper")
+        .join(name);
+    let config = ExperimentConfig::load(&path, &cleft_tests::registry()).unwrap();
+    ParamBudget::of(&config, name).unwrap()
+}
+
+/// Resident memory high-water mark of this process in bytes (Linux), if known.
+fn peak_rss() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<usize>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+#[test]
+fn paper_budgets_match_the_paper_without_allocating_the_llm() {
+    let lora = budget("cleft.toml");
+    let ia3 = budget("cleft-ia3.toml");
+    let prefix = budget("cleft-prefix.toml");
+    let bert = budget("bert-baseline.toml");
+
+    assert_eq!(lora.text_trainable(), 2_621_440, "32 · (8·2560 + 7680·8)");
+    assert_eq!(ia3.text_trainable(), 573_440, "32 · (7680 + 10240)");
+    assert_eq!(prefix.text_trainable(), 3_276_800, "20 · 32 · 2 · 2560");
+    let gpt2 = |b: &ParamBudget| {
+        b.components
+            .iter()
+            .find(|c| c.component == "text")
+            .unwrap()
+            .total
+    };
+    assert_eq!(
+        gpt2(&lora) - 2_621_440,
+        2_594_247_680,
+        "BioMedLM-size GPT-2 without lm_head"
+    );
+    assert_eq!(
+        bert.text_trainable(),
+        gpt2(&bert),
+        "the BERT baseline trains fully"
+    );
+
+    let ratio = lora.text_trainable() as f64 / gpt2(&bert) as f64;
+    assert!(
+        (ratio - 0.040).abs() < 0.001,
+        "LM-trainable vs BERT-6L ≈ 4.0 %: {ratio}"
+    );
+    let (_, cleft_trainable) = lora.totals();
+    let (_, bert_trainable) = bert.totals();
+    let reduction = 1.0 - cleft_trainable as f64 / bert_trainable as f64;
+    assert!(
+        (0.37..0.43).contains(&reduction),
+        "≈ −39 % trainable parameters: {reduction}"
+    );
+    let text = comparison(&lora, &bert);
+    assert!(
+        text.contains("2,621,440") && text.contains("encoders only"),
+        "{text}"
+    );
+
+    // 2.6 B f32 parameters would be 10.4 GB; the lazily built model stays tiny.
+    if let Some(peak) = peak_rss() {
+        assert!(peak < 1 << 30, "counting allocated {peak} bytes");
+    }
+}
