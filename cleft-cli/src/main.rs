@@ -1,6 +1,7 @@
 //! `cleft`: CLEFT training, evaluation and inspection from the command line.
 
 mod demo;
+mod inspect;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,38 @@ enum Command {
         /// Run directory.
         #[arg(long, default_value = "runs/demo")]
         output: PathBuf,
+    },
+    /// Architecture, parameter count and dtype of a checkpoint directory or GGUF file.
+    Inspect {
+        /// HF checkpoint directory, `.safetensors` or `.gguf` file.
+        path: PathBuf,
+    },
+    /// Print text embeddings (JSON) of a pretrained text encoder.
+    EmbedText {
+        /// BERT / GPT-2 / LLaMA checkpoint directory or LLaMA `.gguf` file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Device to run on.
+        #[arg(long, default_value_t = default_device_name().to_string())]
+        device: String,
+        /// Texts to encode.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Print image embeddings (JSON) of a pretrained DINOv2 checkpoint.
+    EmbedImage {
+        /// HF `Dinov2Model` directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Input side in pixels (a multiple of the patch size).
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// Device to run on.
+        #[arg(long, default_value_t = default_device_name().to_string())]
+        device: String,
+        /// Image files (PNG, JPEG).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
     },
     /// List the devices compiled into this build.
     Devices,
@@ -112,6 +145,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo { device, steps, output } => demo::run(&registry, &device, steps, output),
         Command::Params { configs } => print_params(&registry, &configs),
+        Command::Inspect { path } => inspect::inspect(&path),
+        Command::EmbedText { model, device, texts } => inspect::embed_text(&model, &texts, &parse_device(&device)?),
+        Command::EmbedImage { model, size, device, images } => {
+            inspect::embed_image(&model, &images, size, &parse_device(&device)?)
+        }
         Command::Devices => {
             for (name, summary) in compiled_devices() {
                 println!("{name:<12} {summary}");

@@ -21,7 +21,7 @@ type = "synthetic-cxr"
 fn the_builtin_plugins_are_all_linked_and_registered() {
     let registry = registry();
     assert_eq!(registry.names(ComponentKind::Vision), ["vit"]);
-    assert_eq!(registry.names(ComponentKind::Text), ["gpt2"]);
+    assert_eq!(registry.names(ComponentKind::Text), ["bert", "gpt2", "llama"]);
     assert_eq!(registry.names(ComponentKind::Peft), ["ia3", "lora", "prefix", "prompt_tuning"]);
     assert_eq!(registry.names(ComponentKind::Objective), ["clip", "convirt", "medclip"]);
     assert_eq!(registry.names(ComponentKind::Dataset), ["synthetic-cxr"]);

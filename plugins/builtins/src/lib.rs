@@ -13,6 +13,8 @@ pub fn registry() -> Registry {
     std::hint::black_box((
         cleft_vit::VitConfig::default as fn() -> _,
         cleft_gpt::Gpt2Config::default as fn() -> _,
+        cleft_bert::BertConfig::default as fn() -> _,
+        cleft_llama::LlamaConfig::default as fn() -> _,
         cleft_peft::LoraConfig::default as fn() -> _,
         cleft_objectives::ClipLossConfig::default as fn() -> _,
         cleft_objectives::MedClipLossConfig::default as fn() -> _,

@@ -1,0 +1,112 @@
+//! `cleft inspect`, `cleft embed-text`, `cleft embed-image` on the real offline assets (run
+//! `tools/fetch-assets.sh` first).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use cleft_core::weights::{SafetensorsCheckpoint, TensorSource, require_asset};
+
+fn cleft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cleft"))
+        .args(args)
+        .output()
+        .expect("cleft runs")
+}
+
+fn asset(relative: &str) -> String {
+    require_asset(relative)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .display()
+        .to_string()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn inspect_reports_architecture_parameters_and_dtype() {
+    let minilm = stdout(&cleft(&["inspect", &asset("minilm")]));
+    assert!(minilm.contains("architecture: BertModel"), "{minilm}");
+    assert!(minilm.contains("parameters:   22,713,216"), "{minilm}");
+    assert!(minilm.contains("F32 (103 tensors)"), "{minilm}");
+    let gguf = stdout(&cleft(&[
+        "inspect",
+        &asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ]));
+    assert!(gguf.contains("architecture: llama"), "{gguf}");
+    assert!(gguf.contains("parameters:   134,515,008"), "{gguf}");
+    assert!(gguf.contains("Q4_1"), "{gguf}");
+}
+
+#[test]
+fn embed_text_prints_one_json_embedding_per_text() {
+    let output = stdout(&cleft(&[
+        "embed-text",
+        "--model",
+        &asset("minilm"),
+        "Normal chest.",
+        "Mild cardiomegaly.",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&output).unwrap();
+    assert_eq!(json["dim"], 384);
+    let rows = json["embeddings"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["input"], "Mild cardiomegaly.");
+    assert_eq!(rows[0]["embedding"].as_array().unwrap().len(), 384);
+}
+
+#[test]
+fn a_checkpoint_with_one_tensor_removed_fails_naming_it() {
+    let source = PathBuf::from(asset("minilm"));
+    let dir = std::env::temp_dir().join(format!("cleft-cli-minilm-missing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["config.json", "tokenizer.json"] {
+        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+    }
+    let checkpoint = SafetensorsCheckpoint::open(&source).unwrap();
+    let removed = "encoder.layer.3.output.dense.weight";
+    let kept: Vec<(String, Vec<usize>, Vec<u8>)> = checkpoint
+        .names()
+        .into_iter()
+        .filter(|name| name != removed && checkpoint.dtype(name) == Some(safetensors::Dtype::F32))
+        .map(|name| {
+            let t = checkpoint.read(&name).unwrap();
+            (
+                name,
+                t.shape,
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = kept
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+
+    let output = cleft(&[
+        "embed-text",
+        "--model",
+        &dir.display().to_string(),
+        "Normal chest.",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("missing tensors: [{removed}]")),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
