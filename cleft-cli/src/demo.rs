@@ -29,7 +29,7 @@ pub fn run(registry: &Registry, device: &str, steps: Option<usize>, output: Path
         "cleft demo: training the tiny CLEFT configuration for {} steps on synthetic chest radiographs ({device:?})",
         config.train.steps
     );
-    let outcome = train_contrastive(&config, &device, &TrainOptions { progress: true })?;
+    let outcome = train_contrastive(&config, &device, &TrainOptions { progress: true, ..Default::default() })?;
     let first = outcome.history.first().map(|m| m.loss).unwrap_or(f64::NAN);
     let last = outcome.history.last().map(|m| m.loss).unwrap_or(f64::NAN);
     eprintln!("training loss {first:.3} -> {last:.3}");

@@ -4,12 +4,14 @@ mod demo;
 mod inspect;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use cleft_core::device::{compiled_devices, default_device_name, parse_device};
 use cleft_core::registry::Split;
-use cleft_core::train::{TrainOptions, train_contrastive};
+use cleft_core::train::{TrainEnd, TrainOptions, train_contrastive, train_prompt};
 use cleft_core::{ExperimentConfig, Registry};
 
 #[derive(Parser)]
@@ -32,10 +34,20 @@ enum Command {
         command: ConfigCommand,
     },
     /// Train a configuration (stage 1, contrastive) and evaluate zero-shot on its test split.
+    ///
+    /// Ctrl-C writes a checkpoint and exits; `--resume RUN_DIR` continues from the newest
+    /// checkpoint with the run's own resolved config.
     Train {
         /// Experiment configuration (TOML).
+        #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+        config: Option<PathBuf>,
+        /// Continue the run in this directory from its newest checkpoint.
         #[arg(long)]
-        config: PathBuf,
+        resume: Option<PathBuf>,
+        /// `contrastive` (stage 1) or `prompt` (stage 2: learn the context prompt on the stage-1
+        /// model saved in the run directory).
+        #[arg(long, value_enum, default_value_t = Stage::Contrastive)]
+        stage: Stage,
         /// Device (`flex`/`cpu`, `tch`, `tch-cuda:N`, `cuda:N`); see `cleft devices`.
         #[arg(long, default_value_t = default_device_name().to_string())]
         device: String,
@@ -98,6 +110,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Stage {
+    Contrastive,
+    Prompt,
+}
+
 #[derive(Subcommand)]
 enum PluginsCommand {
     /// Every registered component: kind, name, summary, origin.
@@ -130,26 +148,28 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("{}: ok", file.display());
             Ok(())
         }
-        Command::Train { config, device, output } => {
-            let mut experiment = ExperimentConfig::load(&config, &registry)?;
+        Command::Train { config, resume, stage: Stage::Contrastive, device, output } => {
+            train(&registry, config, resume, &device, output)
+        }
+        Command::Train { config, resume, stage: Stage::Prompt, device, output } => {
+            let path = config.or(resume.map(|dir| dir.join("config.toml"))).expect("clap requires one");
+            let mut experiment = ExperimentConfig::load(&path, &registry)?;
             if let Some(output) = output {
                 experiment.output.dir = output;
             }
-            let device = parse_device(&device)?;
-            let outcome = train_contrastive(&experiment, &device, &TrainOptions { progress: true })
-                .with_context(|| format!("training {}", config.display()))?;
-            let report = demo::evaluate(&experiment, &outcome.model, &device, Split::Test)?;
-            demo::print_report(&report);
-            eprintln!("run directory: {}", outcome.run_dir.display());
+            let outcome = train_prompt(&experiment, &parse_device(&device)?, true)
+                .with_context(|| format!("stage 2 of {}", path.display()))?;
+            demo::print_report(&outcome.report);
+            eprintln!("learned prompts: {}", outcome.run_dir.join("prompt.safetensors").display());
             Ok(())
         }
         Command::Demo { device, steps, output } => demo::run(&registry, &device, steps, output),
-        Command::Params { configs } => print_params(&registry, &configs),
         Command::Inspect { path } => inspect::inspect(&path),
         Command::EmbedText { model, device, texts } => inspect::embed_text(&model, &texts, &parse_device(&device)?),
         Command::EmbedImage { model, size, device, images } => {
             inspect::embed_image(&model, &images, size, &parse_device(&device)?)
         }
+        Command::Params { configs } => print_params(&registry, &configs),
         Command::Devices => {
             for (name, summary) in compiled_devices() {
                 println!("{name:<12} {summary}");
@@ -157,6 +177,51 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn train(
+    registry: &Registry,
+    config: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    device: &str,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let config_path = match (&config, &resume) {
+        (Some(path), _) => path.clone(),
+        (None, Some(run_dir)) => run_dir.join("config.toml"),
+        (None, None) => unreachable!("clap requires --config or --resume"),
+    };
+    let mut experiment = ExperimentConfig::load(&config_path, registry)?;
+    if let Some(run_dir) = &resume {
+        experiment.output.dir = run_dir.clone();
+    } else if let Some(output) = output {
+        experiment.output.dir = output;
+    }
+    let device = parse_device(device)?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: writing a checkpoint after the current step (Ctrl-C again to abort)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let options = TrainOptions { progress: true, resume: resume.is_some(), interrupt: Some(interrupt) };
+    let outcome = train_contrastive(&experiment, &device, &options)
+        .with_context(|| format!("training {}", config_path.display()))?;
+    if let TrainEnd::Interrupted { checkpoint } = &outcome.end {
+        eprintln!(
+            "stopped at {}; continue with `cleft train --resume {}`",
+            checkpoint.display(),
+            outcome.run_dir.display()
+        );
+        std::process::exit(130);
+    }
+    let report = demo::evaluate(&experiment, &outcome.model, &device, Split::Test)?;
+    demo::print_report(&report);
+    eprintln!("run directory: {}", outcome.run_dir.display());
+    Ok(())
 }
 
 fn print_params(registry: &Registry, files: &[PathBuf]) -> Result<()> {

@@ -47,21 +47,30 @@ impl ModuleVisitor for Materialize {
     }
 }
 
-/// Serialises seeded initialisation: burn draws random weights from a per-backend global RNG, so
-/// two models built concurrently would interleave their draws.
-static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Serialises use of the backend's global RNG: burn draws random values (initialisation, dropout)
+/// from one RNG per backend, so two models built or trained concurrently in one process would
+/// interleave their draws.
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `f` with the backend RNG seeded by `seed` and reserved for `f`: random draws inside are
+/// reproducible even while other threads use the backend.
+pub fn with_seeded_rng<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
+    let _guard = BACKEND_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    f()
+}
 
 impl ClipModel {
     /// Builds the model with the backend RNG seeded by `seed` first; the same config and seed give
     /// bit-identical weights (initialisations are serialised within the process).
     pub fn build_seeded(config: &ExperimentConfig, device: &Device, seed: u64) -> Result<Self> {
-        let _guard = SEEDED_INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        device.seed(seed);
-        let model = Self::build(config, device)?;
-        // burn initialises parameters lazily, on first access: draw them all now, in visit
-        // order, while the seeded RNG is ours.
-        model.visit(&mut Materialize);
-        Ok(model)
+        with_seeded_rng(device, seed, || {
+            let model = Self::build(config, device)?;
+            // burn initialises parameters lazily, on first access: draw them all now, in visit
+            // order, while the seeded RNG is ours.
+            model.visit(&mut Materialize);
+            Ok(model)
+        })
     }
 
     /// Builds every component from `config` on `device` (PEFT applied to the text encoder).

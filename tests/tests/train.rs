@@ -81,3 +81,51 @@ fn training_lowers_the_loss_trains_lora_and_keeps_the_base_llm_frozen() {
     assert_eq!(lines, 40);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every tiny config in `configs/tiny/` trains: the loss of the last steps is below the first's.
+#[test]
+fn every_tiny_config_trains_and_its_loss_falls() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/tiny");
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    assert!(names.len() >= 4, "{names:?}");
+    for path in names {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut config = cleft_tests::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let run = std::env::temp_dir().join(format!("cleft-tiny-{}-{}", path.file_stem().unwrap().to_string_lossy(), std::process::id()));
+        config.train.steps = 30;
+        config.train.batch_size = 16;
+        config.train.warmup_steps = 2;
+        config.output.dir = run.clone();
+        let outcome = train_contrastive(&config, &Device::flex(), &TrainOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let losses: Vec<f64> = outcome.history.iter().map(|m| m.loss).collect();
+        let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!(
+            mean(&losses[losses.len() - 6..]) < mean(&losses[..6]),
+            "{}: loss should fall: {losses:?}",
+            path.display()
+        );
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+}
+
+#[test]
+fn stage_two_learns_a_prompt_on_the_stage_one_model() {
+    let dir = std::env::temp_dir().join(format!("cleft-stage2-{}", std::process::id()));
+    let mut config = fast_config(&dir, 30);
+    train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+    config.prompt_train.steps = 12;
+    config.prompt_train.batch_size = 16;
+    config.prompt_train.checkpoint_every = 6;
+    let outcome = cleft_core::train::train_prompt(&config, &Device::flex(), false).unwrap();
+    let losses: Vec<f64> = outcome.history.iter().map(|m| m.loss).collect();
+    assert_eq!(losses.len(), 12);
+    assert!(losses[10..].iter().sum::<f64>() < losses[..2].iter().sum::<f64>(), "{losses:?}");
+    for file in ["prompt.safetensors", "metrics.jsonl", "metrics.csv", "loss.png", "zero_shot.json"] {
+        assert!(outcome.run_dir.join(file).is_file(), "{file} missing");
+    }
+    assert!(outcome.run_dir.join("checkpoints/step-00000012/model.bpk").is_file());
+    assert_eq!(outcome.report.images, 500);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

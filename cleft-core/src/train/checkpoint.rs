@@ -163,10 +163,14 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
 
 /// Restores model weights (with their parameter ids), optimizer state and training state from a
 /// checkpoint directory written by [`save_checkpoint`].
+///
+/// The optimizer is made by `make_optimizer` *after* the weights are loaded: loading restores the
+/// saved parameter ids, and parameter groups built from ids (e.g. "no weight decay for 1-D
+/// parameters") must refer to those.
 pub fn load_checkpoint<M: Module>(
     dir: &Path,
     model: &mut M,
-    optimizer: ModuleOptimizer,
+    make_optimizer: impl FnOnce(&M) -> ModuleOptimizer,
 ) -> Result<(ModuleOptimizer, TrainState)> {
     let model_path = dir.join("model.bpk");
     if !model_path.is_file() {
@@ -182,7 +186,7 @@ pub fn load_checkpoint<M: Module>(
         });
     }
     let optimizer_path = dir.join("optimizer.bpk");
-    let optimizer = optimizer.load(&optimizer_path).map_err(|e| checkpoint_error(&optimizer_path, e))?;
+    let optimizer = make_optimizer(model).load(&optimizer_path).map_err(|e| checkpoint_error(&optimizer_path, e))?;
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| CleftError::io(&state_path, e))?;
     let state = serde_json::from_str(&text).map_err(|e| checkpoint_error(&state_path, e))?;

@@ -12,10 +12,10 @@ use burn::tensor::activation::log_softmax;
 
 use crate::bridge::Component;
 use crate::config::{ExperimentConfig, PromptRecipe};
-use crate::data::collate;
+use crate::data::{ImageTextBatch, collate};
 use crate::error::{CleftError, Result};
 use crate::eval::{ZeroShotReport, zero_shot_with};
-use crate::model::{ClipModel, l2_normalize};
+use crate::model::{ClipModel, l2_normalize, with_seeded_rng};
 use crate::objective::PairLabels;
 use crate::prompt::PromptLearner;
 use crate::registry::Split;
@@ -127,25 +127,12 @@ pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) 
     while state.step < settings.steps {
         let started = Instant::now();
         let step = state.step;
-        device.seed(config.train.seed.wrapping_add(step as u64));
         let lr = learning_rate(settings, step);
         let indices: Vec<usize> = order.next_batch(&mut state, settings.batch_size).iter().map(|&i| usable[i]).collect();
         let batch = collate(dataset.as_ref(), &indices, &device)?;
-        let image = model.clip.encode_images(batch.images);
-        let loss = match settings.recipe {
-            PromptRecipe::Paper => {
-                let class_embeddings = model.encode_with_context(&class_names, max_len, &device)?;
-                let logits = image.matmul(class_embeddings.transpose()) * model.clip.objective.logit_scale().unsqueeze();
-                let targets = batch.labels.clone().argmax(1);
-                log_softmax(logits, 1).gather(1, targets).mean().neg()
-            }
-            PromptRecipe::Released => {
-                let captions: Vec<String> = label_captions(&batch.labels, &class_names)?;
-                let text = model.encode_with_context(&captions, max_len, &device)?;
-                let labels = PairLabels { image: batch.labels.clone(), text: batch.labels };
-                model.clip.objective.forward(image, text, Some(labels)).loss
-            }
-        };
+        let loss = with_seeded_rng(&device, config.train.seed.wrapping_add(step as u64), || {
+            prompt_loss(&model, batch, settings.recipe, &class_names, max_len, &device)
+        })?;
         let loss_value = loss.clone().into_scalar::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let grad_norm = gradient_norm(&model, &grads);
@@ -184,6 +171,32 @@ pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) 
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
     crate::train::checkpoint::write_atomic(&run_dir.join("zero_shot.json"), json.as_bytes())?;
     Ok(PromptOutcome { model, history, run_dir, report })
+}
+
+/// The stage-2 loss of one batch under `recipe`.
+fn prompt_loss(
+    model: &PromptModel,
+    batch: ImageTextBatch,
+    recipe: PromptRecipe,
+    class_names: &[String],
+    max_len: usize,
+    device: &Device,
+) -> Result<Tensor<1>> {
+    let image = model.clip.encode_images(batch.images);
+    Ok(match recipe {
+        PromptRecipe::Paper => {
+            let class_embeddings = model.encode_with_context(class_names, max_len, device)?;
+            let logits = image.matmul(class_embeddings.transpose()) * model.clip.objective.logit_scale().unsqueeze();
+            let targets = batch.labels.argmax(1);
+            log_softmax(logits, 1).gather(1, targets).mean().neg()
+        }
+        PromptRecipe::Released => {
+            let captions = label_captions(&batch.labels, class_names)?;
+            let text = model.encode_with_context(&captions, max_len, device)?;
+            let labels = PairLabels { image: batch.labels.clone(), text: batch.labels };
+            model.clip.objective.forward(image, text, Some(labels)).loss
+        }
+    })
 }
 
 /// Lower-cased positive finding names of each row, joined by ", " (the released recipe's captions).

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{ExperimentConfig, TrainConfig};
 use crate::data::{ImageTextDataset, collate};
 use crate::error::{CleftError, Result};
-use crate::model::ClipModel;
+use crate::model::{ClipModel, with_seeded_rng};
 use crate::registry::Split;
 use crate::train::checkpoint::{list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic};
 use crate::train::metrics::{MetricsLog, StepMetrics};
@@ -154,15 +154,12 @@ pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &T
 
     let device = device.clone().autodiff();
     let mut model = ClipModel::build_seeded(config, &device, train.seed)?;
-    let mut optimizer = optimizer_for(&model, train);
-    let mut state = TrainState { step: 0, epoch: 0, position: 0 };
-    let mut last_checkpoint = None;
-    if options.resume {
-        if let Some((_, dir)) = list_checkpoints(&run_dir)?.pop() {
-            (optimizer, state) = load_checkpoint(&dir, &mut model, optimizer)?;
-            last_checkpoint = Some(dir);
-        }
-    }
+    let resume_from = if options.resume { list_checkpoints(&run_dir)?.pop().map(|(_, dir)| dir) } else { None };
+    let (mut optimizer, mut state) = match &resume_from {
+        Some(dir) => load_checkpoint(dir, &mut model, |model| optimizer_for(model, train))?,
+        None => (optimizer_for(&model, train), TrainState { step: 0, epoch: 0, position: 0 }),
+    };
+    let mut last_checkpoint = resume_from;
 
     let dataset = config.data.build(Split::Train)?;
     if dataset.len() < train.batch_size {
@@ -185,9 +182,10 @@ pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &T
         let started = Instant::now();
         let step = state.step;
         // Re-seeding per step makes random ops (dropout) independent of where a run resumed.
-        device.seed(train.seed.wrapping_add(step as u64));
         let lr = learning_rate(train, step);
-        let (loss, mut grads, extra) = accumulate_gradients(&model, dataset.as_ref(), &mut batches, &mut state, config, &device)?;
+        let (loss, mut grads, extra) = with_seeded_rng(&device, train.seed.wrapping_add(step as u64), || {
+            accumulate_gradients(&model, dataset.as_ref(), &mut batches, &mut state, config, &device)
+        })?;
         let grad_norm = gradient_norm(&model, &grads);
         if !loss.is_finite() || !grad_norm.is_finite() {
             let last = last_checkpoint

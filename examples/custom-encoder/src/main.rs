@@ -28,7 +28,7 @@ fn main() -> Result<()> {
     config.train.steps = steps;
     config.output.dir = "runs/custom-encoder".into();
     let device = parse_device("flex")?;
-    let outcome = train_contrastive(&config, &device, &TrainOptions { progress: true })?;
+    let outcome = train_contrastive(&config, &device, &TrainOptions { progress: true, ..Default::default() })?;
     let test = config.data.build(Split::Test)?;
     let report = zero_shot(
         &outcome.model.valid(),

@@ -20,6 +20,7 @@ pub fn registry() -> Registry {
         cleft_objectives::MedClipLossConfig::default as fn() -> _,
         cleft_objectives::ConvirtLossConfig::default as fn() -> _,
         cleft_synthetic::SyntheticCxrConfig::default as fn() -> _,
+        cleft_prompt::ContextPromptConfig::default as fn() -> _,
     ));
     Registry::builtin()
 }

@@ -1,0 +1,108 @@
+//! Checkpoints, resume and faults, exercised on real `cleft` processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TINY: &str = include_str!("../../configs/tiny/cleft.toml");
+const STEPS: usize = 12;
+
+/// The tiny config made quick: 12 steps of 16 samples, a checkpoint every 3 steps.
+fn config_text(run_dir: &Path, lr: &str) -> String {
+    TINY.replace("steps = 300", &format!("steps = {STEPS}\ncheckpoint_every = 3\nkeep_checkpoints = 2"))
+        .replace("batch_size = 32", "batch_size = 16")
+        .replace("warmup_steps = 30", "warmup_steps = 2")
+        .replace("lr = 1e-3", &format!("lr = {lr}"))
+        .replace("train_size = 4000", "train_size = 400")
+        .replace("test_size = 500", "test_size = 50")
+        .replace("dir = \"runs/tiny-cleft\"", &format!("dir = {:?}", run_dir.display().to_string()))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cleft-resume-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_config(dir: &Path, run_dir: &Path, lr: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config_text(run_dir, lr)).unwrap();
+    path
+}
+
+fn cleft() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cleft"))
+}
+
+/// Losses as logged, as exact bit patterns.
+fn losses(run_dir: &Path) -> Vec<(usize, u64)> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            (value["step"].as_u64().unwrap() as usize, value["loss"].as_f64().unwrap().to_bits())
+        })
+        .collect()
+}
+
+fn checkpoint_steps(run_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run_dir.join("checkpoints"))
+        .map(|entries| entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_losses() {
+    let work = scratch("kill");
+    let straight = work.join("straight");
+    let config = write_config(&work, &straight, "1e-3");
+    let status = cleft().args(["train", "--config"]).arg(&config).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    let expected = losses(&straight);
+    assert_eq!(expected.len(), STEPS);
+
+    let killed = work.join("killed");
+    let config = write_config(&work, &killed, "1e-3");
+    let mut child = cleft().args(["train", "--config"]).arg(&config).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while !killed.join("checkpoints/step-00000003").is_dir() {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Somewhere after the first checkpoint, possibly mid-write of a later one.
+    std::thread::sleep(Duration::from_millis(u64::from(std::process::id() % 7) * 40));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(checkpoint_steps(&killed).iter().any(|n| n.starts_with("step-")));
+
+    let status = cleft().args(["train", "--resume"]).arg(&killed).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    assert_eq!(losses(&killed), expected, "resumed losses must equal the uninterrupted run bit for bit");
+    assert_eq!(checkpoint_steps(&killed), ["step-00000009", "step-00000012"], "keep-last-2, no temp dirs");
+    for file in ["model.safetensors", "metrics.csv", "loss.png", "lr.png", "zero_shot.json"] {
+        assert!(killed.join(file).is_file(), "{file} missing");
+    }
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+#[test]
+fn a_diverging_run_stops_naming_the_step_and_keeps_its_checkpoints() {
+    let work = scratch("nan");
+    let run = work.join("run");
+    let config = write_config(&work, &run, "1e30");
+    let output = cleft().args(["train", "--config"]).arg(&config).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not finite") && stderr.contains("step "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for name in checkpoint_steps(&run) {
+        assert!(name.starts_with("step-"), "unexpected {name}");
+        assert!(run.join("checkpoints").join(&name).join("model.bpk").is_file());
+    }
+    std::fs::remove_dir_all(&work).unwrap();
+}
