@@ -106,3 +106,33 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_its_checkpoints() {
     }
     std::fs::remove_dir_all(&work).unwrap();
 }
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_exits_130_and_the_run_resumes_to_the_end() {
+    let work = scratch("sigint");
+    let run = work.join("run");
+    let text = config_text(&run, "1e-3").replace(&format!("steps = {STEPS}\n"), "steps = 60\n");
+    let config = work.join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    let child = cleft().args(["train", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while !run.join("checkpoints/step-00000003").is_dir() {
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "tells how to continue: {stderr}");
+    let logged = losses(&run).len();
+    assert!(logged < 60, "interrupted before the end");
+    assert!(checkpoint_steps(&run).contains(&format!("step-{logged:08}")), "checkpoint at the interrupted step");
+
+    let status = cleft().args(["train", "--resume"]).arg(&run).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    let steps: Vec<usize> = losses(&run).into_iter().map(|(step, _)| step).collect();
+    assert_eq!(steps, (0..60).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&work).unwrap();
+}

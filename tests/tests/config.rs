@@ -137,3 +137,22 @@ fn the_resolved_config_reloads_to_the_same_config_and_model() {
     assert_eq!(a.num_params(), b.num_params());
     assert_eq!(format!("{a}"), format!("{b}"), "same architecture");
 }
+
+/// Every shipped config (paper-size, baselines, tiny variants) parses and resolves.
+#[test]
+fn every_shipped_config_parses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut checked = 0;
+    for dir in [root.clone(), root.join("paper"), root.join("tiny")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let config = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                config.to_toml().unwrap();
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 6 + 6 + 6, "only {checked} configs found");
+}
