@@ -46,6 +46,14 @@ fn type_name<T: serde::Serialize + ?Sized>(config: &T) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// A component's name, kind, parameters and trainability rule.
+type Part<'a> = (
+    &'a str,
+    String,
+    Vec<crate::peft::NamedParam>,
+    &'a dyn Fn(&str) -> bool,
+);
+
 impl ParamBudget {
     /// Counts `config`'s parameters without allocating them.
     pub fn of(config: &ExperimentConfig, name: &str) -> Result<Self> {
@@ -67,12 +75,7 @@ impl ParamBudget {
             Some(peft) => format!("{} + {}", type_name(&config.text), type_name(peft)),
             None => type_name(&config.text),
         };
-        let parts: [(
-            &str,
-            String,
-            Vec<crate::peft::NamedParam>,
-            &dyn Fn(&str) -> bool,
-        ); 5] = [
+        let parts: [Part<'_>; 5] = [
             (
                 "vision",
                 type_name(&config.vision),
@@ -153,7 +156,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -126,11 +126,7 @@ impl PromptEncoder {
             .permute([1, 2, 0, 3]);
         (0..layers)
             .map(|layer| {
-                let pick = |i: usize| {
-                    kv.clone()
-                        .slice([i..i + 1])
-                        .reshape([1, heads, n, head_dim])
-                };
+                let pick = |i: usize| kv.clone().narrow(0, i, 1).reshape([1, heads, n, head_dim]);
                 (pick(2 * layer), pick(2 * layer + 1))
             })
             .collect()

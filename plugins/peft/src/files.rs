@@ -70,7 +70,7 @@ impl TensorSpec {
         }
     }
 
-    fn from_file(&self, value: HostTensor, param_shape: &[usize]) -> HostTensor {
+    fn to_param(&self, value: HostTensor, param_shape: &[usize]) -> HostTensor {
         if self.transpose {
             let stored = HostTensor {
                 shape: vec![param_shape[1], param_shape[0]],
@@ -349,7 +349,7 @@ pub(crate) fn load_specs(
             continue;
         }
         let shape = shapes.get(&spec.path).cloned().unwrap_or_default();
-        values.insert(spec.path.clone(), spec.from_file(value, &shape));
+        values.insert(spec.path.clone(), spec.to_param(value, &shape));
     }
     if !missing.is_empty() || !mismatched.is_empty() {
         return Err(CleftError::Checkpoint {

@@ -26,7 +26,9 @@ pub struct Ia3Config {
     pub target_modules: TargetModules,
     /// The targets whose *input* is scaled (must be among `target_modules`).
     pub feedforward_modules: TargetModules,
-    /// Linear weights stored `[in, out]` in the base checkpoint; `None` takes it from the encoder.
+    /// HF PEFT's `fan_in_fan_out`, accepted for compatibility: as PEFT does for GPT-2 `Conv1D`,
+    /// the encoder's own checkpoint layout wins (it only decides how `modules_to_save` linear
+    /// weights are stored in the adapter file).
     pub fan_in_fan_out: Option<bool>,
     /// Further encoder modules trained in full and saved with the adapter.
     pub modules_to_save: Vec<String>,
@@ -79,7 +81,7 @@ impl Ia3Adapter {
 
     fn specs(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<TensorSpec>, CleftError> {
         let hooks = hooks(encoder, "ia3")?;
-        let fan_in_fan_out = self.config.fan_in_fan_out.unwrap_or(hooks.fan_in_fan_out());
+        let fan_in_fan_out = hooks.fan_in_fan_out();
         let mut specs = Vec::new();
         for param in named_params(encoder) {
             let path = param.path.as_str();
@@ -136,16 +138,17 @@ impl PeftAdapter for Ia3Adapter {
         mut encoder: Component<dyn TextEncoder>,
     ) -> Result<Component<dyn TextEncoder>, CleftError> {
         let targets = self.targets(&encoder)?;
-        if let TargetModules::Names(names) = &self.config.feedforward_modules {
-            if let Some(stray) = names.iter().find(|n| {
-                !targets
-                    .iter()
-                    .any(|t| module_matches(&TargetModules::Names(vec![(*n).clone()]), t))
-            }) {
-                return Err(CleftError::Invalid(format!(
-                    "peft.feedforward_modules: `{stray}` is not among the modules peft.target_modules selects"
-                )));
-            }
+        let selected = |name: &String| {
+            targets
+                .iter()
+                .any(|t| module_matches(&TargetModules::Names(vec![name.clone()]), t))
+        };
+        if let TargetModules::Names(names) = &self.config.feedforward_modules
+            && let Some(stray) = names.iter().find(|n| !selected(n))
+        {
+            return Err(CleftError::Invalid(format!(
+                "peft.feedforward_modules: `{stray}` is not among the modules peft.target_modules selects"
+            )));
         }
         check_modules_to_save(&encoder, &self.config.modules_to_save)?;
         let device = device_of(&encoder)?;
@@ -174,10 +177,7 @@ impl PeftAdapter for Ia3Adapter {
     }
 
     fn save(&self, encoder: &Component<dyn TextEncoder>, dir: &Path) -> Result<(), CleftError> {
-        let fan_in_fan_out = self
-            .config
-            .fan_in_fan_out
-            .unwrap_or(hooks(encoder, "ia3")?.fan_in_fan_out());
+        let fan_in_fan_out = hooks(encoder, "ia3")?.fan_in_fan_out();
         let config = json!({
             "peft_type": "IA3",
             "task_type": null,

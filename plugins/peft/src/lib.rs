@@ -16,7 +16,7 @@ mod virtual_tokens;
 
 pub use ia3::{Ia3Adapter, Ia3Config};
 pub use lora::{LoraAdapter, LoraBias, LoraConfig, LoraImplementation};
-pub use pretrained::{config_from_peft_json, from_pretrained};
+pub use pretrained::{Pretrained, config_from_peft_json, from_pretrained};
 pub use targets::{TargetModules, closest, module_paths, resolve_targets};
 pub use virtual_tokens::{
     PrefixTuningAdapter, PrefixTuningConfig, PromptTuningAdapter, PromptTuningConfig,

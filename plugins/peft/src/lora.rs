@@ -58,8 +58,9 @@ pub struct LoraConfig {
     pub lora_dropout: f64,
     /// Target modules (CLEFT on GPT-2: `["c_attn"]`).
     pub target_modules: TargetModules,
-    /// Whether the base checkpoint stores linear weights `[in, out]` (GPT-2 `Conv1D`); `None`
-    /// takes it from the encoder. Only affects the file layout of `modules_to_save` weights.
+    /// HF PEFT's `fan_in_fan_out`, accepted for compatibility: as PEFT does for GPT-2 `Conv1D`,
+    /// the encoder's own checkpoint layout wins (it only decides how `modules_to_save` linear
+    /// weights are stored in the adapter file).
     pub fan_in_fan_out: Option<bool>,
     /// Which biases train.
     pub bias: LoraBias,
@@ -174,7 +175,7 @@ impl LoraAdapter {
 
     fn specs(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<TensorSpec>, CleftError> {
         let hooks = hooks(encoder, "lora")?;
-        let fan_in_fan_out = self.config.fan_in_fan_out.unwrap_or(hooks.fan_in_fan_out());
+        let fan_in_fan_out = hooks.fan_in_fan_out();
         let targets = self.targets(encoder)?;
         let mut specs = Vec::new();
         for param in cleft_core::peft::named_params(encoder) {
@@ -299,10 +300,7 @@ impl PeftAdapter for LoraAdapter {
 
     fn save(&self, encoder: &Component<dyn TextEncoder>, dir: &Path) -> Result<(), CleftError> {
         self.require_activation("saving a LoRA adapter")?;
-        let fan_in_fan_out = self
-            .config
-            .fan_in_fan_out
-            .unwrap_or(hooks(encoder, "lora")?.fan_in_fan_out());
+        let fan_in_fan_out = hooks(encoder, "lora")?.fan_in_fan_out();
         let specs = self.specs(encoder)?;
         save_specs(
             encoder,

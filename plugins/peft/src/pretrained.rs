@@ -43,20 +43,20 @@ pub fn config_from_peft_json(value: &serde_json::Value) -> Result<Box<dyn PeftCo
     })
 }
 
+/// What [`from_pretrained`] returns: the tuner, the adapted encoder and the load report.
+pub type Pretrained = (
+    Box<dyn PeftAdapter>,
+    Component<dyn TextEncoder>,
+    AdapterLoadReport,
+);
+
 /// Applies the adapter described in `dir/adapter_config.json` to `encoder` and loads its weights
 /// (HF PEFT's `PeftModel.from_pretrained`). Missing tensors are an error; unexpected ones are
 /// reported.
 pub fn from_pretrained(
     encoder: Component<dyn TextEncoder>,
     dir: &Path,
-) -> Result<
-    (
-        Box<dyn PeftAdapter>,
-        Component<dyn TextEncoder>,
-        AdapterLoadReport,
-    ),
-    CleftError,
-> {
+) -> Result<Pretrained, CleftError> {
     let adapter = config_from_peft_json(&read_adapter_config(dir)?)?.build()?;
     let encoder = adapter.apply(encoder)?;
     let (encoder, report) = adapter.load_weights(encoder, dir)?;

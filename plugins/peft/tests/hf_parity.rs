@@ -5,6 +5,7 @@
 mod common;
 
 use cleft_core::burn::prelude::*;
+use cleft_core::burn::tensor::Int;
 use cleft_core::{CleftError, PeftAdapter};
 use cleft_peft::{LoraConfig, TargetModules, from_pretrained};
 use common::*;
@@ -42,6 +43,7 @@ fn check_hf_adapter(
     let want_len = want.dims()[1];
     let want = want.slice([0..b, skip_virtual..want_len, 0..e]);
     let diff = max_abs_diff(got, want);
+    eprintln!("{dir}: cleft vs HF PEFT max |diff| = {diff:.2e}");
     assert!(diff <= 1e-4, "{dir}: cleft vs HF PEFT max |diff| = {diff}");
     adapter
 }
@@ -66,6 +68,7 @@ fn lora_adapter_made_by_hf_peft_matches_and_merges() {
     }
     let merged = hidden(&encoder, &device);
     let diff = max_abs_diff(merged, unmerged.clone());
+    eprintln!("LoRA merged vs unmerged max |diff| = {diff:.2e}");
     assert!(diff <= 1e-5, "merged vs unmerged LoRA: {diff}");
     for (_, layer) in encoder.peft_hooks_mut().unwrap().linear_layers_mut() {
         layer.unmerge();
@@ -91,6 +94,7 @@ fn ia3_adapter_made_by_hf_peft_matches_and_merges() {
     let unmerged = hidden(&encoder, &device);
     let merged = adapter.merge(encoder).unwrap();
     let diff = max_abs_diff(hidden(&merged, &device), unmerged);
+    eprintln!("IA3 merged vs unmerged max |diff| = {diff:.2e}");
     assert!(diff <= 1e-5, "merged vs unmerged IA3: {diff}");
 }
 
@@ -182,4 +186,58 @@ fn write_raw(
         .collect();
     safetensors::tensor::serialize_to_file(views, None, &dir.join("adapter_model.safetensors"))
         .unwrap();
+}
+
+/// A text encoder without PEFT hooks.
+#[derive(cleft_core::burn::module::Module, Debug)]
+struct NoHooks {
+    proj: cleft_core::burn::nn::Linear,
+}
+
+impl cleft_core::TextEncoder for NoHooks {
+    fn forward_embeddings(&self, embeddings: Tensor<3>, _: Tensor<2, Int>) -> Tensor<2> {
+        embeddings.mean_dim(1).squeeze_dim(1)
+    }
+    fn embed_tokens(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        ids.float().unsqueeze_dim(2)
+    }
+    fn dim(&self) -> usize {
+        1
+    }
+    fn embed_dim(&self) -> usize {
+        1
+    }
+    fn num_layers(&self) -> usize {
+        0
+    }
+    fn tokenizer(&self) -> std::sync::Arc<dyn cleft_core::TextTokenizer> {
+        std::sync::Arc::new(NumberTokenizer)
+    }
+    fn max_len(&self) -> usize {
+        8
+    }
+}
+
+#[test]
+fn every_method_refuses_an_encoder_without_peft_hooks() {
+    use cleft_core::registry::PeftConfig;
+    let device = Device::flex();
+    let configs: [Box<dyn PeftConfig>; 4] = [
+        Box::new(LoraConfig::default()),
+        Box::new(cleft_peft::Ia3Config::default()),
+        Box::new(cleft_peft::PrefixTuningConfig::default()),
+        Box::new(cleft_peft::PromptTuningConfig::default()),
+    ];
+    for config in configs {
+        let encoder = cleft_core::Component::<dyn cleft_core::TextEncoder>::new(NoHooks {
+            proj: cleft_core::burn::nn::LinearConfig::new(1, 1).init(&device),
+        });
+        let error = config
+            .build()
+            .unwrap()
+            .apply(encoder)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("offers no PEFT hooks"), "{error}");
+    }
 }
