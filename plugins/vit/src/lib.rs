@@ -1,11 +1,16 @@
-//! Vision Transformer image encoders for cleft (`type = "vit"`).
+//! Vision Transformer image encoders for cleft (`type = "vit"` and `type = "hf-vit"`).
 //!
 //! A DINOv2-style ViT (CLEFT's image tower: `dinov2_vitb14_reg`) with optional register tokens,
 //! LayerScale, LayerNorm eps 1e-6, position embeddings resized bicubically from the native grid,
 //! and CLEFT's pooling (mean of all tokens before the final norm). Random initialisation with
 //! configurable sizes and presets for the paper's sizes, or HF `Dinov2Model` /
 //! `Dinov2WithRegistersModel` checkpoints (`weights = "dir"`).
+//!
+//! `hf-vit` ([`HfVitModel`]) is HF transformers' `ViTModel` (the BERT baseline's ViT-B/16, CLS
+//! pooling), with HF `ViTModel` checkpoint loading ([`load_hf_vit`]).
 
+mod hf_vit;
+mod hf_vit_config;
 pub mod interpolate;
 pub mod load;
 mod model;
@@ -16,6 +21,13 @@ use cleft_core::{CleftError, Component, VisionEncoder};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub use hf_vit::{
+    HfVitAttention, HfVitDense, HfVitEmbeddings, HfVitEncoder, HfVitLayer, HfVitModel,
+    HfVitPatchEmbeddings, HfVitPooler, HfVitSelfAttention,
+};
+pub use hf_vit_config::{
+    HfVitArchitecture, HfVitConfig, HfVitPooling, hf_vit_mapping, load_hf_vit,
+};
 pub use interpolate::PosEmbedInterpolation;
 pub use load::load_dinov2;
 pub use model::Dinov2Model;
