@@ -49,6 +49,18 @@ fn paper_budgets_match_the_paper_without_allocating_the_llm() {
         gpt2(&bert),
         "the BERT baseline trains fully"
     );
+    let vision = |b: &ParamBudget| {
+        b.components
+            .iter()
+            .find(|c| c.component == "vision")
+            .unwrap()
+            .total
+    };
+    assert_eq!(
+        vision(&bert),
+        85_798_656,
+        "HF ViTModel ViT-B/16 without pooler (transformers: 86,389,248 with it)"
+    );
 
     let ratio = lora.text_trainable() as f64 / gpt2(&bert) as f64;
     assert!(
