@@ -17,7 +17,12 @@ pub fn parse(text: &str) -> cleft_core::Result<ExperimentConfig> {
 
 /// The tiny configuration shrunk further for fast tests, writing into `run_dir`.
 pub fn fast_config(run_dir: &std::path::Path, steps: usize) -> ExperimentConfig {
-    let mut config = parse(TINY_CONFIG).expect("tiny config parses");
+    fast_config_from(TINY_CONFIG, run_dir, steps)
+}
+
+/// Like [`fast_config`], from config text (e.g. the tiny config with edits).
+pub fn fast_config_from(text: &str, run_dir: &std::path::Path, steps: usize) -> ExperimentConfig {
+    let mut config = parse(text).expect("config parses");
     config.train.steps = steps;
     config.train.batch_size = 16;
     config.train.warmup_steps = 2;

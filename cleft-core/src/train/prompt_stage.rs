@@ -83,7 +83,7 @@ pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) 
     let device = device.clone().autodiff();
     let mut clip = ClipModel::build_seeded(config, &device, config.train.seed)?;
     load_safetensors(&mut clip, &stage1)?;
-    let prompt = prompt_config.build(&clip.text, &device)?;
+    let prompt = initial_prompt(config, &clip, &device)?;
     let trainable = match settings.recipe {
         PromptRecipe::Paper => r"^prompt\..*",
         PromptRecipe::Released => r"^(prompt|clip\.vision|clip\.vision_projection|clip\.objective)\..*",
@@ -173,8 +173,20 @@ pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) 
     Ok(PromptOutcome { model, history, run_dir, report })
 }
 
-/// The stage-2 loss of one batch under `recipe`.
-fn prompt_loss(
+/// The prompt learner of `config` before training, built for `clip` with the seeded RNG (the
+/// same config and seed give the same initial context).
+pub fn initial_prompt(config: &ExperimentConfig, clip: &ClipModel, device: &Device) -> Result<Component<dyn PromptLearner>> {
+    let prompt_config = config.prompt.as_ref().ok_or_else(|| {
+        CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
+    })?;
+    with_seeded_rng(device, config.train.seed ^ 0x5EED_C0DE, || prompt_config.build(&clip.text, device))
+}
+
+/// The stage-2 loss of one batch under `recipe` (class names lower-cased, in label order).
+///
+/// # Shapes
+/// - `batch.images`: `[B, C, H, W]`, `batch.labels`: `[B, K]`; output `[1]`.
+pub fn prompt_loss(
     model: &PromptModel,
     batch: ImageTextBatch,
     recipe: PromptRecipe,
