@@ -74,7 +74,7 @@ fn training_lowers_the_loss_trains_lora_and_keeps_the_base_llm_frozen() {
     let vision = |set: &[(String, Vec<f32>)]| set.iter().find(|(p, _)| p == "vision.encoder.layer.0.attention.attention.query.weight").unwrap().1.clone();
     assert_ne!(vision(&before), vision(&after), "the image encoder trains");
 
-    for file in ["config.toml", "metrics.jsonl", "model.safetensors"] {
+    for file in ["config.toml", "metrics.jsonl", "model.safetensors", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"] {
         assert!(dir.join(file).is_file(), "{file} missing in the run dir");
     }
     let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().count();

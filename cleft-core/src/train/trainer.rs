@@ -14,6 +14,7 @@ use crate::config::{ExperimentConfig, TrainConfig};
 use crate::data::{ImageTextDataset, collate};
 use crate::error::{CleftError, Result};
 use crate::model::{ClipModel, with_seeded_rng};
+use crate::peft::PeftAdapter;
 use crate::registry::Split;
 use crate::train::checkpoint::{list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic};
 use crate::train::metrics::{MetricsLog, StepMetrics};
@@ -138,7 +139,7 @@ pub fn gradient_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
 /// Writes into the run directory: the resolved `config.toml`, per-step `metrics.jsonl` and
 /// `metrics.csv`, resumable checkpoints every `train.checkpoint_every` steps and at the end
 /// (`checkpoints/step-N/`, newest `train.keep_checkpoints` kept), the final `model.safetensors`,
-/// and `loss.png` / `lr.png`. With [`TrainOptions::resume`] the run continues from its newest
+/// the PEFT adapter alone in HF PEFT layout (`adapter/`), and `loss.png` / `lr.png`. With [`TrainOptions::resume`] the run continues from its newest
 /// checkpoint and produces exactly the losses an uninterrupted run would (on the CPU).
 ///
 /// A non-finite loss or gradient norm stops training with an error naming the step; checkpoints
@@ -221,8 +222,26 @@ pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &T
     }
     progress.finish();
     save_safetensors(&model, &run_dir.join("model.safetensors"))?;
+    if let Some(peft) = &config.peft {
+        export_adapter(peft.build()?.as_ref(), &model, &run_dir)?;
+    }
     plot_history(&history, &run_dir)?;
     Ok(TrainOutcome { model, history, run_dir, end: TrainEnd::Completed })
+}
+
+/// Writes the text encoder's adapter alone, in HF PEFT layout, to `RUN_DIR/adapter/` (via a temp
+/// directory renamed when complete).
+fn export_adapter(adapter: &dyn PeftAdapter, model: &ClipModel, run_dir: &Path) -> Result<()> {
+    let temp = run_dir.join(".adapter.tmp");
+    let target = run_dir.join("adapter");
+    for dir in [&temp, &target] {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| CleftError::io(dir, e))?;
+        }
+    }
+    std::fs::create_dir_all(&temp).map_err(|e| CleftError::io(&temp, e))?;
+    adapter.save(&model.text, &temp)?;
+    std::fs::rename(&temp, &target).map_err(|e| CleftError::io(&target, e))
 }
 
 fn validate(train: &TrainConfig) -> Result<()> {
