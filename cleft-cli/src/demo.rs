@@ -19,7 +19,8 @@ pub const DEMO_CONFIG: &str = include_str!("../../configs/tiny/cleft.toml");
 
 pub fn run(registry: &Registry, device: &str, steps: Option<usize>, output: PathBuf) -> Result<()> {
     let started = Instant::now();
-    let mut config = ExperimentConfig::parse(DEMO_CONFIG, "configs/tiny/cleft.toml (embedded)", registry)?;
+    let mut config =
+        ExperimentConfig::parse(DEMO_CONFIG, "configs/tiny/cleft.toml (embedded)", registry)?;
     config.output.dir = output;
     if let Some(steps) = steps {
         config.train.steps = steps;
@@ -29,19 +30,35 @@ pub fn run(registry: &Registry, device: &str, steps: Option<usize>, output: Path
         "cleft demo: training the tiny CLEFT configuration for {} steps on synthetic chest radiographs ({device:?})",
         config.train.steps
     );
-    let outcome = train_contrastive(&config, &device, &TrainOptions { progress: true, ..Default::default() })?;
+    let outcome = train_contrastive(
+        &config,
+        &device,
+        &TrainOptions {
+            progress: true,
+            ..Default::default()
+        },
+    )?;
     let first = outcome.history.first().map(|m| m.loss).unwrap_or(f64::NAN);
     let last = outcome.history.last().map(|m| m.loss).unwrap_or(f64::NAN);
     eprintln!("training loss {first:.3} -> {last:.3}");
     let report = evaluate(&config, &outcome.model, &device, Split::Test)?;
     print_report(&report);
-    println!("run directory: {}  ({:.0} s)", outcome.run_dir.display(), started.elapsed().as_secs_f64());
+    println!(
+        "run directory: {}  ({:.0} s)",
+        outcome.run_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
 /// Zero-shot evaluation of `model` on `split` of the config's data set; writes
 /// `zero_shot.json` into the run directory.
-pub fn evaluate(config: &ExperimentConfig, model: &ClipModel, device: &Device, split: Split) -> Result<ZeroShotReport> {
+pub fn evaluate(
+    config: &ExperimentConfig,
+    model: &ClipModel,
+    device: &Device,
+    split: Split,
+) -> Result<ZeroShotReport> {
     let dataset = config.data.build(split)?;
     let model = model.valid();
     let report = zero_shot(

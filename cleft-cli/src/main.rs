@@ -15,7 +15,11 @@ use cleft_core::train::{TrainEnd, TrainOptions, train_contrastive, train_prompt}
 use cleft_core::{ExperimentConfig, Registry};
 
 #[derive(Parser)]
-#[command(name = "cleft", version, about = "CLEFT: language-image contrastive learning with a PEFT-adapted LLM")]
+#[command(
+    name = "cleft",
+    version,
+    about = "CLEFT: language-image contrastive learning with a PEFT-adapted LLM"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -141,18 +145,34 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let registry = cleft_builtins::registry();
     match cli.command {
-        Command::Plugins { command: PluginsCommand::List } => list_plugins(&registry),
-        Command::Config { command: ConfigCommand::Check { file } } => {
+        Command::Plugins {
+            command: PluginsCommand::List,
+        } => list_plugins(&registry),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
             let config = ExperimentConfig::load(&file, &registry)?;
             print!("{}", config.to_toml()?);
             eprintln!("{}: ok", file.display());
             Ok(())
         }
-        Command::Train { config, resume, stage: Stage::Contrastive, device, output } => {
-            train(&registry, config, resume, &device, output)
-        }
-        Command::Train { config, resume, stage: Stage::Prompt, device, output } => {
-            let path = config.or(resume.map(|dir| dir.join("config.toml"))).expect("clap requires one");
+        Command::Train {
+            config,
+            resume,
+            stage: Stage::Contrastive,
+            device,
+            output,
+        } => train(&registry, config, resume, &device, output),
+        Command::Train {
+            config,
+            resume,
+            stage: Stage::Prompt,
+            device,
+            output,
+        } => {
+            let path = config
+                .or(resume.map(|dir| dir.join("config.toml")))
+                .expect("clap requires one");
             let mut experiment = ExperimentConfig::load(&path, &registry)?;
             if let Some(output) = output {
                 experiment.output.dir = output;
@@ -160,15 +180,29 @@ fn run(cli: Cli) -> Result<()> {
             let outcome = train_prompt(&experiment, &parse_device(&device)?, true)
                 .with_context(|| format!("stage 2 of {}", path.display()))?;
             demo::print_report(&outcome.report);
-            eprintln!("learned prompts: {}", outcome.run_dir.join("prompt.safetensors").display());
+            eprintln!(
+                "learned prompts: {}",
+                outcome.run_dir.join("prompt.safetensors").display()
+            );
             Ok(())
         }
-        Command::Demo { device, steps, output } => demo::run(&registry, &device, steps, output),
+        Command::Demo {
+            device,
+            steps,
+            output,
+        } => demo::run(&registry, &device, steps, output),
         Command::Inspect { path } => inspect::inspect(&path),
-        Command::EmbedText { model, device, texts } => inspect::embed_text(&model, &texts, &parse_device(&device)?),
-        Command::EmbedImage { model, size, device, images } => {
-            inspect::embed_image(&model, &images, size, &parse_device(&device)?)
-        }
+        Command::EmbedText {
+            model,
+            device,
+            texts,
+        } => inspect::embed_text(&model, &texts, &parse_device(&device)?),
+        Command::EmbedImage {
+            model,
+            size,
+            device,
+            images,
+        } => inspect::embed_image(&model, &images, size, &parse_device(&device)?),
         Command::Params { configs } => print_params(&registry, &configs),
         Command::Devices => {
             for (name, summary) in compiled_devices() {
@@ -204,10 +238,16 @@ fn train(
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: writing a checkpoint after the current step (Ctrl-C again to abort)");
+        eprintln!(
+            "\ninterrupt: writing a checkpoint after the current step (Ctrl-C again to abort)"
+        );
     })
     .context("installing the Ctrl-C handler")?;
-    let options = TrainOptions { progress: true, resume: resume.is_some(), interrupt: Some(interrupt) };
+    let options = TrainOptions {
+        progress: true,
+        resume: resume.is_some(),
+        interrupt: Some(interrupt),
+    };
     let outcome = train_contrastive(&experiment, &device, &options)
         .with_context(|| format!("training {}", config_path.display()))?;
     if let TrainEnd::Interrupted { checkpoint } = &outcome.end {
@@ -245,7 +285,13 @@ fn print_params(registry: &Registry, files: &[PathBuf]) -> Result<()> {
 fn list_plugins(registry: &Registry) -> Result<()> {
     println!("{:<10} {:<15} {:<18} SUMMARY", "KIND", "NAME", "ORIGIN");
     for entry in registry.iter() {
-        println!("{:<10} {:<15} {:<18} {}", entry.kind().to_string(), entry.name, entry.origin, entry.summary);
+        println!(
+            "{:<10} {:<15} {:<18} {}",
+            entry.kind().to_string(),
+            entry.name,
+            entry.origin,
+            entry.summary
+        );
     }
     Ok(())
 }

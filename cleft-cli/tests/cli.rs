@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn cleft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cleft")).args(args).output().expect("cleft runs")
+    Command::new(env!("CARGO_BIN_EXE_cleft"))
+        .args(args)
+        .output()
+        .expect("cleft runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -25,12 +28,21 @@ fn plugins_list_shows_the_builtins_with_summaries() {
     let output = cleft(&["plugins", "list"]);
     assert!(output.status.success());
     let stdout = text(&output.stdout);
-    for (kind, name) in [("vision", "vit"), ("text", "gpt2"), ("peft", "lora"), ("objective", "clip"), ("data", "synthetic-cxr")] {
+    for (kind, name) in [
+        ("vision", "vit"),
+        ("text", "gpt2"),
+        ("peft", "lora"),
+        ("objective", "clip"),
+        ("data", "synthetic-cxr"),
+    ] {
         let line = stdout
             .lines()
             .find(|l| l.split_whitespace().take(2).eq([kind, name]))
             .unwrap_or_else(|| panic!("no {kind} {name} in:\n{stdout}"));
-        assert!(line.split_whitespace().count() > 4, "summary missing: {line}");
+        assert!(
+            line.split_whitespace().count() > 4,
+            "summary missing: {line}"
+        );
     }
 }
 
@@ -40,26 +52,41 @@ fn config_check_accepts_the_tiny_config_and_prints_it_resolved() {
     let output = cleft(&["config", "check", path.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("layer_norm_eps"), "defaults are filled in:\n{stdout}");
+    assert!(
+        stdout.contains("layer_norm_eps"),
+        "defaults are filled in:\n{stdout}"
+    );
 }
 
 #[test]
 fn config_check_names_a_typod_key() {
-    let path = temp_config("typo.toml", &TINY.replace("num_hidden_layers = 3", "num_hiden_layers = 3"));
+    let path = temp_config(
+        "typo.toml",
+        &TINY.replace("num_hidden_layers = 3", "num_hiden_layers = 3"),
+    );
     let output = cleft(&["config", "check", path.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("unknown key `vision.num_hiden_layers`"), "{stderr}");
+    assert!(
+        stderr.contains("unknown key `vision.num_hiden_layers`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("typo.toml:"), "{stderr}");
 }
 
 #[test]
 fn config_check_lists_valid_names_for_an_unknown_type() {
-    let path = temp_config("type.toml", &TINY.replace("type = \"lora\"", "type = \"lorra\""));
+    let path = temp_config(
+        "type.toml",
+        &TINY.replace("type = \"lora\"", "type = \"lorra\""),
+    );
     let output = cleft(&["config", "check", path.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("unknown peft `lorra`; registered peft names: "), "{stderr}");
+    assert!(
+        stderr.contains("unknown peft `lorra`; registered peft names: "),
+        "{stderr}"
+    );
     assert!(stderr.contains("lora"), "{stderr}");
 }
 
@@ -78,7 +105,12 @@ fn a_short_demo_runs_end_to_end_and_writes_its_artefacts() {
     let output = cleft(&["demo", "--steps", "5", "--output", dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("zero-shot accuracy"));
-    for file in ["config.toml", "metrics.jsonl", "model.safetensors", "zero_shot.json"] {
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "model.safetensors",
+        "zero_shot.json",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -9,13 +9,19 @@ const STEPS: usize = 12;
 
 /// The tiny config made quick: 12 steps of 16 samples, a checkpoint every 3 steps.
 fn config_text(run_dir: &Path, lr: &str) -> String {
-    TINY.replace("steps = 300", &format!("steps = {STEPS}\ncheckpoint_every = 3\nkeep_checkpoints = 2"))
-        .replace("batch_size = 32", "batch_size = 16")
-        .replace("warmup_steps = 30", "warmup_steps = 2")
-        .replace("lr = 1e-3", &format!("lr = {lr}"))
-        .replace("train_size = 4000", "train_size = 400")
-        .replace("test_size = 500", "test_size = 50")
-        .replace("dir = \"runs/tiny-cleft\"", &format!("dir = {:?}", run_dir.display().to_string()))
+    TINY.replace(
+        "steps = 300",
+        &format!("steps = {STEPS}\ncheckpoint_every = 3\nkeep_checkpoints = 2"),
+    )
+    .replace("batch_size = 32", "batch_size = 16")
+    .replace("warmup_steps = 30", "warmup_steps = 2")
+    .replace("lr = 1e-3", &format!("lr = {lr}"))
+    .replace("train_size = 4000", "train_size = 400")
+    .replace("test_size = 500", "test_size = 50")
+    .replace(
+        "dir = \"runs/tiny-cleft\"",
+        &format!("dir = {:?}", run_dir.display().to_string()),
+    )
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -42,14 +48,21 @@ fn losses(run_dir: &Path) -> Vec<(usize, u64)> {
         .lines()
         .map(|line| {
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
-            (value["step"].as_u64().unwrap() as usize, value["loss"].as_f64().unwrap().to_bits())
+            (
+                value["step"].as_u64().unwrap() as usize,
+                value["loss"].as_f64().unwrap().to_bits(),
+            )
         })
         .collect()
 }
 
 fn checkpoint_steps(run_dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(run_dir.join("checkpoints"))
-        .map(|entries| entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -60,31 +73,72 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_losses() {
     let work = scratch("kill");
     let straight = work.join("straight");
     let config = write_config(&work, &straight, "1e-3");
-    let status = cleft().args(["train", "--config"]).arg(&config).stderr(Stdio::null()).status().unwrap();
+    let status = cleft()
+        .args(["train", "--config"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
     let expected = losses(&straight);
     assert_eq!(expected.len(), STEPS);
 
     let killed = work.join("killed");
     let config = write_config(&work, &killed, "1e-3");
-    let mut child = cleft().args(["train", "--config"]).arg(&config).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cleft()
+        .args(["train", "--config"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while !killed.join("checkpoints/step-00000003").is_dir() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     // Somewhere after the first checkpoint, possibly mid-write of a later one.
-    std::thread::sleep(Duration::from_millis(u64::from(std::process::id() % 7) * 40));
+    std::thread::sleep(Duration::from_millis(
+        u64::from(std::process::id() % 7) * 40,
+    ));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(checkpoint_steps(&killed).iter().any(|n| n.starts_with("step-")));
+    assert!(
+        checkpoint_steps(&killed)
+            .iter()
+            .any(|n| n.starts_with("step-"))
+    );
 
-    let status = cleft().args(["train", "--resume"]).arg(&killed).stderr(Stdio::null()).status().unwrap();
+    let status = cleft()
+        .args(["train", "--resume"])
+        .arg(&killed)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
-    assert_eq!(losses(&killed), expected, "resumed losses must equal the uninterrupted run bit for bit");
-    assert_eq!(checkpoint_steps(&killed), ["step-00000009", "step-00000012"], "keep-last-2, no temp dirs");
-    for file in ["model.safetensors", "metrics.csv", "loss.png", "lr.png", "zero_shot.json"] {
+    assert_eq!(
+        losses(&killed),
+        expected,
+        "resumed losses must equal the uninterrupted run bit for bit"
+    );
+    assert_eq!(
+        checkpoint_steps(&killed),
+        ["step-00000009", "step-00000012"],
+        "keep-last-2, no temp dirs"
+    );
+    for file in [
+        "model.safetensors",
+        "metrics.csv",
+        "loss.png",
+        "lr.png",
+        "zero_shot.json",
+    ] {
         assert!(killed.join(file).is_file(), "{file} missing");
     }
     std::fs::remove_dir_all(&work).unwrap();
@@ -95,14 +149,26 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_its_checkpoints() {
     let work = scratch("nan");
     let run = work.join("run");
     let config = write_config(&work, &run, "1e30");
-    let output = cleft().args(["train", "--config"]).arg(&config).output().unwrap();
+    let output = cleft()
+        .args(["train", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not finite") && stderr.contains("step "), "{stderr}");
+    assert!(
+        stderr.contains("not finite") && stderr.contains("step "),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     for name in checkpoint_steps(&run) {
         assert!(name.starts_with("step-"), "unexpected {name}");
-        assert!(run.join("checkpoints").join(&name).join("model.bpk").is_file());
+        assert!(
+            run.join("checkpoints")
+                .join(&name)
+                .join("model.bpk")
+                .is_file()
+        );
     }
     std::fs::remove_dir_all(&work).unwrap();
 }
@@ -114,23 +180,45 @@ fn ctrl_c_writes_a_checkpoint_exits_130_and_the_run_resumes_to_the_end() {
     let text = config_text(&run, "1e-3").replace(&format!("steps = {STEPS}\n"), "steps = 60\n");
     let config = work.join("config.toml");
     std::fs::write(&config, text).unwrap();
-    let child = cleft().args(["train", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    let child = cleft()
+        .args(["train", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while !run.join("checkpoints/step-00000003").is_dir() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("--resume"), "tells how to continue: {stderr}");
+    assert!(
+        stderr.contains("--resume"),
+        "tells how to continue: {stderr}"
+    );
     let logged = losses(&run).len();
     assert!(logged < 60, "interrupted before the end");
-    assert!(checkpoint_steps(&run).contains(&format!("step-{logged:08}")), "checkpoint at the interrupted step");
+    assert!(
+        checkpoint_steps(&run).contains(&format!("step-{logged:08}")),
+        "checkpoint at the interrupted step"
+    );
 
-    let status = cleft().args(["train", "--resume"]).arg(&run).stderr(Stdio::null()).status().unwrap();
+    let status = cleft()
+        .args(["train", "--resume"])
+        .arg(&run)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
     let steps: Vec<usize> = losses(&run).into_iter().map(|(step, _)| step).collect();
     assert_eq!(steps, (0..60).collect::<Vec<_>>());

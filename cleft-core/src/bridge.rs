@@ -82,14 +82,38 @@ const DOWNCAST: &str = "bridge invariant: erased parameter kind/rank must match 
 macro_rules! by_rank {
     ($rank:expr, $d:ident => $body:expr) => {
         match $rank {
-            1 => { const $d: usize = 1; $body }
-            2 => { const $d: usize = 2; $body }
-            3 => { const $d: usize = 3; $body }
-            4 => { const $d: usize = 4; $body }
-            5 => { const $d: usize = 5; $body }
-            6 => { const $d: usize = 6; $body }
-            7 => { const $d: usize = 7; $body }
-            8 => { const $d: usize = 8; $body }
+            1 => {
+                const $d: usize = 1;
+                $body
+            }
+            2 => {
+                const $d: usize = 2;
+                $body
+            }
+            3 => {
+                const $d: usize = 3;
+                $body
+            }
+            4 => {
+                const $d: usize = 4;
+                $body
+            }
+            5 => {
+                const $d: usize = 5;
+                $body
+            }
+            6 => {
+                const $d: usize = 6;
+                $body
+            }
+            7 => {
+                const $d: usize = 7;
+                $body
+            }
+            8 => {
+                const $d: usize = 8;
+                $body
+            }
             r => panic!("bridge: tensor rank {r} exceeds MAX_RANK = {MAX_RANK}"),
         }
     };
@@ -144,7 +168,10 @@ impl ModuleVisitor for ErasedVisitorRef<'_> {
 /// Presents a concrete `ModuleMapper` as an [`ErasedMapper`].
 pub struct MapperAdapter<'a, M: ModuleMapper>(pub &'a mut M);
 
-fn remap<T: Send + 'static>(param: Box<dyn Any + Send>, f: impl FnOnce(T) -> T) -> Box<dyn Any + Send> {
+fn remap<T: Send + 'static>(
+    param: Box<dyn Any + Send>,
+    f: impl FnOnce(T) -> T,
+) -> Box<dyn Any + Send> {
     let concrete = *param.downcast::<T>().expect(DOWNCAST);
     Box::new(f(concrete))
 }
@@ -293,7 +320,10 @@ impl<T: ?Sized> Component<T> {
     }
 
     fn with(&self, inner: ErasedModule) -> Self {
-        Self { inner: (self.rebox)(inner), rebox: self.rebox }
+        Self {
+            inner: (self.rebox)(inner),
+            rebox: self.rebox,
+        }
     }
 }
 
@@ -340,39 +370,61 @@ impl<T: ?Sized + ComponentTrait + Send> Module for Component<T> {
     }
     fn fork(self, device: &Device) -> Self {
         let rebox = self.rebox;
-        Self { inner: rebox(self.inner.into_dyn_module().fork_erased(device)), rebox }
+        Self {
+            inner: rebox(self.inner.into_dyn_module().fork_erased(device)),
+            rebox,
+        }
     }
     fn to_device(self, device: &Device) -> Self {
         let rebox = self.rebox;
-        Self { inner: rebox(self.inner.into_dyn_module().to_device_erased(device)), rebox }
+        Self {
+            inner: rebox(self.inner.into_dyn_module().to_device_erased(device)),
+            rebox,
+        }
     }
     fn train(self) -> Self {
         let rebox = self.rebox;
-        Self { inner: rebox(self.inner.into_dyn_module().train_erased()), rebox }
+        Self {
+            inner: rebox(self.inner.into_dyn_module().train_erased()),
+            rebox,
+        }
     }
     fn valid(&self) -> Self {
         self.with(self.inner.as_dyn_module().valid_erased())
     }
     fn materialize(self) -> Self {
         let rebox = self.rebox;
-        Self { inner: rebox(self.inner.into_dyn_module().materialize_erased()), rebox }
+        Self {
+            inner: rebox(self.inner.into_dyn_module().materialize_erased()),
+            rebox,
+        }
     }
     fn num_params(&self) -> usize {
         self.inner.as_dyn_module().num_params_erased()
     }
     fn visit<V: ModuleVisitor>(&self, visitor: &mut V) {
-        self.inner.as_dyn_module().visit_erased(&mut VisitorAdapter(visitor));
+        self.inner
+            .as_dyn_module()
+            .visit_erased(&mut VisitorAdapter(visitor));
     }
     fn map<M: ModuleMapper>(self, mapper: &mut M) -> Self {
         let rebox = self.rebox;
-        let mapped = self.inner.into_dyn_module().map_erased(&mut MapperAdapter(mapper));
-        Self { inner: rebox(mapped), rebox }
+        let mapped = self
+            .inner
+            .into_dyn_module()
+            .map_erased(&mut MapperAdapter(mapper));
+        Self {
+            inner: rebox(mapped),
+            rebox,
+        }
     }
 }
 
 impl<T: ?Sized + ComponentTrait> ModuleDisplayDefault for Component<T> {
     fn content(&self, content: Content) -> Option<Content> {
-        content.add_formatted(&self.inner.as_dyn_module().display_erased()).optional()
+        content
+            .add_formatted(&self.inner.as_dyn_module().display_erased())
+            .optional()
     }
     fn num_params(&self) -> usize {
         self.inner.as_dyn_module().num_params_erased()

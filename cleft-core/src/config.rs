@@ -36,7 +36,10 @@ pub struct ProjectionConfig {
 
 impl Default for ProjectionConfig {
     fn default() -> Self {
-        Self { dim: 512, bias: true }
+        Self {
+            dim: 512,
+            bias: true,
+        }
     }
 }
 
@@ -162,7 +165,10 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { prompt_template: "this is a chest x ray of a patient with {}".into(), batch_size: 64 }
+        Self {
+            prompt_template: "this is a chest x ray of a patient with {}".into(),
+            batch_size: 64,
+        }
     }
 }
 
@@ -176,7 +182,9 @@ pub struct OutputConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("runs/cleft") }
+        Self {
+            dir: PathBuf::from("runs/cleft"),
+        }
     }
 }
 
@@ -210,7 +218,16 @@ pub struct ExperimentConfig {
 }
 
 const SECTIONS: [&str; 11] = [
-    "vision", "text", "peft", "prompt", "objective", "projection", "data", "train", "prompt_train", "eval",
+    "vision",
+    "text",
+    "peft",
+    "prompt",
+    "objective",
+    "projection",
+    "data",
+    "train",
+    "prompt_train",
+    "eval",
     "output",
 ];
 
@@ -261,7 +278,9 @@ impl ExperimentConfig {
     pub fn parse(text: &str, name: &str, registry: &Registry) -> Result<Self> {
         let source = Source { name, text };
         let mut table: toml::Table = toml::from_str(text).map_err(|error| {
-            let line = error.span().map(|span| text[..span.start].matches('\n').count() + 1);
+            let line = error
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1);
             let message = error.message().to_string();
             match line {
                 Some(line) => CleftError::Config(format!("{name}:{line}: {message}")),
@@ -271,22 +290,31 @@ impl ExperimentConfig {
         if let Some(unknown) = table.keys().find(|key| !SECTIONS.contains(&key.as_str())) {
             return Err(source.error(
                 &[unknown],
-                format!("unknown section `{unknown}`; expected one of: {}", SECTIONS.join(", ")),
+                format!(
+                    "unknown section `{unknown}`; expected one of: {}",
+                    SECTIONS.join(", ")
+                ),
             ));
         }
         let mut take = |section: &str| table.remove(section);
         let required = |section: &str, value: Option<toml::Value>| {
-            value.ok_or_else(|| source.error(&[], format!("missing required section `[{section}]`")))
+            value
+                .ok_or_else(|| source.error(&[], format!("missing required section `[{section}]`")))
         };
-        let (vision, text_section, peft, prompt) = (take("vision"), take("text"), take("peft"), take("prompt"));
+        let (vision, text_section, peft, prompt) =
+            (take("vision"), take("text"), take("peft"), take("prompt"));
         let (objective, data) = (take("objective"), take("data"));
         let [projection, train, prompt_train, eval, output] =
             ["projection", "train", "prompt_train", "eval", "output"].map(|section| take(section));
         Ok(Self {
             vision: component(&source, registry, required("vision", vision)?)?,
             text: component(&source, registry, required("text", text_section)?)?,
-            peft: peft.map(|value| component(&source, registry, value)).transpose()?,
-            prompt: prompt.map(|value| component(&source, registry, value)).transpose()?,
+            peft: peft
+                .map(|value| component(&source, registry, value))
+                .transpose()?,
+            prompt: prompt
+                .map(|value| component(&source, registry, value))
+                .transpose()?,
             objective: component(&source, registry, required("objective", objective)?)?,
             data: component(&source, registry, required("data", data)?)?,
             projection: plain(&source, "projection", projection)?,
@@ -318,11 +346,18 @@ fn field_error(source: &Source, section: &str, error: FieldError) -> CleftError 
             path.push(key);
         }
         let dotted = path.join(".");
-        let expected = error.message.split_once(", ").map(|(_, rest)| rest).unwrap_or("");
+        let expected = error
+            .message
+            .split_once(", ")
+            .map(|(_, rest)| rest)
+            .unwrap_or("");
         return source.error(&path, format!("unknown key `{dotted}`; {expected}"));
     }
     let dotted = path.join(".");
-    source.error(&path, format!("bad value for `{dotted}`: {}", error.message))
+    source.error(
+        &path,
+        format!("bad value for `{dotted}`: {}", error.message),
+    )
 }
 
 fn plain<C: serde::de::DeserializeOwned + Default>(
@@ -344,12 +379,18 @@ fn component<C: ComponentConfig + ?Sized>(
     let kind = C::KIND;
     let section = kind.section();
     let toml::Value::Table(mut table) = value else {
-        return Err(source.error(&[section], format!("`{section}` must be a table (`[{section}]`)")));
+        return Err(source.error(
+            &[section],
+            format!("`{section}` must be a table (`[{section}]`)"),
+        ));
     };
     let name = match table.remove("type") {
         Some(toml::Value::String(name)) => name,
         Some(_) => {
-            return Err(source.error(&[section, "type"], format!("`{section}.type` must be a string")));
+            return Err(source.error(
+                &[section, "type"],
+                format!("`{section}.type` must be a string"),
+            ));
         }
         None => {
             return Err(source.error(

@@ -25,7 +25,10 @@ pub fn compiled_devices() -> Vec<(&'static str, &'static str)> {
         names.push(("tch-cuda:N", "libtorch on CUDA GPU N"));
     }
     if cfg!(feature = "cuda") {
-        names.push(("cuda:N", "burn's CUDA backend on GPU N (alias: cuda = cuda:0)"));
+        names.push((
+            "cuda:N",
+            "burn's CUDA backend on GPU N (alias: cuda = cuda:0)",
+        ));
     }
     names
 }

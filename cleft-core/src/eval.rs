@@ -37,10 +37,19 @@ pub fn zero_shot(
     device: &Device,
 ) -> Result<ZeroShotReport> {
     let classes = dataset.label_names();
-    let prompts: Vec<String> =
-        classes.iter().map(|name| template.replace("{}", &name.to_lowercase())).collect();
+    let prompts: Vec<String> = classes
+        .iter()
+        .map(|name| template.replace("{}", &name.to_lowercase()))
+        .collect();
     let class_embeddings = model.encode_texts(&prompts, max_len, device)?;
-    zero_shot_with(model, dataset, class_embeddings, prompts, batch_size, device)
+    zero_shot_with(
+        model,
+        dataset,
+        class_embeddings,
+        prompts,
+        batch_size,
+        device,
+    )
 }
 
 /// Zero-shot scoring against precomputed class embeddings `[K, P]` (e.g. from learned prompts);
@@ -67,7 +76,9 @@ pub fn zero_shot_with(
         }
     }
     if selected.is_empty() {
-        return Err(CleftError::Data("zero-shot: no image has exactly one positive label".into()));
+        return Err(CleftError::Data(
+            "zero-shot: no image has exactly one positive label".into(),
+        ));
     }
 
     let mut scores: Vec<Vec<f32>> = Vec::with_capacity(selected.len());
@@ -129,7 +140,12 @@ pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
     if n_pos == 0.0 || n_neg == 0.0 {
         return None;
     }
-    let rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, p)| **p).map(|(r, _)| r).sum();
+    let rank_sum: f64 = ranks
+        .iter()
+        .zip(positive)
+        .filter(|(_, p)| **p)
+        .map(|(r, _)| r)
+        .sum();
     Some((rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg))
 }
 
@@ -139,9 +155,18 @@ mod tests {
 
     #[test]
     fn auc_of_perfect_inverted_and_tied_rankings() {
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
-        assert_eq!(roc_auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]), Some(0.5));
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
+            Some(0.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]),
+            Some(0.5)
+        );
         assert_eq!(roc_auc(&[0.1, 0.2], &[true, true]), None);
     }
 
@@ -150,7 +175,14 @@ mod tests {
         // 3 positives, 2 negatives: pairs (p > n) = 5 of 6, one tie counted half.
         let scores = [0.3, 0.7, 0.5, 0.2, 0.5];
         let positive = [false, true, true, false, true];
-        let pairs = [(0.7, 0.3), (0.7, 0.2), (0.5, 0.3), (0.5, 0.2), (0.5, 0.3), (0.5, 0.2)];
+        let pairs = [
+            (0.7, 0.3),
+            (0.7, 0.2),
+            (0.5, 0.3),
+            (0.5, 0.2),
+            (0.5, 0.3),
+            (0.5, 0.2),
+        ];
         let expected = pairs.iter().filter(|(p, n)| p > n).count() as f64 / 6.0;
         assert!((roc_auc(&scores, &positive).unwrap() - expected).abs() < 1e-12);
     }

@@ -38,6 +38,6 @@ pub use text::{TextEncoder, TextTokenizer, TokenBatch};
 pub use vision::{VisionEncoder, VisionOutput};
 
 // Re-exported for the registration macros used by plugin crates.
+pub use burn;
 #[doc(hidden)]
 pub use inventory;
-pub use burn;

@@ -55,7 +55,9 @@ static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Runs `f` with the backend RNG seeded by `seed` and reserved for `f`: random draws inside are
 /// reproducible even while other threads use the backend.
 pub fn with_seeded_rng<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
-    let _guard = BACKEND_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = BACKEND_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     device.seed(seed);
     f()
 }
@@ -115,8 +117,17 @@ impl ClipModel {
     ///
     /// # Shapes
     /// - output `[texts.len(), P]`.
-    pub fn encode_texts(&self, texts: &[String], max_len: usize, device: &Device) -> Result<Tensor<2>> {
-        let (ids, mask) = self.text.tokenizer().encode_batch(texts, max_len)?.to_tensors(device);
+    pub fn encode_texts(
+        &self,
+        texts: &[String],
+        max_len: usize,
+        device: &Device,
+    ) -> Result<Tensor<2>> {
+        let (ids, mask) = self
+            .text
+            .tokenizer()
+            .encode_batch(texts, max_len)?
+            .to_tensors(device);
         Ok(self.encode_token_ids(ids, mask))
     }
 
@@ -134,7 +145,10 @@ impl ClipModel {
         let device = images.device();
         let image = self.encode_images(images);
         let text = self.encode_texts(captions, max_len, &device)?;
-        let labels = labels.map(|labels| PairLabels { image: labels.clone(), text: labels });
+        let labels = labels.map(|labels| PairLabels {
+            image: labels.clone(),
+            text: labels,
+        });
         Ok(self.objective.forward(image, text, labels))
     }
 }

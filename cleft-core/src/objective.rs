@@ -37,8 +37,12 @@ pub trait ContrastiveObjective: DynModule {
     /// - `labels`: optional multi-hot finding labels of images and texts, `[B, K]` each
     ///   (objectives with soft targets need them; others ignore them).
     /// - output: scalar loss `[1]`.
-    fn forward(&self, image: Tensor<2>, text: Tensor<2>, labels: Option<PairLabels>)
-    -> ObjectiveOutput;
+    fn forward(
+        &self,
+        image: Tensor<2>,
+        text: Tensor<2>,
+        labels: Option<PairLabels>,
+    ) -> ObjectiveOutput;
 
     /// Multiplier applied to cosine similarities at inference (`exp(logit_scale)`), `[1]`.
     fn logit_scale(&self) -> Tensor<1>;

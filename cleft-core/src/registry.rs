@@ -140,7 +140,10 @@ pub struct FieldError {
 pub fn parse_value<C: DeserializeOwned>(value: toml::Value) -> std::result::Result<C, FieldError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        FieldError { path: if path == "." { String::new() } else { path }, message: error.into_inner().to_string() }
+        FieldError {
+            path: if path == "." { String::new() } else { path },
+            message: error.into_inner().to_string(),
+        }
     })
 }
 
@@ -181,7 +184,9 @@ pub trait ComponentConfig {
     /// The component kind whose section holds this config.
     const KIND: ComponentKind;
     /// The parser inside `parse` if it produces this config type.
-    fn parser(parse: ParseFn) -> Option<fn(toml::Value) -> std::result::Result<Box<Self>, FieldError>>;
+    fn parser(
+        parse: ParseFn,
+    ) -> Option<fn(toml::Value) -> std::result::Result<Box<Self>, FieldError>>;
 }
 
 macro_rules! component_config {
@@ -275,7 +280,10 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut entries = BTreeMap::new();
         for registration in inventory::iter::<Registration> {
-            entries.insert((registration.kind(), registration.name), registration.clone());
+            entries.insert(
+                (registration.kind(), registration.name),
+                registration.clone(),
+            );
         }
         Self { entries }
     }
@@ -308,7 +316,11 @@ impl Registry {
 
     /// Registered names of one kind, sorted.
     pub fn names(&self, kind: ComponentKind) -> Vec<&'static str> {
-        self.entries.keys().filter(|(k, _)| *k == kind).map(|(_, name)| *name).collect()
+        self.entries
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, name)| *name)
+            .collect()
     }
 
     /// Every registration, ordered by kind then name.

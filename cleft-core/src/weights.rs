@@ -37,14 +37,19 @@ impl HostTensor {
     /// # Shapes
     /// - `[R, C]` → `[C, R]`.
     pub fn transposed(&self) -> Option<Self> {
-        let [rows, cols] = self.shape[..] else { return None };
+        let [rows, cols] = self.shape[..] else {
+            return None;
+        };
         let mut data = vec![0.0; self.data.len()];
         for r in 0..rows {
             for c in 0..cols {
                 data[c * rows + r] = self.data[r * cols + c];
             }
         }
-        Some(Self { shape: vec![cols, rows], data })
+        Some(Self {
+            shape: vec![cols, rows],
+            data,
+        })
     }
 }
 
@@ -85,7 +90,10 @@ impl std::fmt::Debug for SafetensorsCheckpoint {
 }
 
 fn checkpoint_error(path: &Path, message: impl Into<String>) -> CleftError {
-    CleftError::Checkpoint { path: path.to_path_buf(), message: message.into() }
+    CleftError::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 impl SafetensorsCheckpoint {
@@ -108,8 +116,11 @@ impl SafetensorsCheckpoint {
         } else {
             vec![path.to_path_buf()]
         };
-        let mut checkpoint =
-            Self { origin: path.to_path_buf(), files: Vec::new(), tensors: BTreeMap::new() };
+        let mut checkpoint = Self {
+            origin: path.to_path_buf(),
+            files: Vec::new(),
+            tensors: BTreeMap::new(),
+        };
         for file in files {
             checkpoint.add_file(&file)?;
         }
@@ -131,7 +142,10 @@ impl SafetensorsCheckpoint {
                 range: (start + begin, start + end),
             };
             if self.tensors.insert(name.clone(), stored).is_some() {
-                return Err(checkpoint_error(file, format!("tensor {name} appears in two shards")));
+                return Err(checkpoint_error(
+                    file,
+                    format!("tensor {name} appears in two shards"),
+                ));
             }
         }
         self.files.push(bytes);
@@ -148,18 +162,30 @@ impl SafetensorsCheckpoint {
             .tensors
             .get(name)
             .ok_or_else(|| checkpoint_error(&self.origin, format!("no tensor named {name}")))?;
-        Ok((stored, &self.files[stored.file][stored.range.0..stored.range.1]))
+        Ok((
+            stored,
+            &self.files[stored.file][stored.range.0..stored.range.1],
+        ))
     }
 
     /// Tensor `name` as `i64` (integer dtypes only), with its shape.
     pub fn read_i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
         let (stored, bytes) = self.stored(name)?;
         let values = match stored.dtype {
-            Dtype::I64 => bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default())).collect(),
-            Dtype::I32 => bytes.chunks_exact(4).map(|b| i64::from(i32::from_le_bytes(b.try_into().unwrap_or_default()))).collect(),
+            Dtype::I64 => bytes
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default()))
+                .collect(),
+            Dtype::I32 => bytes
+                .chunks_exact(4)
+                .map(|b| i64::from(i32::from_le_bytes(b.try_into().unwrap_or_default())))
+                .collect(),
             Dtype::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
             other => {
-                return Err(checkpoint_error(&self.origin, format!("{name} is {other:?}, not an integer tensor")));
+                return Err(checkpoint_error(
+                    &self.origin,
+                    format!("{name} is {other:?}, not an integer tensor"),
+                ));
             }
         };
         Ok((stored.shape.clone(), values))
@@ -168,8 +194,8 @@ impl SafetensorsCheckpoint {
 
 fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index).map_err(|e| CleftError::io(index, e))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| checkpoint_error(index, format!("invalid JSON: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| checkpoint_error(index, format!("invalid JSON: {e}")))?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -195,23 +221,34 @@ impl TensorSource for SafetensorsCheckpoint {
     fn read(&self, name: &str) -> Result<HostTensor> {
         let (stored, bytes) = self.stored(name)?;
         let data: Vec<f32> = match stored.dtype {
-            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => {
-                bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
-            }
-            Dtype::BF16 => {
-                bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
-            }
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
             Dtype::F64 => bytes
                 .chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()) as f32)
                 .collect(),
             Dtype::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
             other => {
-                return Err(checkpoint_error(&self.origin, format!("{name}: dtype {other:?} is not a float type")));
+                return Err(checkpoint_error(
+                    &self.origin,
+                    format!("{name}: dtype {other:?} is not a float type"),
+                ));
             }
         };
-        Ok(HostTensor { shape: stored.shape.clone(), data })
+        Ok(HostTensor {
+            shape: stored.shape.clone(),
+            data,
+        })
     }
 }
 
@@ -305,7 +342,9 @@ impl Loader<'_> {
             stored_shape.reverse();
         }
         if stored_shape != expected {
-            self.report.mismatched.push(format!("{name}: module {expected:?} vs checkpoint {stored_shape:?}"));
+            self.report.mismatched.push(format!(
+                "{name}: module {expected:?} vs checkpoint {stored_shape:?}"
+            ));
             return None;
         }
         let tensor = match self.source.read(&name) {
@@ -316,7 +355,11 @@ impl Loader<'_> {
             }
         };
         self.report.loaded += 1;
-        if transpose { tensor.transposed() } else { Some(tensor) }
+        if transpose {
+            tensor.transposed()
+        } else {
+            Some(tensor)
+        }
     }
 }
 
@@ -333,7 +376,9 @@ impl ModuleMapper for Loader<'_> {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let expected = param.lazy_shape().to_vec();
-        let Some(host) = self.fetch(&expected) else { return param };
+        let Some(host) = self.fetch(&expected) else {
+            return param;
+        };
         let device = param.lazy_device();
         let id = param.id;
         let tensor = Tensor::<D>::from_data(TensorData::new(host.data, host.shape), &device);
@@ -352,9 +397,14 @@ pub fn load_weights<M: Module>(
 ) -> Result<(M, LoadReport)> {
     let mut names = HashMap::new();
     for name in source.names() {
-        let stripped = mapping.prefixes.iter().find_map(|p| name.strip_prefix(p.as_str()));
+        let stripped = mapping
+            .prefixes
+            .iter()
+            .find_map(|p| name.strip_prefix(p.as_str()));
         if let Some(stripped) = stripped {
-            names.entry(stripped.to_string()).or_insert_with(|| name.clone());
+            names
+                .entry(stripped.to_string())
+                .or_insert_with(|| name.clone());
         }
         names.insert(name.clone(), name);
     }
@@ -370,12 +420,19 @@ pub fn load_weights<M: Module>(
     };
     let module = module.map(&mut loader);
     let ignored = |name: &str| {
-        mapping.ignored.iter().any(|i| name == i || name.ends_with(&format!(".{i}")))
+        mapping
+            .ignored
+            .iter()
+            .any(|i| name == i || name.ends_with(&format!(".{i}")))
     };
-    loader.report.unexpected =
-        source.names().into_iter().filter(|n| !loader.used.contains(n) && !ignored(n)).collect();
+    loader.report.unexpected = source
+        .names()
+        .into_iter()
+        .filter(|n| !loader.used.contains(n) && !ignored(n))
+        .collect();
     let report = loader.report;
-    let fatal = !report.mismatched.is_empty() || (!mapping.allow_missing && !report.missing.is_empty());
+    let fatal =
+        !report.mismatched.is_empty() || (!mapping.allow_missing && !report.missing.is_empty());
     if !loader.errors.is_empty() {
         return Err(checkpoint_error(source.origin(), loader.errors.join("; ")));
     }
@@ -418,18 +475,31 @@ pub fn summarize_safetensors(path: &Path) -> Result<CheckpointSummary> {
     let checkpoint = SafetensorsCheckpoint::open(path)?;
     let architecture = if path.is_dir() && path.join("config.json").is_file() {
         let config = read_hf_config(path)?;
-        let first = config.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str());
+        let first = config
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(|a| a.as_str());
         let model_type = config.get("model_type").and_then(|m| m.as_str());
         first.or(model_type).unwrap_or("unknown").to_string()
     } else {
         "unknown".to_string()
     };
-    let mut summary =
-        CheckpointSummary { architecture, parameters: 0, dtypes: BTreeMap::new(), tensors: 0 };
+    let mut summary = CheckpointSummary {
+        architecture,
+        parameters: 0,
+        dtypes: BTreeMap::new(),
+        tensors: 0,
+    };
     for stored in checkpoint.tensors.values() {
-        *summary.dtypes.entry(format!("{:?}", stored.dtype)).or_default() += 1;
+        *summary
+            .dtypes
+            .entry(format!("{:?}", stored.dtype))
+            .or_default() += 1;
         summary.tensors += 1;
-        if matches!(stored.dtype, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64) {
+        if matches!(
+            stored.dtype,
+            Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64
+        ) {
             summary.parameters += stored.shape.iter().product::<usize>() as u64;
         }
     }

@@ -17,7 +17,10 @@ impl VisionEncoder for FlattenEncoder {
     fn forward(&self, images: Tensor<4>) -> VisionOutput {
         let [batch, c, h, w] = images.dims();
         let flat = images.reshape([batch, c * h * w]);
-        VisionOutput { pooled: self.stem.forward(self.patch.forward(flat)), tokens: None }
+        VisionOutput {
+            pooled: self.stem.forward(self.patch.forward(flat)),
+            tokens: None,
+        }
     }
     fn dim(&self) -> usize {
         3
@@ -42,12 +45,19 @@ fn composed(device: &Device) -> Composed {
         patch: LinearConfig::new(4, 5).init(device),
         stem: LinearConfig::new(5, 3).init(device),
     };
-    Composed { vision: Component::<dyn VisionEncoder>::new(encoder), head: LinearConfig::new(3, 2).init(device) }
+    Composed {
+        vision: Component::<dyn VisionEncoder>::new(encoder),
+        head: LinearConfig::new(3, 2).init(device),
+    }
 }
 
 fn loss(model: &Composed, device: &Device) -> Tensor<1> {
     let images = Tensor::<4>::from_floats([[[[0.5, -1.0], [2.0, 0.25]]]], device);
-    model.head.forward(model.vision.forward(images).pooled).powi_scalar(2).sum()
+    model
+        .head
+        .forward(model.vision.forward(images).pooled)
+        .powi_scalar(2)
+        .sum()
 }
 
 /// Every float parameter as (path, values).
@@ -78,10 +88,20 @@ fn snapshot<M: Module>(module: &M) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn parameter_paths_go_through_the_component() {
-    let paths: Vec<String> = snapshot(&composed(&Device::flex())).into_iter().map(|(p, _)| p).collect();
+    let paths: Vec<String> = snapshot(&composed(&Device::flex()))
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     assert_eq!(
         paths,
-        ["vision.patch.weight", "vision.patch.bias", "vision.stem.weight", "vision.stem.bias", "head.weight", "head.bias"]
+        [
+            "vision.patch.weight",
+            "vision.patch.bias",
+            "vision.stem.weight",
+            "vision.stem.bias",
+            "head.weight",
+            "head.bias"
+        ]
     );
 }
 
@@ -91,10 +111,17 @@ fn gradients_reach_parameters_inside_a_boxed_component() {
     let model = composed(&device);
     let grads = loss(&model, &device).backward();
     let grads = GradientsParams::from_grads(grads, &model);
-    let mut count = Counter { seen: 0, with_grad: 0, grads: &grads };
+    let mut count = Counter {
+        seen: 0,
+        with_grad: 0,
+        grads: &grads,
+    };
     model.visit(&mut count);
     assert_eq!(count.seen, 6);
-    assert_eq!(count.with_grad, 6, "every parameter, boxed or not, receives a gradient");
+    assert_eq!(
+        count.with_grad, 6,
+        "every parameter, boxed or not, receives a gradient"
+    );
 }
 
 struct Counter<'a> {
@@ -140,7 +167,11 @@ fn save_then_load_round_trips_bit_exactly_by_path() {
     let original = composed(&device);
     cleft_core::train::checkpoint::save_safetensors(&original, &file).unwrap();
     let mut restored = composed(&device);
-    assert_ne!(snapshot(&original), snapshot(&restored), "fresh init differs");
+    assert_ne!(
+        snapshot(&original),
+        snapshot(&restored),
+        "fresh init differs"
+    );
     cleft_core::train::checkpoint::load_safetensors(&mut restored, &file).unwrap();
     assert_eq!(snapshot(&original), snapshot(&restored));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -156,7 +187,13 @@ fn loading_a_checkpoint_with_a_missing_tensor_names_it() {
     let dir = std::env::temp_dir().join(format!("cleft-bridge-missing-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("head.safetensors");
-    cleft_core::train::checkpoint::save_safetensors(&HeadOnly { head: LinearConfig::new(3, 2).init(&device) }, &file).unwrap();
+    cleft_core::train::checkpoint::save_safetensors(
+        &HeadOnly {
+            head: LinearConfig::new(3, 2).init(&device),
+        },
+        &file,
+    )
+    .unwrap();
     let message = cleft_core::train::checkpoint::load_safetensors(&mut composed(&device), &file)
         .unwrap_err()
         .to_string();
@@ -169,7 +206,14 @@ fn valid_train_and_clone_keep_the_concrete_component() {
     let device = Device::flex().autodiff();
     let model = composed(&device);
     let valid = model.valid();
-    assert!(!valid.vision.forward(Tensor::zeros([1, 1, 2, 2], &device.clone().inner())).pooled.device().is_autodiff());
+    assert!(
+        !valid
+            .vision
+            .forward(Tensor::zeros([1, 1, 2, 2], &device.clone().inner()))
+            .pooled
+            .device()
+            .is_autodiff()
+    );
     let cloned = model.clone();
     assert_eq!(snapshot(&cloned), snapshot(&model));
     assert_eq!(model.num_params(), 4 * 5 + 5 + 5 * 3 + 3 + 3 * 2 + 2);

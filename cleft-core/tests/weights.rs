@@ -6,7 +6,9 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use cleft_core::weights::{SafetensorsCheckpoint, WeightMapping, load_weights, summarize_safetensors};
+use cleft_core::weights::{
+    SafetensorsCheckpoint, WeightMapping, load_weights, summarize_safetensors,
+};
 use safetensors::{Dtype, tensor::TensorView};
 
 #[derive(Module, Debug)]
@@ -25,7 +27,9 @@ fn net(device: &Device) -> Net {
         dense: LinearConfig::new(3, 2).init(device),
         norm: LayerNormConfig::new(2).init(device),
     };
-    Net { block: vec![block(), block()] }
+    Net {
+        block: vec![block(), block()],
+    }
 }
 
 fn values(n: usize, offset: f32) -> Vec<f32> {
@@ -37,7 +41,11 @@ fn hf_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut tensors = vec![("embeddings.position_ids".into(), vec![1, 2], vec![0.0, 1.0])];
     for layer in 0..2 {
         let p = format!("model.block.{layer}");
-        tensors.push((format!("{p}.dense.weight"), vec![2, 3], values(6, layer as f32)));
+        tensors.push((
+            format!("{p}.dense.weight"),
+            vec![2, 3],
+            values(6, layer as f32),
+        ));
         tensors.push((format!("{p}.dense.bias"), vec![2], values(2, 10.0)));
         tensors.push((format!("{p}.norm.weight"), vec![2], values(2, 20.0)));
         tensors.push((format!("{p}.norm.bias"), vec![2], values(2, 30.0)));
@@ -47,17 +55,29 @@ fn hf_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
 
 fn write_checkpoint(dir: &Path, skip: Option<&str>) {
     std::fs::create_dir_all(dir).unwrap();
-    let tensors: Vec<_> = hf_tensors().into_iter().filter(|(n, _, _)| Some(n.as_str()) != skip).collect();
+    let tensors: Vec<_> = hf_tensors()
+        .into_iter()
+        .filter(|(n, _, _)| Some(n.as_str()) != skip)
+        .collect();
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
         .collect();
     let views: HashMap<String, TensorView> = bytes
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
-    std::fs::write(dir.join("config.json"), r#"{"architectures": ["NetModel"]}"#).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"architectures": ["NetModel"]}"#,
+    )
+    .unwrap();
 }
 
 fn mapping() -> WeightMapping {
@@ -85,19 +105,49 @@ fn loads_by_path_with_transpose_norm_renames_and_prefix() {
     assert!(report.missing.is_empty());
     assert_eq!(report.unexpected, ["embeddings.position_ids"]);
     // HF [out=2, in=3] row-major 1.0, 1.5, 2.0 / 2.5, 3.0, 3.5 → burn [in, out].
-    let weight: Vec<f32> = loaded.block[1].dense.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    let weight: Vec<f32> = loaded.block[1]
+        .dense
+        .weight
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert_eq!(weight, [1.0, 2.5, 1.5, 3.0, 2.0, 3.5]);
-    let gamma: Vec<f32> = loaded.block[0].norm.gamma.val().into_data().try_to_vec::<f32>().unwrap();
+    let gamma: Vec<f32> = loaded.block[0]
+        .norm
+        .gamma
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert_eq!(gamma, [20.0, 20.5]);
-    let beta: Vec<f32> = loaded.block[0].norm.beta.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap();
+    let beta: Vec<f32> = loaded.block[0]
+        .norm
+        .beta
+        .as_ref()
+        .unwrap()
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert_eq!(beta, [30.0, 30.5]);
 
-    let ignoring = WeightMapping { ignored: vec!["position_ids".into()], ..mapping() };
+    let ignoring = WeightMapping {
+        ignored: vec!["position_ids".into()],
+        ..mapping()
+    };
     let (_, report) = load_weights(net(&device), &checkpoint, &ignoring).unwrap();
     assert!(report.unexpected.is_empty());
 
     let summary = summarize_safetensors(&dir).unwrap();
-    assert_eq!((summary.architecture.as_str(), summary.parameters, summary.tensors), ("NetModel", 26, 9));
+    assert_eq!(
+        (
+            summary.architecture.as_str(),
+            summary.parameters,
+            summary.tensors
+        ),
+        ("NetModel", 26, 9)
+    );
 }
 
 #[test]
@@ -106,10 +156,18 @@ fn a_removed_tensor_fails_the_load_naming_it() {
     write_checkpoint(&dir, Some("model.block.1.norm.weight"));
     let device = Device::default();
     let checkpoint = SafetensorsCheckpoint::open(&dir).unwrap();
-    let error = load_weights(net(&device), &checkpoint, &mapping()).unwrap_err().to_string();
-    assert!(error.contains("missing tensors: [block.1.norm.weight]"), "{error}");
+    let error = load_weights(net(&device), &checkpoint, &mapping())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("missing tensors: [block.1.norm.weight]"),
+        "{error}"
+    );
 
-    let allowed = WeightMapping { allow_missing: true, ..mapping() };
+    let allowed = WeightMapping {
+        allow_missing: true,
+        ..mapping()
+    };
     let (_, report) = load_weights(net(&device), &checkpoint, &allowed).unwrap();
     assert_eq!(report.missing, ["block.1.norm.weight"]);
 }
@@ -120,16 +178,28 @@ fn shape_mismatch_and_untransposed_layout_are_errors() {
     write_checkpoint(&dir, None);
     let device = Device::default();
     let checkpoint = SafetensorsCheckpoint::open(&dir).unwrap();
-    let conv1d = WeightMapping { transpose_linear: false, ..mapping() };
-    let error = load_weights(net(&device), &checkpoint, &conv1d).unwrap_err().to_string();
-    assert!(error.contains("model.block.0.dense.weight: module [3, 2] vs checkpoint [2, 3]"), "{error}");
+    let conv1d = WeightMapping {
+        transpose_linear: false,
+        ..mapping()
+    };
+    let error = load_weights(net(&device), &checkpoint, &conv1d)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("model.block.0.dense.weight: module [3, 2] vs checkpoint [2, 3]"),
+        "{error}"
+    );
 }
 
 #[test]
 fn sharded_index_and_missing_directory_files() {
     let dir = temp_dir("sharded");
     write_checkpoint(&dir, None);
-    std::fs::rename(dir.join("model.safetensors"), dir.join("model-00001-of-00001.safetensors")).unwrap();
+    std::fs::rename(
+        dir.join("model.safetensors"),
+        dir.join("model-00001-of-00001.safetensors"),
+    )
+    .unwrap();
     let map: serde_json::Map<String, serde_json::Value> = hf_tensors()
         .into_iter()
         .map(|(n, _, _)| (n, "model-00001-of-00001.safetensors".into()))

@@ -31,7 +31,10 @@ fn the_builtin_plugins_are_all_linked_and_registered() {
     for (kind, names) in expected {
         let registered = registry.names(kind);
         for name in names {
-            assert!(registered.contains(name), "{kind} `{name}` missing from {registered:?}");
+            assert!(
+                registered.contains(name),
+                "{kind} `{name}` missing from {registered:?}"
+            );
         }
     }
 }
@@ -72,10 +75,18 @@ fn every_registered_name_deserialises_and_rejects_unknown_keys() {
         let config = parse(&minimal(entry.kind(), entry.name, ""))
             .unwrap_or_else(|e| panic!("{section} `{}`: {e}", entry.name));
         let resolved = config.to_toml().unwrap();
-        assert!(resolved.contains(&format!("type = \"{}\"", entry.name)), "{resolved}");
+        assert!(
+            resolved.contains(&format!("type = \"{}\"", entry.name)),
+            "{resolved}"
+        );
 
-        let message = parse(&minimal(entry.kind(), entry.name, "not_a_field = 1\n")).unwrap_err().to_string();
-        assert!(message.contains(&format!("unknown key `{section}.not_a_field`")), "{message}");
+        let message = parse(&minimal(entry.kind(), entry.name, "not_a_field = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&format!("unknown key `{section}.not_a_field`")),
+            "{message}"
+        );
         checked += 1;
     }
     assert!(checked >= 5);
@@ -86,8 +97,14 @@ fn a_typo_in_a_key_names_its_dotted_path_and_line() {
     let text = BASE.replace("type = \"vit\"", "type = \"vit\"\nhiden_size = 32");
     let message = parse(&text).unwrap_err().to_string();
     assert!(message.starts_with("test.toml:4:"), "{message}");
-    assert!(message.contains("unknown key `vision.hiden_size`"), "{message}");
-    assert!(message.contains("hidden_size"), "lists the expected keys: {message}");
+    assert!(
+        message.contains("unknown key `vision.hiden_size`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("hidden_size"),
+        "lists the expected keys: {message}"
+    );
 }
 
 #[test]
@@ -100,7 +117,9 @@ fn a_typo_in_a_core_section_names_its_path() {
 
 #[test]
 fn an_unknown_type_lists_the_registered_names() {
-    let message = parse(&BASE.replace("\"clip\"", "\"clipp\"")).unwrap_err().to_string();
+    let message = parse(&BASE.replace("\"clip\"", "\"clipp\""))
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("unknown objective `clipp`"), "{message}");
     assert!(message.contains("clip"), "{message}");
     assert!(message.contains("test.toml:9:"), "{message}");
@@ -112,15 +131,25 @@ fn a_bad_value_names_the_path_and_expected_form() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("`text.n_layer`"), "{message}");
-    assert!(message.contains("expected usize") || message.contains("integer"), "{message}");
+    assert!(
+        message.contains("expected usize") || message.contains("integer"),
+        "{message}"
+    );
 }
 
 #[test]
 fn an_unknown_section_and_a_missing_section_are_reported() {
-    let message = parse(&format!("{BASE}\n[trian]\n")).unwrap_err().to_string();
+    let message = parse(&format!("{BASE}\n[trian]\n"))
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("unknown section `trian`"), "{message}");
-    let message = parse(&BASE.replace("[data]\ntype = \"synthetic-cxr\"", "")).unwrap_err().to_string();
-    assert!(message.contains("missing required section `[data]`"), "{message}");
+    let message = parse(&BASE.replace("[data]\ntype = \"synthetic-cxr\"", ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("missing required section `[data]`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -128,7 +157,11 @@ fn the_resolved_config_reloads_to_the_same_config_and_model() {
     let config = parse(TINY_CONFIG).unwrap();
     let resolved = config.to_toml().unwrap();
     let reloaded = parse(&resolved).unwrap();
-    assert_eq!(reloaded.to_toml().unwrap(), resolved, "resolving is idempotent");
+    assert_eq!(
+        reloaded.to_toml().unwrap(),
+        resolved,
+        "resolving is idempotent"
+    );
 
     let device = cleft_core::burn::prelude::Device::flex();
     use cleft_core::burn::module::Module;

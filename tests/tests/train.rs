@@ -20,7 +20,10 @@ impl ModuleVisitor for Params {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.values.push((self.path.join("."), param.val().into_data().try_to_vec::<f32>().unwrap()));
+        self.values.push((
+            self.path.join("."),
+            param.val().into_data().try_to_vec::<f32>().unwrap(),
+        ));
     }
 }
 
@@ -38,7 +41,10 @@ fn initial_model(config: &cleft_core::ExperimentConfig) -> ClipModel {
 fn initialisation_is_seeded() {
     let dir = std::env::temp_dir().join("cleft-seeded");
     let config = fast_config(&dir, 1);
-    let (a, b) = (params(&initial_model(&config)), params(&initial_model(&config)));
+    let (a, b) = (
+        params(&initial_model(&config)),
+        params(&initial_model(&config)),
+    );
     assert!(a == b, "two seeded builds differ");
 }
 
@@ -58,7 +64,10 @@ fn training_lowers_the_loss_trains_lora_and_keeps_the_base_llm_frozen() {
 
     let after = params(&outcome.model);
     let is_adapter = |path: &str| path.contains(".lora_A.") || path.contains(".lora_B.");
-    let base: Vec<_> = before.iter().filter(|(p, _)| p.starts_with("text.") && !is_adapter(p)).collect();
+    let base: Vec<_> = before
+        .iter()
+        .filter(|(p, _)| p.starts_with("text.") && !is_adapter(p))
+        .collect();
     assert!(!base.is_empty());
     for (path, old) in &base {
         let new = &after.iter().find(|(p, _)| p == path).unwrap().1;
@@ -66,18 +75,37 @@ fn training_lowers_the_loss_trains_lora_and_keeps_the_base_llm_frozen() {
     }
     let adapters: Vec<_> = after.iter().filter(|(p, _)| is_adapter(p)).collect();
     let adapter_paths: Vec<&String> = adapters.iter().map(|(p, _)| p).collect();
-    assert_eq!(adapters.len(), 2 * 2, "A and B per c_attn in 2 layers: {adapter_paths:?}");
+    assert_eq!(
+        adapters.len(),
+        2 * 2,
+        "A and B per c_attn in 2 layers: {adapter_paths:?}"
+    );
     for (path, new) in &adapters {
         let old = &before.iter().find(|(p, _)| p == path).unwrap().1;
         assert_ne!(old, new, "{path} is a trainable LoRA factor");
     }
-    let vision = |set: &[(String, Vec<f32>)]| set.iter().find(|(p, _)| p == "vision.encoder.layer.0.attention.attention.query.weight").unwrap().1.clone();
+    let vision = |set: &[(String, Vec<f32>)]| {
+        set.iter()
+            .find(|(p, _)| p == "vision.encoder.layer.0.attention.attention.query.weight")
+            .unwrap()
+            .1
+            .clone()
+    };
     assert_ne!(vision(&before), vision(&after), "the image encoder trains");
 
-    for file in ["config.toml", "metrics.jsonl", "model.safetensors", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"] {
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "model.safetensors",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing in the run dir");
     }
-    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().count();
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
     assert_eq!(lines, 40);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -86,13 +114,21 @@ fn training_lowers_the_loss_trains_lora_and_keeps_the_base_llm_frozen() {
 #[test]
 fn every_tiny_config_trains_and_its_loss_falls() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/tiny");
-    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     assert!(names.len() >= 4, "{names:?}");
     for path in names {
         let text = std::fs::read_to_string(&path).unwrap();
-        let mut config = cleft_tests::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let run = std::env::temp_dir().join(format!("cleft-tiny-{}-{}", path.file_stem().unwrap().to_string_lossy(), std::process::id()));
+        let mut config =
+            cleft_tests::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let run = std::env::temp_dir().join(format!(
+            "cleft-tiny-{}-{}",
+            path.file_stem().unwrap().to_string_lossy(),
+            std::process::id()
+        ));
         config.train.steps = 30;
         config.train.batch_size = 16;
         config.train.warmup_steps = 2;
@@ -129,9 +165,15 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
     use cleft_core::registry::Split;
     let device = Device::flex();
     let data = config.data.build(Split::Valid).unwrap();
-    let single: Vec<usize> =
-        (0..data.len()).filter(|&i| data.get(i).unwrap().labels.iter().sum::<f32>() == 1.0).take(96).collect();
-    let names: Vec<String> = data.label_names().iter().map(|n| n.to_lowercase()).collect();
+    let single: Vec<usize> = (0..data.len())
+        .filter(|&i| data.get(i).unwrap().labels.iter().sum::<f32>() == 1.0)
+        .take(96)
+        .collect();
+    let names: Vec<String> = data
+        .label_names()
+        .iter()
+        .map(|n| n.to_lowercase())
+        .collect();
     let trained = outcome.model.valid();
     let before = cleft_core::train::PromptModel {
         prompt: cleft_core::train::initial_prompt(&config, &trained.clip, &device).unwrap(),
@@ -140,16 +182,37 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
     let loss = |model: &cleft_core::train::PromptModel| {
         let batch = cleft_core::data::collate(data.as_ref(), &single, &device).unwrap();
         let recipe = config.prompt_train.recipe;
-        cleft_core::train::prompt_loss(model, batch, recipe, &names, config.train.max_text_len, &device)
-            .unwrap()
-            .into_scalar::<f64>()
+        cleft_core::train::prompt_loss(
+            model,
+            batch,
+            recipe,
+            &names,
+            config.train.max_text_len,
+            &device,
+        )
+        .unwrap()
+        .into_scalar::<f64>()
     };
     let (initial, learned) = (loss(&before), loss(&trained));
-    assert!(learned < initial, "stage-2 loss on fixed images: {initial} -> {learned}");
-    for file in ["prompt.safetensors", "metrics.jsonl", "metrics.csv", "loss.png", "zero_shot.json"] {
+    assert!(
+        learned < initial,
+        "stage-2 loss on fixed images: {initial} -> {learned}"
+    );
+    for file in [
+        "prompt.safetensors",
+        "metrics.jsonl",
+        "metrics.csv",
+        "loss.png",
+        "zero_shot.json",
+    ] {
         assert!(outcome.run_dir.join(file).is_file(), "{file} missing");
     }
-    assert!(outcome.run_dir.join("checkpoints/step-00000012/model.bpk").is_file());
+    assert!(
+        outcome
+            .run_dir
+            .join("checkpoints/step-00000012/model.bpk")
+            .is_file()
+    );
     assert_eq!(outcome.report.images, 500);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -163,7 +226,8 @@ fn stage_two_recipes_train_exactly_their_parameters() {
     let mut config = fast_config(&dir, 10);
     train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
     let mut stage1 = ClipModel::build_seeded(&config, &Device::flex(), 0).unwrap();
-    cleft_core::train::checkpoint::load_safetensors(&mut stage1, &dir.join("model.safetensors")).unwrap();
+    cleft_core::train::checkpoint::load_safetensors(&mut stage1, &dir.join("model.safetensors"))
+        .unwrap();
     let stage1 = params(&stage1);
     config.prompt_train.steps = 4;
     config.prompt_train.batch_size = 16;
@@ -172,11 +236,23 @@ fn stage_two_recipes_train_exactly_their_parameters() {
         let outcome = cleft_core::train::train_prompt(&config, &Device::flex(), false).unwrap();
         let after = params(&outcome.model.clip);
         for ((path, old), (_, new)) in stage1.iter().zip(&after) {
-            let image_side = ["vision.", "vision_projection.", "objective."].iter().any(|p| path.starts_with(p));
+            let image_side = ["vision.", "vision_projection.", "objective."]
+                .iter()
+                .any(|p| path.starts_with(p));
             // Unused by the forward pass (pre-norm mean pooling, no masked-image modelling).
-            let unused = ["vision.layernorm.gamma", "vision.layernorm.beta", "vision.embeddings.mask_token"];
-            let trains = recipe == PromptRecipe::Released && image_side && !unused.contains(&path.as_str());
-            assert_eq!(old != new, trains, "{recipe:?}: {path} changed = {}", old != new);
+            let unused = [
+                "vision.layernorm.gamma",
+                "vision.layernorm.beta",
+                "vision.embeddings.mask_token",
+            ];
+            let trains =
+                recipe == PromptRecipe::Released && image_side && !unused.contains(&path.as_str());
+            assert_eq!(
+                old != new,
+                trains,
+                "{recipe:?}: {path} changed = {}",
+                old != new
+            );
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -33,7 +33,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Saves every parameter of `module` as safetensors (keys = parameter paths), atomically.
 pub fn save_safetensors<M: Module>(module: &M, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_bytes(None);
-    module.save_into(&mut store).map_err(|e| checkpoint_error(path, e))?;
+    module
+        .save_into(&mut store)
+        .map_err(|e| checkpoint_error(path, e))?;
     let bytes = store.get_bytes().map_err(|e| checkpoint_error(path, e))?;
     write_atomic(path, &bytes)
 }
@@ -42,7 +44,9 @@ pub fn save_safetensors<M: Module>(module: &M, path: &Path) -> Result<()> {
 /// and every stored tensor used, otherwise the error names the offending keys.
 pub fn load_safetensors<M: Module>(module: &mut M, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_file(path).allow_partial(true);
-    let result = module.load_from(&mut store).map_err(|e| checkpoint_error(path, e))?;
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| checkpoint_error(path, e))?;
     let missing: Vec<_> = result.missing.iter().map(|(key, _)| key.as_str()).collect();
     if !missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
         return Err(CleftError::Checkpoint {
@@ -51,7 +55,12 @@ pub fn load_safetensors<M: Module>(module: &mut M, path: &Path) -> Result<()> {
                 "missing tensors: [{}]; unexpected tensors: [{}]; errors: [{}]",
                 missing.join(", "),
                 result.unused.join(", "),
-                result.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+                result
+                    .errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
         });
     }
@@ -59,7 +68,10 @@ pub fn load_safetensors<M: Module>(module: &mut M, path: &Path) -> Result<()> {
 }
 
 fn checkpoint_error(path: &Path, error: impl std::fmt::Display) -> CleftError {
-    CleftError::Checkpoint { path: path.to_path_buf(), message: error.to_string() }
+    CleftError::Checkpoint {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    }
 }
 
 /// Directory holding the numbered training checkpoints of a run.
@@ -72,7 +84,9 @@ fn step_dir_name(step: usize) -> String {
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| CleftError::io(dir, e))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| CleftError::io(dir, e))
 }
 
 /// Saves a resumable checkpoint: `checkpoints/step-NNNNNNNN/{model.bpk, optimizer.bpk,
@@ -103,7 +117,9 @@ pub fn save_checkpoint<M: Module>(
         module_bytes(model, &mut store, &temp)?;
         let model_bytes = store.get_bytes().map_err(|e| checkpoint_error(&temp, e))?;
         write_synced(&temp.join("model.bpk"), &model_bytes)?;
-        let optimizer_bytes = optimizer.into_bytes().map_err(|e| checkpoint_error(&temp, e))?;
+        let optimizer_bytes = optimizer
+            .into_bytes()
+            .map_err(|e| checkpoint_error(&temp, e))?;
         write_synced(&temp.join("optimizer.bpk"), &optimizer_bytes)?;
         let state_json = serde_json::to_vec_pretty(state).expect("state serialises");
         write_synced(&temp.join("state.json"), &state_json)?;
@@ -129,7 +145,9 @@ fn module_bytes<M: Module>(model: &M, store: &mut BurnpackStore, dir: &Path) -> 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut file = std::fs::File::create(path).map_err(|e| CleftError::io(path, e))?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| CleftError::io(path, e))
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| CleftError::io(path, e))
 }
 
 /// Complete checkpoints of a run, oldest first (temporary directories are ignored).
@@ -144,7 +162,10 @@ pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<(usize, std::path::PathBuf
     for entry in entries {
         let entry = entry.map_err(|e| CleftError::io(&root, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<usize>().ok()) {
+        if let Some(step) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<usize>().ok())
+        {
             found.push((step, entry.path()));
         }
     }
@@ -174,19 +195,30 @@ pub fn load_checkpoint<M: Module>(
 ) -> Result<(ModuleOptimizer, TrainState)> {
     let model_path = dir.join("model.bpk");
     if !model_path.is_file() {
-        return Err(CleftError::Checkpoint { path: model_path, message: "missing".into() });
+        return Err(CleftError::Checkpoint {
+            path: model_path,
+            message: "missing".into(),
+        });
     }
     let mut store = BurnpackStore::from_file(&model_path);
-    let result = model.load_from(&mut store).map_err(|e| checkpoint_error(&model_path, e))?;
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| checkpoint_error(&model_path, e))?;
     if !result.missing.is_empty() || !result.errors.is_empty() {
         let missing: Vec<_> = result.missing.iter().map(|(key, _)| key.as_str()).collect();
         return Err(CleftError::Checkpoint {
             path: model_path,
-            message: format!("missing tensors: [{}]; errors: {:?}", missing.join(", "), result.errors),
+            message: format!(
+                "missing tensors: [{}]; errors: {:?}",
+                missing.join(", "),
+                result.errors
+            ),
         });
     }
     let optimizer_path = dir.join("optimizer.bpk");
-    let optimizer = make_optimizer(model).load(&optimizer_path).map_err(|e| checkpoint_error(&optimizer_path, e))?;
+    let optimizer = make_optimizer(model)
+        .load(&optimizer_path)
+        .map_err(|e| checkpoint_error(&optimizer_path, e))?;
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| CleftError::io(&state_path, e))?;
     let state = serde_json::from_str(&text).map_err(|e| checkpoint_error(&state_path, e))?;

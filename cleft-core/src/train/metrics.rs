@@ -45,7 +45,10 @@ impl MetricsLog {
         let jsonl_path = run_dir.join("metrics.jsonl");
         let kept: Vec<StepMetrics> = match first_step {
             0 => Vec::new(),
-            _ => read_metrics(&jsonl_path)?.into_iter().filter(|m| m.step < first_step).collect(),
+            _ => read_metrics(&jsonl_path)?
+                .into_iter()
+                .filter(|m| m.step < first_step)
+                .collect(),
         };
         let csv_path = run_dir.join("metrics.csv");
         let mut log = Self {
@@ -67,16 +70,30 @@ impl MetricsLog {
         writeln!(self.jsonl, "{line}").map_err(|e| CleftError::io(&self.jsonl_path, e))?;
         let mut csv = String::new();
         if !self.csv_header {
-            let header: Vec<&str> =
-                CSV_FIXED.iter().copied().chain(metrics.extra.keys().map(String::as_str)).collect();
+            let header: Vec<&str> = CSV_FIXED
+                .iter()
+                .copied()
+                .chain(metrics.extra.keys().map(String::as_str))
+                .collect();
             csv += &(header.join(",") + "\n");
             self.csv_header = true;
         }
-        let fixed = [metrics.step as f64, metrics.loss, metrics.lr, metrics.grad_norm, metrics.samples_per_sec];
-        let values: Vec<String> =
-            fixed.iter().chain(metrics.extra.values()).map(|v| v.to_string()).collect();
+        let fixed = [
+            metrics.step as f64,
+            metrics.loss,
+            metrics.lr,
+            metrics.grad_norm,
+            metrics.samples_per_sec,
+        ];
+        let values: Vec<String> = fixed
+            .iter()
+            .chain(metrics.extra.values())
+            .map(|v| v.to_string())
+            .collect();
         csv += &(values.join(",") + "\n");
-        self.csv.write_all(csv.as_bytes()).map_err(|e| CleftError::io(&self.csv_path, e))
+        self.csv
+            .write_all(csv.as_bytes())
+            .map_err(|e| CleftError::io(&self.csv_path, e))
     }
 }
 
@@ -92,13 +109,21 @@ pub fn read_metrics(path: &Path) -> Result<Vec<StepMetrics>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(CleftError::io(path, e)),
     };
-    let complete = if text.ends_with('\n') { &text[..] } else { &text[..text.rfind('\n').map_or(0, |i| i + 1)] };
+    let complete = if text.ends_with('\n') {
+        &text[..]
+    } else {
+        &text[..text.rfind('\n').map_or(0, |i| i + 1)]
+    };
     complete
         .lines()
         .enumerate()
         .map(|(index, line)| {
             serde_json::from_str(line).map_err(|e| {
-                CleftError::Data(format!("{}:{}: malformed metrics line: {e}", path.display(), index + 1))
+                CleftError::Data(format!(
+                    "{}:{}: malformed metrics line: {e}",
+                    path.display(),
+                    index + 1
+                ))
             })
         })
         .collect()

@@ -11,4 +11,7 @@ mod trainer;
 pub use metrics::StepMetrics;
 pub use prompt_stage::{PromptModel, PromptOutcome, initial_prompt, prompt_loss, train_prompt};
 pub use state::TrainState;
-pub use trainer::{TrainEnd, TrainOptions, TrainOutcome, gradient_norm, latest_checkpoint, optimizer_for, train_contrastive};
+pub use trainer::{
+    TrainEnd, TrainOptions, TrainOutcome, gradient_norm, latest_checkpoint, optimizer_for,
+    train_contrastive,
+};

@@ -32,9 +32,16 @@ pub fn line_plot(path: &Path, title: &str, y_label: &str, points: &[(f64, f64)])
         return Ok(());
     }
     ensure_font();
-    let error = |e: &dyn std::fmt::Display| CleftError::Checkpoint { path: path.to_path_buf(), message: format!("plotting: {e}") };
+    let error = |e: &dyn std::fmt::Display| CleftError::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!("plotting: {e}"),
+    };
     let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let (y_min, y_max) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let (y_min, y_max) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
     let pad = ((y_max - y_min) * 0.05).max(y_max.abs() * 1e-3).max(1e-12);
     let temp = path.with_extension("png.tmp.png");
     {
@@ -54,7 +61,9 @@ pub fn line_plot(path: &Path, title: &str, y_label: &str, points: &[(f64, f64)])
             .label_style((FONT, 14))
             .draw()
             .map_err(|e| error(&e))?;
-        chart.draw_series(LineSeries::new(points.iter().copied(), &BLUE)).map_err(|e| error(&e))?;
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), &BLUE))
+            .map_err(|e| error(&e))?;
         root.present().map_err(|e| error(&e))?;
     }
     std::fs::rename(&temp, path).map_err(|e| CleftError::io(path, e))

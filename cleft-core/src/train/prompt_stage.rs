@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::{Module, ParamGroup};
-use burn::optim::momentum::MomentumConfig;
 use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -40,11 +40,23 @@ impl PromptModel {
     ///
     /// # Shapes
     /// - output `[texts.len(), P]`.
-    pub fn encode_with_context(&self, texts: &[String], max_len: usize, device: &Device) -> Result<Tensor<2>> {
+    pub fn encode_with_context(
+        &self,
+        texts: &[String],
+        max_len: usize,
+        device: &Device,
+    ) -> Result<Tensor<2>> {
         let text = &self.clip.text;
-        let (ids, mask) = text.tokenizer().encode_batch(texts, max_len)?.to_tensors(device);
+        let (ids, mask) = text
+            .tokenizer()
+            .encode_batch(texts, max_len)?
+            .to_tensors(device);
         let (embeddings, mask) = self.prompt.combine(text.embed_tokens(ids), mask);
-        Ok(l2_normalize(self.clip.text_projection.forward(text.forward_embeddings(embeddings, mask))))
+        Ok(l2_normalize(
+            self.clip
+                .text_projection
+                .forward(text.forward_embeddings(embeddings, mask)),
+        ))
     }
 }
 
@@ -65,7 +77,11 @@ pub struct PromptOutcome {
 /// (`model.safetensors`), by the `[prompt_train]` recipe. Writes `prompt/` into the run
 /// directory: checkpoints, metrics, plots, `prompt.safetensors` (the learned context) and
 /// `zero_shot.json` (evaluated with the learned prompts).
-pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) -> Result<PromptOutcome> {
+pub fn train_prompt(
+    config: &ExperimentConfig,
+    device: &Device,
+    progress: bool,
+) -> Result<PromptOutcome> {
     let settings = &config.prompt_train;
     let prompt_config = config.prompt.as_ref().ok_or_else(|| {
         CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
@@ -86,17 +102,26 @@ pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) 
     let prompt = initial_prompt(config, &clip, &device)?;
     let trainable = match settings.recipe {
         PromptRecipe::Paper => r"^prompt\..*",
-        PromptRecipe::Released => r"^(prompt|clip\.vision|clip\.vision_projection|clip\.objective)\..*",
+        PromptRecipe::Released => {
+            r"^(prompt|clip\.vision|clip\.vision_projection|clip\.objective)\..*"
+        }
     };
     let group = ParamGroup::from_regex(trainable).expect("static regex");
-    let mut model = PromptModel { clip, prompt }.set_require_grad(false).set_require_grad_group(group, true);
+    let mut model = PromptModel { clip, prompt }
+        .set_require_grad(false)
+        .set_require_grad_group(group, true);
 
     let dataset = config.data.build(Split::Train)?;
     let classes = dataset.label_names();
     let class_names: Vec<String> = classes.iter().map(|c| c.to_lowercase()).collect();
     let mut usable = Vec::new();
     for index in 0..dataset.len() {
-        let positives = dataset.get(index)?.labels.iter().filter(|&&l| l > 0.5).count();
+        let positives = dataset
+            .get(index)?
+            .labels
+            .iter()
+            .filter(|&&l| l > 0.5)
+            .count();
         let keep = match settings.recipe {
             PromptRecipe::Paper => positives == 1,
             PromptRecipe::Released => positives >= 1,
@@ -115,23 +140,48 @@ pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) 
     }
 
     let mut optimizer = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig { momentum: settings.momentum, dampening: 0.0, nesterov: false }))
-        .with_weight_decay(Some(WeightDecayConfig { penalty: settings.weight_decay as f32 }))
+        .with_momentum(Some(MomentumConfig {
+            momentum: settings.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay(Some(WeightDecayConfig {
+            penalty: settings.weight_decay as f32,
+        }))
         .init();
     let mut order = BatchOrder::new(usable.len(), config.train.seed);
-    let mut state = TrainState { step: 0, epoch: 0, position: 0 };
+    let mut state = TrainState {
+        step: 0,
+        epoch: 0,
+        position: 0,
+    };
     let (mut log, mut history) = MetricsLog::open(&run_dir, 0)?;
-    let bar = if progress { indicatif::ProgressBar::new(settings.steps as u64) } else { indicatif::ProgressBar::hidden() };
+    let bar = if progress {
+        indicatif::ProgressBar::new(settings.steps as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let max_len = config.train.max_text_len;
 
     while state.step < settings.steps {
         let started = Instant::now();
         let step = state.step;
         let lr = learning_rate(settings, step);
-        let indices: Vec<usize> = order.next_batch(&mut state, settings.batch_size).iter().map(|&i| usable[i]).collect();
+        let indices: Vec<usize> = order
+            .next_batch(&mut state, settings.batch_size)
+            .iter()
+            .map(|&i| usable[i])
+            .collect();
         let batch = collate(dataset.as_ref(), &indices, &device)?;
         let loss = with_seeded_rng(&device, config.train.seed.wrapping_add(step as u64), || {
-            prompt_loss(&model, batch, settings.recipe, &class_names, max_len, &device)
+            prompt_loss(
+                &model,
+                batch,
+                settings.recipe,
+                &class_names,
+                max_len,
+                &device,
+            )
         })?;
         let loss_value = loss.clone().into_scalar::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -155,7 +205,13 @@ pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) 
         bar.inc(1);
         history.push(metrics);
         if state.step % settings.checkpoint_every.max(1) == 0 || state.step == settings.steps {
-            save_checkpoint(&run_dir, &state, &model, &optimizer, config.train.keep_checkpoints)?;
+            save_checkpoint(
+                &run_dir,
+                &state,
+                &model,
+                &optimizer,
+                config.train.keep_checkpoints,
+            )?;
         }
     }
     bar.finish_and_clear();
@@ -166,20 +222,46 @@ pub fn train_prompt(config: &ExperimentConfig, device: &Device, progress: bool) 
     let valid = model.valid();
     let inner = device.clone().inner();
     let class_embeddings = valid.encode_with_context(&class_names, max_len, &inner)?;
-    let prompts = class_names.iter().map(|name| format!("<{} learned tokens> {name}", valid.prompt.num_context_tokens())).collect();
-    let report = zero_shot_with(&valid.clip, test.as_ref(), class_embeddings, prompts, config.eval.batch_size, &inner)?;
+    let prompts = class_names
+        .iter()
+        .map(|name| {
+            format!(
+                "<{} learned tokens> {name}",
+                valid.prompt.num_context_tokens()
+            )
+        })
+        .collect();
+    let report = zero_shot_with(
+        &valid.clip,
+        test.as_ref(),
+        class_embeddings,
+        prompts,
+        config.eval.batch_size,
+        &inner,
+    )?;
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
     crate::train::checkpoint::write_atomic(&run_dir.join("zero_shot.json"), json.as_bytes())?;
-    Ok(PromptOutcome { model, history, run_dir, report })
+    Ok(PromptOutcome {
+        model,
+        history,
+        run_dir,
+        report,
+    })
 }
 
 /// The prompt learner of `config` before training, built for `clip` with the seeded RNG (the
 /// same config and seed give the same initial context).
-pub fn initial_prompt(config: &ExperimentConfig, clip: &ClipModel, device: &Device) -> Result<Component<dyn PromptLearner>> {
+pub fn initial_prompt(
+    config: &ExperimentConfig,
+    clip: &ClipModel,
+    device: &Device,
+) -> Result<Component<dyn PromptLearner>> {
     let prompt_config = config.prompt.as_ref().ok_or_else(|| {
         CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
     })?;
-    with_seeded_rng(device, config.train.seed ^ 0x5EED_C0DE, || prompt_config.build(&clip.text, device))
+    with_seeded_rng(device, config.train.seed ^ 0x5EED_C0DE, || {
+        prompt_config.build(&clip.text, device)
+    })
 }
 
 /// The stage-2 loss of one batch under `recipe` (class names lower-cased, in label order).
@@ -198,14 +280,18 @@ pub fn prompt_loss(
     Ok(match recipe {
         PromptRecipe::Paper => {
             let class_embeddings = model.encode_with_context(class_names, max_len, device)?;
-            let logits = image.matmul(class_embeddings.transpose()) * model.clip.objective.logit_scale().unsqueeze();
+            let logits = image.matmul(class_embeddings.transpose())
+                * model.clip.objective.logit_scale().unsqueeze();
             let targets = batch.labels.argmax(1);
             log_softmax(logits, 1).gather(1, targets).mean().neg()
         }
         PromptRecipe::Released => {
             let captions = label_captions(&batch.labels, class_names)?;
             let text = model.encode_with_context(&captions, max_len, device)?;
-            let labels = PairLabels { image: batch.labels.clone(), text: batch.labels };
+            let labels = PairLabels {
+                image: batch.labels.clone(),
+                text: batch.labels,
+            };
             model.clip.objective.forward(image, text, Some(labels)).loss
         }
     })
@@ -214,12 +300,20 @@ pub fn prompt_loss(
 /// Lower-cased positive finding names of each row, joined by ", " (the released recipe's captions).
 fn label_captions(labels: &Tensor<2>, names: &[String]) -> Result<Vec<String>> {
     let [_, classes] = labels.dims();
-    let values = labels.clone().into_data().try_to_vec::<f32>().map_err(|e| CleftError::Invalid(format!("{e:?}")))?;
+    let values = labels
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| CleftError::Invalid(format!("{e:?}")))?;
     Ok(values
         .chunks(classes)
         .map(|row| {
-            let positive: Vec<&str> =
-                row.iter().zip(names).filter(|(v, _)| **v > 0.5).map(|(_, n)| n.as_str()).collect();
+            let positive: Vec<&str> = row
+                .iter()
+                .zip(names)
+                .filter(|(v, _)| **v > 0.5)
+                .map(|(_, n)| n.as_str())
+                .collect();
             positive.join(", ")
         })
         .collect())

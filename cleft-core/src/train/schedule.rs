@@ -19,13 +19,25 @@ pub struct Schedule {
 
 impl From<&TrainConfig> for Schedule {
     fn from(c: &TrainConfig) -> Self {
-        Self { steps: c.steps, lr: c.lr, warmup_start_lr: c.warmup_start_lr, warmup_steps: c.warmup_steps, final_lr: c.final_lr }
+        Self {
+            steps: c.steps,
+            lr: c.lr,
+            warmup_start_lr: c.warmup_start_lr,
+            warmup_steps: c.warmup_steps,
+            final_lr: c.final_lr,
+        }
     }
 }
 
 impl From<&PromptTrainConfig> for Schedule {
     fn from(c: &PromptTrainConfig) -> Self {
-        Self { steps: c.steps, lr: c.lr, warmup_start_lr: c.final_lr, warmup_steps: c.warmup_steps, final_lr: c.final_lr }
+        Self {
+            steps: c.steps,
+            lr: c.lr,
+            warmup_start_lr: c.final_lr,
+            warmup_steps: c.warmup_steps,
+            final_lr: c.final_lr,
+        }
     }
 }
 

@@ -30,7 +30,12 @@ pub struct BatchOrder {
 impl BatchOrder {
     /// A loader over `len` samples.
     pub fn new(len: usize, seed: u64) -> Self {
-        Self { len, seed, order: Vec::new(), epoch: None }
+        Self {
+            len,
+            seed,
+            order: Vec::new(),
+            epoch: None,
+        }
     }
 
     fn shuffle(&mut self, epoch: u64) {
@@ -62,8 +67,14 @@ mod tests {
     #[test]
     fn epochs_cover_every_sample_once_and_resume_from_the_position() {
         let mut order = BatchOrder::new(10, 3);
-        let mut state = TrainState { step: 0, epoch: 0, position: 0 };
-        let mut seen: Vec<usize> = (0..3).flat_map(|_| order.next_batch(&mut state, 3)).collect();
+        let mut state = TrainState {
+            step: 0,
+            epoch: 0,
+            position: 0,
+        };
+        let mut seen: Vec<usize> = (0..3)
+            .flat_map(|_| order.next_batch(&mut state, 3))
+            .collect();
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), 9, "no sample twice within an epoch");
@@ -72,7 +83,11 @@ mod tests {
         let mut resumed = BatchOrder::new(10, 3);
         let from_scratch = {
             let mut fresh = BatchOrder::new(10, 3);
-            let mut s = TrainState { step: 0, epoch: 0, position: 0 };
+            let mut s = TrainState {
+                step: 0,
+                epoch: 0,
+                position: 0,
+            };
             for _ in 0..3 {
                 fresh.next_batch(&mut s, 3);
             }

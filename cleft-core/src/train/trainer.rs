@@ -16,7 +16,9 @@ use crate::error::{CleftError, Result};
 use crate::model::{ClipModel, with_seeded_rng};
 use crate::peft::PeftAdapter;
 use crate::registry::Split;
-use crate::train::checkpoint::{list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic};
+use crate::train::checkpoint::{
+    list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic,
+};
 use crate::train::metrics::{MetricsLog, StepMetrics};
 use crate::train::plots::plot_history;
 use crate::train::schedule::learning_rate;
@@ -90,9 +92,16 @@ pub fn optimizer_for<M: Module>(model: &M, config: &TrainConfig) -> ModuleOptimi
             .with_epsilon(config.epsilon as f32)
             .with_weight_decay(weight_decay as f32)
     };
-    let mut collector = NoDecayCollector { path: Vec::new(), ids: Vec::new() };
+    let mut collector = NoDecayCollector {
+        path: Vec::new(),
+        ids: Vec::new(),
+    };
     model.visit(&mut collector);
-    adamw(config.weight_decay).init().with_group(ParamGroup::from_ids(collector.ids), adamw(0.0).build(), None)
+    adamw(config.weight_decay).init().with_group(
+        ParamGroup::from_ids(collector.ids),
+        adamw(0.0).build(),
+        None,
+    )
 }
 
 /// Sum of squared gradient entries, accumulated on the device.
@@ -131,7 +140,9 @@ impl ModuleVisitor for ScaleGrads<'_> {
 pub fn gradient_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
     let mut visitor = GradSquares { grads, total: None };
     model.visit(&mut visitor);
-    visitor.total.map_or(0.0, |total| total.into_scalar::<f64>().sqrt())
+    visitor
+        .total
+        .map_or(0.0, |total| total.into_scalar::<f64>().sqrt())
 }
 
 /// Trains `config` on `device` (stage 1).
@@ -144,7 +155,11 @@ pub fn gradient_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
 ///
 /// A non-finite loss or gradient norm stops training with an error naming the step; checkpoints
 /// already written stay valid.
-pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &TrainOptions) -> Result<TrainOutcome> {
+pub fn train_contrastive(
+    config: &ExperimentConfig,
+    device: &Device,
+    options: &TrainOptions,
+) -> Result<TrainOutcome> {
     let train = &config.train;
     validate(train)?;
     let run_dir = config.output.dir.clone();
@@ -155,10 +170,21 @@ pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &T
 
     let device = device.clone().autodiff();
     let mut model = ClipModel::build_seeded(config, &device, train.seed)?;
-    let resume_from = if options.resume { list_checkpoints(&run_dir)?.pop().map(|(_, dir)| dir) } else { None };
+    let resume_from = if options.resume {
+        list_checkpoints(&run_dir)?.pop().map(|(_, dir)| dir)
+    } else {
+        None
+    };
     let (mut optimizer, mut state) = match &resume_from {
         Some(dir) => load_checkpoint(dir, &mut model, |model| optimizer_for(model, train))?,
-        None => (optimizer_for(&model, train), TrainState { step: 0, epoch: 0, position: 0 }),
+        None => (
+            optimizer_for(&model, train),
+            TrainState {
+                step: 0,
+                epoch: 0,
+                position: 0,
+            },
+        ),
     };
     let mut last_checkpoint = resume_from;
 
@@ -175,30 +201,54 @@ pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &T
     let progress = progress_bar(train.steps, state.step, options.progress);
 
     while state.step < train.steps {
-        if options.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::SeqCst)) {
-            let checkpoint = save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
-            progress.abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
-            return Ok(TrainOutcome { model, history, run_dir, end: TrainEnd::Interrupted { checkpoint } });
+        if options
+            .interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+        {
+            let checkpoint =
+                save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
+            progress
+                .abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
+            return Ok(TrainOutcome {
+                model,
+                history,
+                run_dir,
+                end: TrainEnd::Interrupted { checkpoint },
+            });
         }
         let started = Instant::now();
         let step = state.step;
         // Re-seeding per step makes random ops (dropout) independent of where a run resumed.
         let lr = learning_rate(train, step);
-        let (loss, mut grads, extra) = with_seeded_rng(&device, train.seed.wrapping_add(step as u64), || {
-            accumulate_gradients(&model, dataset.as_ref(), &mut batches, &mut state, config, &device)
-        })?;
+        let (loss, mut grads, extra) =
+            with_seeded_rng(&device, train.seed.wrapping_add(step as u64), || {
+                accumulate_gradients(
+                    &model,
+                    dataset.as_ref(),
+                    &mut batches,
+                    &mut state,
+                    config,
+                    &device,
+                )
+            })?;
         let grad_norm = gradient_norm(&model, &grads);
         if !loss.is_finite() || !grad_norm.is_finite() {
             let last = last_checkpoint
                 .as_ref()
-                .map_or("none yet".to_string(), |dir: &PathBuf| dir.display().to_string());
+                .map_or("none yet".to_string(), |dir: &PathBuf| {
+                    dir.display().to_string()
+                });
             return Err(CleftError::Training(format!(
                 "step {step}: loss {loss}, gradient norm {grad_norm} — not finite; stopped before \
                  updating the weights (learning rate {lr:e}); last good checkpoint: {last}"
             )));
         }
         if let Some(max_norm) = train.grad_clip_norm.filter(|&max| grad_norm > max) {
-            model.visit(&mut ScaleGrads { grads: &mut grads, factor: max_norm / grad_norm });
+            model.visit(&mut ScaleGrads {
+                grads: &mut grads,
+                factor: max_norm / grad_norm,
+            });
         }
         model = optimizer.step(lr, model, grads);
         state.step += 1;
@@ -213,11 +263,20 @@ pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &T
             extra,
         };
         log.append(&metrics)?;
-        progress.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {:.1} samples/s", metrics.samples_per_sec));
+        progress.set_message(format!(
+            "loss {loss:.4}  lr {lr:.2e}  {:.1} samples/s",
+            metrics.samples_per_sec
+        ));
         progress.inc(1);
         history.push(metrics);
         if state.step % train.checkpoint_every.max(1) == 0 || state.step == train.steps {
-            last_checkpoint = Some(save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?);
+            last_checkpoint = Some(save_checkpoint(
+                &run_dir,
+                &state,
+                &model,
+                &optimizer,
+                train.keep_checkpoints,
+            )?);
         }
     }
     progress.finish();
@@ -226,7 +285,12 @@ pub fn train_contrastive(config: &ExperimentConfig, device: &Device, options: &T
         export_adapter(peft.build()?.as_ref(), &model, &run_dir)?;
     }
     plot_history(&history, &run_dir)?;
-    Ok(TrainOutcome { model, history, run_dir, end: TrainEnd::Completed })
+    Ok(TrainOutcome {
+        model,
+        history,
+        run_dir,
+        end: TrainEnd::Completed,
+    })
 }
 
 /// Writes the text encoder's adapter alone, in HF PEFT layout, to `RUN_DIR/adapter/` (via a temp
@@ -246,10 +310,14 @@ fn export_adapter(adapter: &dyn PeftAdapter, model: &ClipModel, run_dir: &Path) 
 
 fn validate(train: &TrainConfig) -> Result<()> {
     if train.batch_size == 0 || train.grad_accumulation == 0 {
-        return Err(CleftError::Invalid("train.batch_size and train.grad_accumulation must be at least 1".into()));
+        return Err(CleftError::Invalid(
+            "train.batch_size and train.grad_accumulation must be at least 1".into(),
+        ));
     }
     if train.grad_clip_norm.is_some_and(|max| max <= 0.0) {
-        return Err(CleftError::Invalid("train.grad_clip_norm must be positive".into()));
+        return Err(CleftError::Invalid(
+            "train.grad_clip_norm must be positive".into(),
+        ));
     }
     Ok(())
 }
@@ -263,7 +331,11 @@ fn accumulate_gradients(
     state: &mut TrainState,
     config: &ExperimentConfig,
     device: &Device,
-) -> Result<(f64, GradientsParams, std::collections::BTreeMap<String, f64>)> {
+) -> Result<(
+    f64,
+    GradientsParams,
+    std::collections::BTreeMap<String, f64>,
+)> {
     let micro_batches = config.train.grad_accumulation;
     let mut accumulator = GradientsAccumulator::new();
     let mut total_loss = 0.0;
@@ -271,7 +343,12 @@ fn accumulate_gradients(
     for _ in 0..micro_batches {
         let indices = batches.next_batch(state, config.train.batch_size);
         let batch = collate(dataset, &indices, device)?;
-        let output = model.forward(batch.images, &batch.captions, Some(batch.labels), config.train.max_text_len)?;
+        let output = model.forward(
+            batch.images,
+            &batch.captions,
+            Some(batch.labels),
+            config.train.max_text_len,
+        )?;
         let loss = output.loss / micro_batches as f64;
         total_loss += loss.clone().into_scalar::<f64>();
         accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
@@ -286,7 +363,8 @@ fn progress_bar(steps: usize, done: usize, visible: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  ETA {eta}").expect("static progress template"),
+        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  ETA {eta}")
+            .expect("static progress template"),
     );
     bar.set_position(done as u64);
     bar.reset_eta();

@@ -32,8 +32,13 @@ impl VisionEncoder for GridPoolEncoder {
             .mean_dim(5)
             .mean_dim(3)
             .reshape([batch, channels * self.grid * self.grid]);
-        let pooled = self.output.forward(self.activation.forward(self.hidden.forward(cells)));
-        VisionOutput { pooled, tokens: None }
+        let pooled = self
+            .output
+            .forward(self.activation.forward(self.hidden.forward(cells)));
+        VisionOutput {
+            pooled,
+            tokens: None,
+        }
     }
 
     fn dim(&self) -> usize {
@@ -67,7 +72,13 @@ pub struct GridPoolConfig {
 
 impl Default for GridPoolConfig {
     fn default() -> Self {
-        Self { grid: 8, channels: 1, image_size: 32, hidden: 128, dim: 64 }
+        Self {
+            grid: 8,
+            channels: 1,
+            image_size: 32,
+            hidden: 128,
+            dim: 64,
+        }
     }
 }
 

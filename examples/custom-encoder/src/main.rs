@@ -14,11 +14,19 @@ use cleft_core::train::{TrainOptions, train_contrastive};
 const TINY: &str = include_str!("../../../configs/tiny/cleft.toml");
 
 fn main() -> Result<()> {
-    let steps = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(200);
+    let steps = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(200);
     let registry = cleft_example_custom_encoder::registry();
     // Swap the vision section for the plugin's: nothing else changes.
-    let vision_end = TINY.find("[text]").expect("tiny config has a [text] section");
-    let vision_start = TINY.find("[vision]").expect("tiny config has a [vision] section");
+    let vision_end = TINY
+        .find("[text]")
+        .expect("tiny config has a [text] section");
+    let vision_start = TINY
+        .find("[vision]")
+        .expect("tiny config has a [vision] section");
     let text = format!(
         "{}[vision]\ntype = \"grid-pool\"\n\n{}",
         &TINY[..vision_start],
@@ -28,7 +36,14 @@ fn main() -> Result<()> {
     config.train.steps = steps;
     config.output.dir = "runs/custom-encoder".into();
     let device = parse_device("flex")?;
-    let outcome = train_contrastive(&config, &device, &TrainOptions { progress: true, ..Default::default() })?;
+    let outcome = train_contrastive(
+        &config,
+        &device,
+        &TrainOptions {
+            progress: true,
+            ..Default::default()
+        },
+    )?;
     let test = config.data.build(Split::Test)?;
     let report = zero_shot(
         &outcome.model.valid(),

@@ -28,10 +28,14 @@ pub struct HfTokenizer {
 impl HfTokenizer {
     /// Loads `tokenizer.json`; `pad_token` (GPT-2 style: the EOS token) must be in its vocabulary.
     pub fn from_file(path: &Path, pad_token: &str) -> Result<Self, CleftError> {
-        let tokenizer = Tokenizer::from_file(path)
-            .map_err(|e| CleftError::Data(format!("{}: cannot load tokenizer: {e}", path.display())))?;
+        let tokenizer = Tokenizer::from_file(path).map_err(|e| {
+            CleftError::Data(format!("{}: cannot load tokenizer: {e}", path.display()))
+        })?;
         let pad_id = tokenizer.token_to_id(pad_token).ok_or_else(|| {
-            CleftError::Data(format!("{}: pad token `{pad_token}` is not in the vocabulary", path.display()))
+            CleftError::Data(format!(
+                "{}: pad token `{pad_token}` is not in the vocabulary",
+                path.display()
+            ))
         })?;
         Ok(Self { tokenizer, pad_id })
     }
@@ -44,7 +48,10 @@ impl HfTokenizer {
     /// The built-in lower-cased word-level radiology vocabulary (for tiny models and tests).
     pub fn builtin_words() -> Self {
         let mut vocab = HashMap::new();
-        for token in [BUILTIN_EOS, BUILTIN_UNK].into_iter().chain(WORDS.split_whitespace()) {
+        for token in [BUILTIN_EOS, BUILTIN_UNK]
+            .into_iter()
+            .chain(WORDS.split_whitespace())
+        {
             let next = vocab.len() as u32;
             vocab.entry(token.to_string()).or_insert(next);
         }
@@ -56,7 +63,10 @@ impl HfTokenizer {
         let mut tokenizer = Tokenizer::new(model);
         tokenizer.with_normalizer(Some(Lowercase));
         tokenizer.with_pre_tokenizer(Some(Whitespace {}));
-        Self { tokenizer, pad_id: 0 }
+        Self {
+            tokenizer,
+            pad_id: 0,
+        }
     }
 
     /// Token ids of one text (no special tokens).
@@ -73,18 +83,31 @@ impl TextTokenizer for HfTokenizer {
     fn encode_batch(&self, texts: &[String], max_len: usize) -> Result<TokenBatch, CleftError> {
         let rows: Vec<Vec<u32>> = texts
             .iter()
-            .map(|text| self.encode(text).map(|ids| ids[..ids.len().min(max_len)].to_vec()))
+            .map(|text| {
+                self.encode(text)
+                    .map(|ids| ids[..ids.len().min(max_len)].to_vec())
+            })
             .collect::<Result<_, _>>()?;
         if let Some(empty) = rows.iter().position(Vec::is_empty) {
-            return Err(CleftError::Data(format!("text {empty} ({:?}) has no tokens", texts[empty])));
+            return Err(CleftError::Data(format!(
+                "text {empty} ({:?}) has no tokens",
+                texts[empty]
+            )));
         }
         // One extra position so every row has a pad/EOS after its last real token.
         let len = rows.iter().map(Vec::len).max().unwrap_or(0) + 1;
-        let mut batch = TokenBatch { ids: Vec::new(), mask: Vec::new(), batch: rows.len(), len };
+        let mut batch = TokenBatch {
+            ids: Vec::new(),
+            mask: Vec::new(),
+            batch: rows.len(),
+            len,
+        };
         for row in rows {
             for position in 0..len {
                 let real = row.get(position);
-                batch.ids.push(i64::from(real.copied().unwrap_or(self.pad_id)));
+                batch
+                    .ids
+                    .push(i64::from(real.copied().unwrap_or(self.pad_id)));
                 batch.mask.push(i64::from(real.is_some()));
             }
         }
@@ -103,19 +126,28 @@ mod tests {
     #[test]
     fn builtin_vocabulary_knows_findings_and_pads_after_each_row() {
         let tokenizer = HfTokenizer::builtin_words();
-        let texts = vec!["Pleural effusion".to_string(), "this is a chest x ray".to_string()];
+        let texts = vec![
+            "Pleural effusion".to_string(),
+            "this is a chest x ray".to_string(),
+        ];
         let batch = tokenizer.encode_batch(&texts, 64).unwrap();
         assert_eq!((batch.batch, batch.len), (2, 7));
         assert_eq!(&batch.mask[..7], &[1, 1, 0, 0, 0, 0, 0]);
         assert_eq!(&batch.mask[7..], &[1, 1, 1, 1, 1, 1, 0]);
-        assert!(batch.ids.iter().all(|&id| id != 1), "no unknown words: {:?}", batch.ids);
+        assert!(
+            batch.ids.iter().all(|&id| id != 1),
+            "no unknown words: {:?}",
+            batch.ids
+        );
         assert_eq!(batch.ids[2], 0, "padding is the EOS id");
     }
 
     #[test]
     fn truncates_to_max_len_and_keeps_one_pad() {
         let tokenizer = HfTokenizer::builtin_words();
-        let batch = tokenizer.encode_batch(&["a b c d e".to_string()], 3).unwrap();
+        let batch = tokenizer
+            .encode_batch(&["a b c d e".to_string()], 3)
+            .unwrap();
         assert_eq!(batch.len, 4);
         assert_eq!(batch.mask, vec![1, 1, 1, 0]);
     }

@@ -61,9 +61,16 @@ pub struct ClipInfoNce {
 impl ClipInfoNce {
     /// Builds the objective on `device`.
     pub fn init(config: &ClipLossConfig, device: &Device) -> Self {
-        let scale = Param::from_tensor(Tensor::from_floats([config.init_logit_scale as f32], device));
+        let scale = Param::from_tensor(Tensor::from_floats(
+            [config.init_logit_scale as f32],
+            device,
+        ));
         Self {
-            logit_scale: if config.learnable { scale } else { scale.set_require_grad(false) },
+            logit_scale: if config.learnable {
+                scale
+            } else {
+                scale.set_require_grad(false)
+            },
             reduction: config.reduction,
             max_logit_scale: config.max_logit_scale,
         }
@@ -79,7 +86,12 @@ impl ClipInfoNce {
 }
 
 impl ContrastiveObjective for ClipInfoNce {
-    fn forward(&self, image: Tensor<2>, text: Tensor<2>, _labels: Option<PairLabels>) -> ObjectiveOutput {
+    fn forward(
+        &self,
+        image: Tensor<2>,
+        text: Tensor<2>,
+        _labels: Option<PairLabels>,
+    ) -> ObjectiveOutput {
         let scale = self.clamped_scale();
         let logits = image.matmul(text.transpose()) * scale.clone().exp().unsqueeze();
         let image_to_text = diagonal_cross_entropy(logits.clone());
@@ -106,7 +118,9 @@ impl ContrastiveObjective for ClipInfoNce {
 #[typetag::serde(name = "clip")]
 impl ObjectiveConfig for ClipLossConfig {
     fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
-        Ok(Component::<dyn ContrastiveObjective>::new(ClipInfoNce::init(self, device)))
+        Ok(Component::<dyn ContrastiveObjective>::new(
+            ClipInfoNce::init(self, device),
+        ))
     }
 }
 
@@ -124,13 +138,20 @@ mod tests {
 
     fn loss(reduction: Reduction, image: &[[f32; 2]], text: &[[f32; 2]], scale: f64) -> f64 {
         let device = Device::flex();
-        let config = ClipLossConfig { reduction, init_logit_scale: scale, ..Default::default() };
+        let config = ClipLossConfig {
+            reduction,
+            init_logit_scale: scale,
+            ..Default::default()
+        };
         let objective = ClipInfoNce::init(&config, &device);
         let to_tensor = |rows: &[[f32; 2]]| {
             let flat: Vec<f32> = rows.iter().flatten().copied().collect();
             Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), 2]), &device)
         };
-        objective.forward(to_tensor(image), to_tensor(text), None).loss.into_scalar::<f64>()
+        objective
+            .forward(to_tensor(image), to_tensor(text), None)
+            .loss
+            .into_scalar::<f64>()
     }
 
     /// Hand-computed: with unit vectors at 0° and 90° and scale exp(0) = 1, every row of the

@@ -23,7 +23,10 @@ pub struct ConvirtLossConfig {
 
 impl Default for ConvirtLossConfig {
     fn default() -> Self {
-        Self { lambda: 0.75, temperature: 0.1 }
+        Self {
+            lambda: 0.75,
+            temperature: 0.1,
+        }
     }
 }
 
@@ -37,12 +40,21 @@ pub struct ConvirtLoss {
 }
 
 impl ContrastiveObjective for ConvirtLoss {
-    fn forward(&self, image: Tensor<2>, text: Tensor<2>, _labels: Option<PairLabels>) -> ObjectiveOutput {
-        let similarity = image.matmul(text.transpose()) * self.inverse_temperature.val().unsqueeze();
+    fn forward(
+        &self,
+        image: Tensor<2>,
+        text: Tensor<2>,
+        _labels: Option<PairLabels>,
+    ) -> ObjectiveOutput {
+        let similarity =
+            image.matmul(text.transpose()) * self.inverse_temperature.val().unsqueeze();
         let image_to_text = diagonal_cross_entropy(similarity.clone());
         let text_to_image = diagonal_cross_entropy(similarity.clone().transpose());
         let loss = image_to_text * self.lambda + text_to_image * (1.0 - self.lambda);
-        ObjectiveOutput { loss, metrics: vec![("i2t_acc".into(), diagonal_accuracy(similarity))] }
+        ObjectiveOutput {
+            loss,
+            metrics: vec![("i2t_acc".into(), diagonal_accuracy(similarity))],
+        }
     }
 
     fn logit_scale(&self) -> Tensor<1> {

@@ -26,7 +26,10 @@ pub struct MedClipLossConfig {
 
 impl Default for MedClipLossConfig {
     fn default() -> Self {
-        Self { init_logit_scale: (1.0f64 / 0.07).ln(), max_logit_scale: 100f64.ln() }
+        Self {
+            init_logit_scale: (1.0f64 / 0.07).ln(),
+            max_logit_scale: 100f64.ln(),
+        }
     }
 }
 
@@ -43,35 +46,53 @@ impl MedClipLoss {
     /// Builds the objective on `device`.
     pub fn init(config: &MedClipLossConfig, device: &Device) -> Self {
         Self {
-            logit_scale: Param::from_tensor(Tensor::from_floats([config.init_logit_scale as f32], device)),
+            logit_scale: Param::from_tensor(Tensor::from_floats(
+                [config.init_logit_scale as f32],
+                device,
+            )),
             max_logit_scale: config.max_logit_scale,
         }
     }
 
     fn scale(&self) -> Tensor<1> {
-        self.logit_scale.val().clamp(0.0, self.max_logit_scale).exp()
+        self.logit_scale
+            .val()
+            .clamp(0.0, self.max_logit_scale)
+            .exp()
     }
 }
 
 impl ContrastiveObjective for MedClipLoss {
     /// Without labels the targets fall back to the diagonal (plain symmetric InfoNCE, averaged).
-    fn forward(&self, image: Tensor<2>, text: Tensor<2>, labels: Option<PairLabels>) -> ObjectiveOutput {
+    fn forward(
+        &self,
+        image: Tensor<2>,
+        text: Tensor<2>,
+        labels: Option<PairLabels>,
+    ) -> ObjectiveOutput {
         let logits = image.matmul(text.transpose()) * self.scale().unsqueeze();
         let loss = match labels {
             Some(labels) => {
                 let similarity = labels.image.matmul(labels.text.transpose());
                 let image_loss = soft_cross_entropy(logits.clone(), softmax(similarity.clone(), 1));
-                let text_loss =
-                    soft_cross_entropy(logits.clone().transpose(), softmax(similarity.transpose(), 1));
+                let text_loss = soft_cross_entropy(
+                    logits.clone().transpose(),
+                    softmax(similarity.transpose(), 1),
+                );
                 (image_loss + text_loss) / 2.0
             }
             None => {
-                (diagonal_cross_entropy(logits.clone()) + diagonal_cross_entropy(logits.clone().transpose()))
+                (diagonal_cross_entropy(logits.clone())
+                    + diagonal_cross_entropy(logits.clone().transpose()))
                     / 2.0
             }
         };
         let accuracy = diagonal_accuracy(logits);
-        let scale = self.logit_scale.val().clamp(0.0, self.max_logit_scale).into_scalar::<f64>();
+        let scale = self
+            .logit_scale
+            .val()
+            .clamp(0.0, self.max_logit_scale)
+            .into_scalar::<f64>();
         ObjectiveOutput {
             loss,
             metrics: vec![("i2t_acc".into(), accuracy), ("logit_scale".into(), scale)],
@@ -86,7 +107,9 @@ impl ContrastiveObjective for MedClipLoss {
 #[typetag::serde(name = "medclip")]
 impl ObjectiveConfig for MedClipLossConfig {
     fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
-        Ok(Component::<dyn ContrastiveObjective>::new(MedClipLoss::init(self, device)))
+        Ok(Component::<dyn ContrastiveObjective>::new(
+            MedClipLoss::init(self, device),
+        ))
     }
 }
 

@@ -53,27 +53,58 @@ pub struct ContextPromptLearner {
 
 impl ContextPromptLearner {
     /// Builds the learner for `text` (its tokenizer and embedding table give the text init).
-    pub fn init(config: &ContextPromptConfig, text: &dyn TextEncoder, device: &Device) -> Result<Self, CleftError> {
+    pub fn init(
+        config: &ContextPromptConfig,
+        text: &dyn TextEncoder,
+        device: &Device,
+    ) -> Result<Self, CleftError> {
         if config.num_tokens == 0 {
-            return Err(CleftError::Invalid("prompt.num_tokens must be at least 1".into()));
+            return Err(CleftError::Invalid(
+                "prompt.num_tokens must be at least 1".into(),
+            ));
         }
         let embed = text.embed_dim();
         let context = match config.init {
-            ContextInit::Random => {
-                Tensor::random([config.num_tokens, embed], Distribution::Normal(0.0, 0.02), device)
-            }
+            ContextInit::Random => Tensor::random(
+                [config.num_tokens, embed],
+                Distribution::Normal(0.0, 0.02),
+                device,
+            ),
             ContextInit::Text => {
-                let batch = text.tokenizer().encode_batch(&[config.init_text.clone()], config.num_tokens)?;
-                let real: Vec<i64> = batch.ids.iter().zip(&batch.mask).filter(|(_, m)| **m == 1).map(|(id, _)| *id).collect();
+                let batch = text
+                    .tokenizer()
+                    .encode_batch(&[config.init_text.clone()], config.num_tokens)?;
+                let real: Vec<i64> = batch
+                    .ids
+                    .iter()
+                    .zip(&batch.mask)
+                    .filter(|(_, m)| **m == 1)
+                    .map(|(id, _)| *id)
+                    .collect();
                 if real.is_empty() {
-                    return Err(CleftError::Invalid(format!("prompt.init_text {:?} has no tokens", config.init_text)));
+                    return Err(CleftError::Invalid(format!(
+                        "prompt.init_text {:?} has no tokens",
+                        config.init_text
+                    )));
                 }
-                let tiled: Vec<i64> = real.iter().copied().cycle().take(config.num_tokens).collect();
-                let ids = Tensor::<2, Int>::from_data(TensorData::new(tiled, [1, config.num_tokens]), device);
-                text.embed_tokens(ids).reshape([config.num_tokens, embed]).detach()
+                let tiled: Vec<i64> = real
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(config.num_tokens)
+                    .collect();
+                let ids = Tensor::<2, Int>::from_data(
+                    TensorData::new(tiled, [1, config.num_tokens]),
+                    device,
+                );
+                text.embed_tokens(ids)
+                    .reshape([config.num_tokens, embed])
+                    .detach()
             }
         };
-        Ok(Self { context: Param::from_tensor(context) })
+        Ok(Self {
+            context: Param::from_tensor(context),
+        })
     }
 }
 
@@ -82,19 +113,36 @@ impl PromptLearner for ContextPromptLearner {
         self.context.dims()[0]
     }
 
-    fn combine(&self, class_embeddings: Tensor<3>, class_mask: Tensor<2, Int>) -> (Tensor<3>, Tensor<2, Int>) {
+    fn combine(
+        &self,
+        class_embeddings: Tensor<3>,
+        class_mask: Tensor<2, Int>,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
         let [classes, _, embed] = class_embeddings.dims();
         let tokens = self.num_context_tokens();
-        let context = self.context.val().unsqueeze::<3>().expand([classes, tokens, embed]);
+        let context = self
+            .context
+            .val()
+            .unsqueeze::<3>()
+            .expand([classes, tokens, embed]);
         let ones = Tensor::<2, Int>::ones([classes, tokens], &class_mask.device());
-        (Tensor::cat(vec![context, class_embeddings], 1), Tensor::cat(vec![ones, class_mask], 1))
+        (
+            Tensor::cat(vec![context, class_embeddings], 1),
+            Tensor::cat(vec![ones, class_mask], 1),
+        )
     }
 }
 
 #[typetag::serde(name = "context")]
 impl PromptLearnerConfig for ContextPromptConfig {
-    fn build(&self, text: &Component<dyn TextEncoder>, device: &Device) -> Result<Component<dyn PromptLearner>, CleftError> {
-        Ok(Component::<dyn PromptLearner>::new(ContextPromptLearner::init(self, &**text, device)?))
+    fn build(
+        &self,
+        text: &Component<dyn TextEncoder>,
+        device: &Device,
+    ) -> Result<Component<dyn PromptLearner>, CleftError> {
+        Ok(Component::<dyn PromptLearner>::new(
+            ContextPromptLearner::init(self, &**text, device)?,
+        ))
     }
 }
 
@@ -114,15 +162,31 @@ mod tests {
     fn text_init_tiles_the_init_text_and_combine_prepends_it() {
         let device = Device::flex();
         let text = cleft_gpt::Gpt2Config::default().build(&device).unwrap();
-        let config = ContextPromptConfig { num_tokens: 5, init: ContextInit::Text, init_text: "chest x ray".into() };
+        let config = ContextPromptConfig {
+            num_tokens: 5,
+            init: ContextInit::Text,
+            init_text: "chest x ray".into(),
+        };
         let learner = ContextPromptLearner::init(&config, &*text, &device).unwrap();
-        let ids = text.tokenizer().encode_batch(&["chest x ray".to_string()], 8).unwrap();
+        let ids = text
+            .tokenizer()
+            .encode_batch(&["chest x ray".to_string()], 8)
+            .unwrap();
         let (ids, _) = ids.to_tensors(&device);
-        let words = text.embed_tokens(ids.slice([0..1, 0..3])).reshape([3, text.embed_dim()]);
+        let words = text
+            .embed_tokens(ids.slice([0..1, 0..3]))
+            .reshape([3, text.embed_dim()]);
         let expected = Tensor::cat(vec![words.clone(), words.slice([0..2])], 0);
-        assert_eq!(learner.context.val().into_data(), expected.into_data(), "c x r c x");
+        assert_eq!(
+            learner.context.val().into_data(),
+            expected.into_data(),
+            "c x r c x"
+        );
 
-        let class = text.tokenizer().encode_batch(&["edema".to_string(), "pleural effusion".to_string()], 8).unwrap();
+        let class = text
+            .tokenizer()
+            .encode_batch(&["edema".to_string(), "pleural effusion".to_string()], 8)
+            .unwrap();
         let (class_ids, class_mask) = class.to_tensors(&device);
         let (embeddings, mask) = learner.combine(text.embed_tokens(class_ids), class_mask);
         assert_eq!(embeddings.dims(), [2, 5 + 3, text.embed_dim()]);

@@ -10,16 +10,21 @@
 
 mod render;
 
+use cleft_core::CleftError;
 use cleft_core::data::{ImageTextDataset, ImageTextSample};
 use cleft_core::registry::{DatasetConfig, Split};
-use cleft_core::CleftError;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// The five findings, in label order (CheXpert-5x200's classes).
-pub const FINDINGS: [&str; 5] =
-    ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"];
+pub const FINDINGS: [&str; 5] = [
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Pleural Effusion",
+];
 
 /// `[data] type = "synthetic-cxr"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +80,11 @@ impl DatasetConfig for SyntheticCxrConfig {
             Split::Valid => self.valid_size,
             Split::Test => self.test_size,
         };
-        Ok(Box::new(SyntheticCxr { config: self.clone(), split, len }))
+        Ok(Box::new(SyntheticCxr {
+            config: self.clone(),
+            split,
+            len,
+        }))
     }
 }
 
@@ -101,7 +110,9 @@ impl SyntheticCxr {
             Split::Valid => 2,
             Split::Test => 3,
         };
-        StdRng::seed_from_u64(self.config.seed ^ (stream << 56) ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        StdRng::seed_from_u64(
+            self.config.seed ^ (stream << 56) ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
     }
 
     /// The findings present in sample `index` (indices into [`FINDINGS`], ascending).
@@ -123,8 +134,14 @@ impl SyntheticCxr {
 
 /// CLEFT's label-synthesised caption for a set of findings.
 pub fn caption(findings: &[usize]) -> String {
-    let names: Vec<String> = findings.iter().map(|&k| FINDINGS[k].to_lowercase()).collect();
-    format!("this is a chest x ray of a patient with {}", names.join(", "))
+    let names: Vec<String> = findings
+        .iter()
+        .map(|&k| FINDINGS[k].to_lowercase())
+        .collect();
+    format!(
+        "this is a chest x ray of a patient with {}",
+        names.join(", ")
+    )
 }
 
 impl ImageTextDataset for SyntheticCxr {
@@ -142,12 +159,21 @@ impl ImageTextDataset for SyntheticCxr {
         let findings = self.findings(index);
         let mut rng = self.rng(index);
         rng.random::<u64>(); // decorrelate from the findings draw
-        let image = render::render(&findings, self.config.image_size, self.config.noise, &mut rng);
+        let image = render::render(
+            &findings,
+            self.config.image_size,
+            self.config.noise,
+            &mut rng,
+        );
         let mut labels = vec![0.0; FINDINGS.len()];
         for &k in &findings {
             labels[k] = 1.0;
         }
-        Ok(ImageTextSample { image, caption: caption(&findings), labels })
+        Ok(ImageTextSample {
+            image,
+            caption: caption(&findings),
+            labels,
+        })
     }
 
     fn image_shape(&self) -> [usize; 3] {
@@ -181,7 +207,13 @@ mod tests {
             let sample = train.get(index).unwrap();
             for (k, name) in FINDINGS.iter().enumerate() {
                 let named = sample.caption.contains(&name.to_lowercase());
-                assert_eq!(named, sample.labels[k] == 1.0, "{}: {:?}", sample.caption, sample.labels);
+                assert_eq!(
+                    named,
+                    sample.labels[k] == 1.0,
+                    "{}: {:?}",
+                    sample.caption,
+                    sample.labels
+                );
             }
         }
     }
@@ -201,7 +233,12 @@ mod tests {
     #[test]
     fn out_of_range_index_is_an_error() {
         let test = split(Split::Test);
-        assert!(test.get(test.len()).unwrap_err().to_string().contains("out of range"));
+        assert!(
+            test.get(test.len())
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
+        );
     }
 
     /// The findings are visible: the mean image of each class differs from every other class's
@@ -220,8 +257,12 @@ mod tests {
         }
         for a in 0..5 {
             for b in a + 1..5 {
-                let distance: f32 =
-                    means[a].iter().zip(&means[b]).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+                let distance: f32 = means[a]
+                    .iter()
+                    .zip(&means[b])
+                    .map(|(x, y)| (x - y).powi(2))
+                    .sum::<f32>()
+                    .sqrt();
                 assert!(distance > 1.0, "classes {a} and {b} look alike: {distance}");
             }
         }

@@ -35,13 +35,25 @@ fn inside_ellipse(x: f32, y: f32, cx: f32, cy: f32, rx: f32, ry: f32) -> bool {
 
 /// Renders one image with the given findings (indices into `FINDINGS`).
 pub fn render(findings: &[usize], size: usize, noise: f32, rng: &mut StdRng) -> Vec<f32> {
-    let mut canvas = Canvas { size, pixels: vec![0.55; size * size] };
+    let mut canvas = Canvas {
+        size,
+        pixels: vec![0.55; size * size],
+    };
     let jitter = |rng: &mut StdRng, amount: f32| rng.random_range(-amount..amount);
     let (shift_x, shift_y) = (jitter(rng, 0.03), jitter(rng, 0.03));
-    let lungs = [(0.30 + shift_x, 0.48 + shift_y), (0.70 + shift_x, 0.48 + shift_y)];
+    let lungs = [
+        (0.30 + shift_x, 0.48 + shift_y),
+        (0.70 + shift_x, 0.48 + shift_y),
+    ];
     let (lung_rx, lung_ry) = (0.16, 0.30);
     for &(cx, cy) in &lungs {
-        canvas.paint(|x, y, v| if inside_ellipse(x, y, cx, cy, lung_rx, lung_ry) { 0.18 } else { v });
+        canvas.paint(|x, y, v| {
+            if inside_ellipse(x, y, cx, cy, lung_rx, lung_ry) {
+                0.18
+            } else {
+                v
+            }
+        });
     }
     let has = |k: usize| findings.contains(&k);
 
@@ -49,7 +61,18 @@ pub fn render(findings: &[usize], size: usize, noise: f32, rng: &mut StdRng) -> 
     let heart_scale = if has(1) { 1.7 } else { 1.0 };
     let (heart_x, heart_y) = (0.52 + shift_x, 0.66 + shift_y);
     canvas.paint(|x, y, v| {
-        if inside_ellipse(x, y, heart_x, heart_y, 0.11 * heart_scale, 0.09 * heart_scale) { 0.8 } else { v }
+        if inside_ellipse(
+            x,
+            y,
+            heart_x,
+            heart_y,
+            0.11 * heart_scale,
+            0.09 * heart_scale,
+        ) {
+            0.8
+        } else {
+            v
+        }
     });
     // 4: pleural effusion — fluid fills the base of one or both lungs.
     if has(4) {
@@ -59,7 +82,11 @@ pub fn render(findings: &[usize], size: usize, noise: f32, rng: &mut StdRng) -> 
         for (i, &(cx, cy)) in lungs.iter().enumerate() {
             if both || i == side {
                 canvas.paint(|x, y, v| {
-                    if y > level && inside_ellipse(x, y, cx, cy, lung_rx, lung_ry) { 0.85 } else { v }
+                    if y > level && inside_ellipse(x, y, cx, cy, lung_rx, lung_ry) {
+                        0.85
+                    } else {
+                        v
+                    }
                 });
             }
         }
@@ -68,7 +95,13 @@ pub fn render(findings: &[usize], size: usize, noise: f32, rng: &mut StdRng) -> 
     if has(2) {
         let (cx, cy) = lungs[rng.random_range(0..2)];
         let (bx, by) = (cx + jitter(rng, 0.05), cy - rng.random_range(0.0..0.15));
-        canvas.paint(|x, y, v| if inside_ellipse(x, y, bx, by, 0.08, 0.08) { 0.9 } else { v });
+        canvas.paint(|x, y, v| {
+            if inside_ellipse(x, y, bx, by, 0.08, 0.08) {
+                0.9
+            } else {
+                v
+            }
+        });
     }
     // 3: edema — bilateral streaky haziness across both lungs.
     if has(3) {
@@ -89,7 +122,11 @@ pub fn render(findings: &[usize], size: usize, noise: f32, rng: &mut StdRng) -> 
         let (cx, cy) = lungs[rng.random_range(0..2)];
         let band_y = cy + jitter(rng, 0.12);
         canvas.paint(|x, y, v| {
-            if (y - band_y).abs() < 0.035 && (x - cx).abs() < lung_rx * 0.9 { 0.95 } else { v }
+            if (y - band_y).abs() < 0.035 && (x - cx).abs() < lung_rx * 0.9 {
+                0.95
+            } else {
+                v
+            }
         });
     }
     canvas
