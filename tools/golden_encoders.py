@@ -220,6 +220,10 @@ def golden_smollm2(out_dir):
         o64 = model.double()(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
     w.f64_diff("last_hidden_state", o64.last_hidden_state)
     w.f64_diff("cleft_pooled", o64.last_hidden_state[torch.arange(B), idx])
+    w.add("last_hidden_state_f64ref", o64.last_hidden_state,
+          "the same model and inputs run in float64 by torch, stored as float32: the reference closest to the "
+          "exact result (the float32 golden above differs from it by f32_vs_f64_max_abs_diff)")
+    w.add("cleft_pooled_f64ref", o64.last_hidden_state[torch.arange(B), idx], "cleft_pooled from the float64 run")
 
     # --- GGUF loader checks: dequantisation + un-permutation of Q/K
     get = _gguf_raw(os.path.join(d, GGUF_NAME))

@@ -83,7 +83,8 @@ pub fn train_prompt(
     progress: bool,
 ) -> Result<PromptOutcome> {
     let settings = &config.prompt_train;
-    let prompt_config = config.prompt.as_ref().ok_or_else(|| {
+    // Fail before loading anything when there is no prompt learner to train.
+    config.prompt.as_ref().ok_or_else(|| {
         CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
     })?;
     let stage1 = config.output.dir.join("model.safetensors");
