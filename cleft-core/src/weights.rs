@@ -325,7 +325,10 @@ impl Loader<'_> {
                     .map_or(s, |(_, to)| to.as_str()),
             })
             .collect();
-        let linear_weight = container == "Struct:Linear" && segments.last() == Some(&"weight");
+        // `PeftLinear` (cleft_core::peft) keeps its base weight at `weight` in burn's `[in, out]`
+        // layout, like `Linear`.
+        let linear_weight = matches!(container, "Struct:Linear" | "Struct:PeftLinear")
+            && segments.last() == Some(&"weight");
         (segments.join("."), linear_weight)
     }
 

@@ -6,17 +6,27 @@
 //! RMSNorm, rotary position embeddings in HF's `rotate_half` convention (θ from the config),
 //! grouped-query attention (each key/value head serves `heads / kv_heads` query heads), SiLU-gated
 //! MLP. The LM head is not needed (tied or not): the encoder outputs final hidden states.
+//!
+//! PEFT hooks (see [`cleft_core::peft::PeftHooks`]): the seven projections are [`PeftLinear`]
+//! layers (`fan_in_fan_out = false`, HF `nn.Linear`), and an optional [`PromptEncoder`] adds
+//! prompt-tuning tokens before the input embeddings (positions `0..P`, the text after them) or
+//! prefix keys/values inside every attention layer. As HF PEFT does on LLaMA, prefix tuning uses
+//! the key/value heads (`token_dim = KV·hd`): the prefix keys are used as given (transformers
+//! caches keys after RoPE, so no rotation is applied to them), every query may attend to all of
+//! them, and the text's RoPE positions start at `P` (transformers derives them from the cache
+//! length).
 
 use std::sync::Arc;
 
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Bool, Int, TensorData};
+use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
 use cleft_core::text::{TextPooling, pool_tokens};
-use cleft_core::{TextEncoder, TextTokenizer};
+use cleft_core::{CleftError, TextEncoder, TextTokenizer};
 
 use crate::LlamaArchitecture;
 
@@ -24,13 +34,13 @@ use crate::LlamaArchitecture;
 #[derive(Module, Debug)]
 pub struct LlamaAttention {
     /// `[E, H·hd]`.
-    pub q_proj: Linear,
+    pub q_proj: PeftLinear,
     /// `[E, KV·hd]`.
-    pub k_proj: Linear,
+    pub k_proj: PeftLinear,
     /// `[E, KV·hd]`.
-    pub v_proj: Linear,
+    pub v_proj: PeftLinear,
     /// `[H·hd, E]`.
-    pub o_proj: Linear,
+    pub o_proj: PeftLinear,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -48,14 +58,32 @@ pub struct Rotary {
 impl Rotary {
     /// HF default RoPE for positions `0..len`: `inv_freq[i] = θ^(−2i/hd)` (f32, as PyTorch),
     /// angles `p·inv_freq`, duplicated to `hd` (`cat(freqs, freqs)`).
+    ///
+    /// # Shapes
+    /// - tables `[1, 1, len, head_dim]`.
     pub fn new(len: usize, head_dim: usize, theta: f64, device: &Device) -> Self {
+        Self::with_offset(0, len, head_dim, theta, device)
+    }
+
+    /// As [`new`](Self::new) for positions `start..start + len` (text after a prefix of `start`
+    /// cached positions).
+    ///
+    /// # Shapes
+    /// - tables `[1, 1, len, head_dim]`.
+    pub fn with_offset(
+        start: usize,
+        len: usize,
+        head_dim: usize,
+        theta: f64,
+        device: &Device,
+    ) -> Self {
         let half = head_dim / 2;
         let inv_freq: Vec<f32> = (0..half)
             .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
             .collect();
         let mut cos = Vec::with_capacity(len * head_dim);
         let mut sin = Vec::with_capacity(len * head_dim);
-        for position in 0..len {
+        for position in start..start + len {
             for i in 0..head_dim {
                 let angle = position as f32 * inv_freq[i % half];
                 cos.push(angle.cos());
@@ -85,20 +113,37 @@ impl Rotary {
 }
 
 impl LlamaAttention {
+    /// Attention over the sequence, preceded by optional prefix keys/values (already rotated, as
+    /// cached keys are in transformers).
+    ///
     /// # Shapes
-    /// - `x`: `[B, L, E]`; `masked`: `[B, 1, L, L]` (true = not attended); output `[B, L, E]`.
-    pub fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>, rotary: &Rotary) -> Tensor<3> {
+    /// - `x`: `[B, L, E]`; `masked`: `[B, 1, L, P + L]` (true = not attended); `prefix`: keys and
+    ///   values `[1, KV, P, hd]`; output `[B, L, E]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        masked: Tensor<4, Bool>,
+        rotary: &Rotary,
+        prefix: Option<&(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<3> {
         let [batch, len, _] = x.dims();
         let (heads, kv, hd) = (self.heads, self.kv_heads, self.head_dim);
         let split = |t: Tensor<3>, n: usize| t.reshape([batch, len, n, hd]).swap_dims(1, 2);
         let q = rotary.apply(split(self.q_proj.forward(x.clone()), heads));
+        let mut k = rotary.apply(split(self.k_proj.forward(x.clone()), kv));
+        let mut v = split(self.v_proj.forward(x), kv);
+        if let Some((prefix_k, prefix_v)) = prefix {
+            let [_, _, n, _] = prefix_k.dims();
+            k = Tensor::cat(vec![prefix_k.clone().expand([batch, kv, n, hd]), k], 2);
+            v = Tensor::cat(vec![prefix_v.clone().expand([batch, kv, n, hd]), v], 2);
+        }
+        let total = k.dims()[2];
         let repeat = |t: Tensor<4>| {
             t.unsqueeze_dim::<5>(2)
-                .expand([batch, kv, heads / kv, len, hd])
-                .reshape([batch, heads, len, hd])
+                .expand([batch, kv, heads / kv, total, hd])
+                .reshape([batch, heads, total, hd])
         };
-        let k = repeat(rotary.apply(split(self.k_proj.forward(x.clone()), kv)));
-        let v = repeat(split(self.v_proj.forward(x), kv));
+        let (k, v) = (repeat(k), repeat(v));
         let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt();
         let weights = softmax(scores.mask_fill(masked, f32::MIN), 3);
         let context = weights
@@ -113,11 +158,11 @@ impl LlamaAttention {
 #[derive(Module, Debug)]
 pub struct LlamaMlp {
     /// `[E, I]`.
-    pub gate_proj: Linear,
+    pub gate_proj: PeftLinear,
     /// `[E, I]`.
-    pub up_proj: Linear,
+    pub up_proj: PeftLinear,
     /// `[I, E]`.
-    pub down_proj: Linear,
+    pub down_proj: PeftLinear,
 }
 
 /// One pre-norm decoder layer.
@@ -135,12 +180,19 @@ pub struct LlamaDecoderLayer {
 
 impl LlamaDecoderLayer {
     /// # Shapes
-    /// - `x`: `[B, L, E]`; `masked`: `[B, 1, L, L]`; output `[B, L, E]`.
-    pub fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>, rotary: &Rotary) -> Tensor<3> {
+    /// - `x`: `[B, L, E]`; `masked`: `[B, 1, L, P + L]`; `prefix`: keys and values
+    ///   `[1, KV, P, hd]`; output `[B, L, E]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        masked: Tensor<4, Bool>,
+        rotary: &Rotary,
+        prefix: Option<&(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<3> {
         let x = x.clone()
             + self
                 .self_attn
-                .forward(self.input_layernorm.forward(x), masked, rotary);
+                .forward(self.input_layernorm.forward(x), masked, rotary, prefix);
         let h = self.post_attention_layernorm.forward(x.clone());
         x + self
             .mlp
@@ -158,6 +210,8 @@ pub struct LlamaModel {
     pub layers: Vec<LlamaDecoderLayer>,
     /// Final RMSNorm.
     pub norm: RmsNorm,
+    /// PEFT virtual tokens (prompt or prefix tuning), if installed.
+    pub prompt_encoder: Option<PromptEncoder>,
     #[module(skip)]
     rope_theta: f64,
     #[module(skip)]
@@ -184,10 +238,12 @@ impl LlamaModel {
             std: 0.02,
         };
         let linear = |i, o, bias| {
-            LinearConfig::new(i, o)
-                .with_bias(bias)
-                .with_initializer(normal.clone())
-                .init(device)
+            PeftLinear::from_linear(
+                LinearConfig::new(i, o)
+                    .with_bias(bias)
+                    .with_initializer(normal.clone())
+                    .init(device),
+            )
         };
         let norm = || {
             RmsNormConfig::new(e)
@@ -220,6 +276,7 @@ impl LlamaModel {
                 .init(device),
             layers: (0..arch.num_hidden_layers).map(layer).collect(),
             norm: norm(),
+            prompt_encoder: None,
             rope_theta: arch.rope_theta,
             tokenizer,
             pooling,
@@ -227,36 +284,187 @@ impl LlamaModel {
         }
     }
 
-    /// Final hidden states (after the last RMSNorm), positions `0..L`.
+    /// Final hidden states (after the last RMSNorm). With prompt tuning the `P` virtual tokens
+    /// come first (`[B, P + L, E]`, positions `0..P + L`); with prefix tuning the output covers
+    /// the `L` text positions only (RoPE positions `P..P + L`); otherwise positions `0..L`.
     ///
     /// # Shapes
-    /// - `embeddings`: `[B, L, E]`; `mask`: `[B, L]` (1 = real); output `[B, L, E]`.
+    /// - `embeddings`: `[B, L, E]`; `mask`: `[B, L]` (1 = real); output `[B, L, E]` or
+    ///   `[B, P + L, E]` (prompt tuning).
     pub fn hidden_states(&self, embeddings: Tensor<3>, mask: Tensor<2, Int>) -> Tensor<3> {
+        self.hidden_states_and_mask(embeddings, mask).0
+    }
+
+    /// [`hidden_states`](Self::hidden_states) with the mask that covers them (prompt-tuning
+    /// tokens count as real).
+    ///
+    /// # Shapes
+    /// - output `([B, L′, E], [B, L′])` with `L′` = `L` or `P + L`.
+    fn hidden_states_and_mask(
+        &self,
+        embeddings: Tensor<3>,
+        mask: Tensor<2, Int>,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
+        let (embeddings, mask) = self.prepend_prompt(embeddings, mask);
         let [batch, len, _] = embeddings.dims();
         let device = embeddings.device();
+        let prefix = self.prefix_key_values();
+        let n_prefix = prefix.as_ref().map_or(0, |kv| kv[0].0.dims()[2]);
         let head_dim = self.layers.first().map_or(1, |l| l.self_attn.head_dim);
-        let rotary = Rotary::new(len, head_dim, self.rope_theta, &device);
+        let rotary = Rotary::with_offset(n_prefix, len, head_dim, self.rope_theta, &device);
         let causal: Tensor<4, Bool> =
             generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
         let padding = mask
+            .clone()
             .equal_elem(0)
             .reshape([batch, 1, 1, len])
             .expand([batch, 1, len, len]);
-        let masked = causal.bool_or(padding);
-        let x = self.layers.iter().fold(embeddings, |x, layer| {
-            layer.forward(x, masked.clone(), &rotary)
-        });
-        self.norm.forward(x)
+        let mut masked = causal.bool_or(padding);
+        if n_prefix > 0 {
+            let open = Tensor::<4, Int>::zeros([batch, 1, len, n_prefix], &device).equal_elem(1);
+            masked = Tensor::cat(vec![open, masked], 3);
+        }
+        let x = self
+            .layers
+            .iter()
+            .enumerate()
+            .fold(embeddings, |x, (i, layer)| {
+                let prefix = prefix.as_ref().map(|kv| &kv[i]);
+                layer.forward(x, masked.clone(), &rotary, prefix)
+            });
+        (self.norm.forward(x), mask)
+    }
+
+    fn prepend_prompt(
+        &self,
+        embeddings: Tensor<3>,
+        mask: Tensor<2, Int>,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
+        let Some(prompt) = self
+            .prompt_encoder
+            .as_ref()
+            .filter(|p| p.kind == PromptKind::Prompt)
+        else {
+            return (embeddings, mask);
+        };
+        let [batch, _, embed] = embeddings.dims();
+        let n = prompt.num_virtual_tokens();
+        let virtual_tokens = prompt
+            .values()
+            .unsqueeze_dim::<3>(0)
+            .expand([batch, n, embed]);
+        let ones = Tensor::<2, Int>::ones([batch, n], &mask.device());
+        (
+            Tensor::cat(vec![virtual_tokens, embeddings], 1),
+            Tensor::cat(vec![ones, mask], 1),
+        )
+    }
+
+    fn prefix_key_values(&self) -> Option<Vec<(Tensor<4>, Tensor<4>)>> {
+        let prefix = self
+            .prompt_encoder
+            .as_ref()
+            .filter(|p| p.kind == PromptKind::Prefix)?;
+        let geometry = self.prefix_geometry();
+        Some(prefix.prefix_key_values(geometry.layers, geometry.heads, geometry.head_dim))
+    }
+}
+
+const LINEAR_PATHS: [&str; 7] = [
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+];
+
+impl PeftHooks for LlamaModel {
+    fn linear_paths(&self) -> Vec<String> {
+        (0..self.layers.len())
+            .flat_map(|i| LINEAR_PATHS.map(|m| format!("layers.{i}.{m}")))
+            .collect()
+    }
+
+    fn linear_layers_mut(&mut self) -> Vec<(String, &mut PeftLinear)> {
+        let mut out = Vec::with_capacity(LINEAR_PATHS.len() * self.layers.len());
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let attn = &mut layer.self_attn;
+            let mlp = &mut layer.mlp;
+            let modules = [
+                &mut attn.q_proj,
+                &mut attn.k_proj,
+                &mut attn.v_proj,
+                &mut attn.o_proj,
+                &mut mlp.gate_proj,
+                &mut mlp.up_proj,
+                &mut mlp.down_proj,
+            ];
+            for (name, module) in LINEAR_PATHS.iter().zip(modules) {
+                out.push((format!("layers.{i}.{name}"), module));
+            }
+        }
+        out
+    }
+
+    fn fan_in_fan_out(&self) -> bool {
+        false
+    }
+
+    /// Key/value heads, as HF PEFT for models with `num_key_value_heads`: `embed_dim` is PEFT's
+    /// `token_dim = KV·hd` (the width of one layer's prefix keys), not the hidden size.
+    fn prefix_geometry(&self) -> PrefixGeometry {
+        let (heads, head_dim) = self
+            .layers
+            .first()
+            .map_or((1, 1), |l| (l.self_attn.kv_heads, l.self_attn.head_dim));
+        PrefixGeometry {
+            layers: self.layers.len(),
+            heads,
+            head_dim,
+            embed_dim: heads * head_dim,
+        }
+    }
+
+    fn prompt_encoder(&self) -> Option<&PromptEncoder> {
+        self.prompt_encoder.as_ref()
+    }
+
+    fn set_prompt_encoder(&mut self, encoder: Option<PromptEncoder>) -> Result<(), CleftError> {
+        if let Some(encoder) = &encoder {
+            let geometry = self.prefix_geometry();
+            let (width, expected) = match (encoder.kind, &encoder.transform) {
+                (PromptKind::Prompt, _) => {
+                    (encoder.embedding.weight.lazy_shape()[1], self.embed_dim())
+                }
+                (PromptKind::Prefix, None) => (
+                    encoder.embedding.weight.lazy_shape()[1],
+                    2 * geometry.layers * geometry.embed_dim,
+                ),
+                (PromptKind::Prefix, Some(mlp)) => (
+                    mlp.output.weight.lazy_shape()[1],
+                    2 * geometry.layers * geometry.embed_dim,
+                ),
+            };
+            if width != expected {
+                return Err(CleftError::Invalid(format!(
+                    "{:?} virtual tokens of width {width} do not fit this LLaMA encoder (expected {expected})",
+                    encoder.kind
+                )));
+            }
+        }
+        self.prompt_encoder = encoder;
+        Ok(())
     }
 }
 
 impl TextEncoder for LlamaModel {
+    /// Pools over every position the hidden states cover: with prompt tuning the virtual tokens
+    /// count as real, so first-pad pooling picks the pad after the text.
     fn forward_embeddings(&self, embeddings: Tensor<3>, mask: Tensor<2, Int>) -> Tensor<2> {
-        pool_tokens(
-            self.hidden_states(embeddings, mask.clone()),
-            mask,
-            self.pooling,
-        )
+        let (hidden, mask) = self.hidden_states_and_mask(embeddings, mask);
+        pool_tokens(hidden, mask, self.pooling)
     }
 
     fn embed_tokens(&self, ids: Tensor<2, Int>) -> Tensor<3> {
@@ -281,5 +489,13 @@ impl TextEncoder for LlamaModel {
 
     fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    fn peft_hooks(&self) -> Option<&dyn PeftHooks> {
+        Some(self)
+    }
+
+    fn peft_hooks_mut(&mut self) -> Option<&mut dyn PeftHooks> {
+        Some(self)
     }
 }
