@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use cleft_core::device::{compiled_devices, default_device_name, parse_device};
+use cleft_core::device::{compiled_devices, default_device_name, open_device, parse_device};
 use cleft_core::registry::Split;
 use cleft_core::train::{TrainEnd, TrainOptions, train_contrastive, train_prompt};
 use cleft_core::{ExperimentConfig, Registry};
@@ -177,7 +177,8 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(output) = output {
                 experiment.output.dir = output;
             }
-            let outcome = train_prompt(&experiment, &parse_device(&device)?, true)
+            let device = open_device(&device, experiment.train.precision)?;
+            let outcome = train_prompt(&experiment, &device, true)
                 .with_context(|| format!("stage 2 of {}", path.display()))?;
             demo::print_report(&outcome.report);
             eprintln!(
@@ -231,7 +232,7 @@ fn train(
     } else if let Some(output) = output {
         experiment.output.dir = output;
     }
-    let device = parse_device(device)?;
+    let device = open_device(device, experiment.train.precision)?;
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {

@@ -115,3 +115,41 @@ fn a_short_demo_runs_end_to_end_and_writes_its_artefacts() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn training_in_bf16_runs_and_lowers_the_loss() {
+    let dir = std::env::temp_dir().join(format!("cleft-cli-bf16-{}", std::process::id()));
+    let config = TINY
+        .replace("steps = 300", "steps = 30\nprecision = \"bf16\"")
+        .replace("warmup_steps = 30", "warmup_steps = 3")
+        .replace("test_size = 500", "test_size = 50");
+    let path = temp_config("bf16.toml", &config);
+    let output = Command::new(env!("CARGO_BIN_EXE_cleft"))
+        .args([
+            "train",
+            "--config",
+            path.to_str().unwrap(),
+            "--output",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let losses: Vec<f64> = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    assert!(mean(&losses[24..]) < mean(&losses[..6]), "{losses:?}");
+    // bf16 losses carry 8 bits of mantissa: every value is a multiple of 2^-4 near 5.
+    assert!(
+        losses.iter().all(|l| (l * 64.0).fract() == 0.0),
+        "not bf16: {losses:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

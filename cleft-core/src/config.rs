@@ -43,6 +43,17 @@ impl Default for ProjectionConfig {
     }
 }
 
+/// Floating-point precision of training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// float32 everywhere.
+    F32,
+    /// bfloat16 weights and compute (the device's default float type; pure bf16, no float32
+    /// master weights), where the backend supports it.
+    Bf16,
+}
+
 /// Stage-1 training settings (CLEFT's recipe as defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +88,9 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Number of newest checkpoints kept.
     pub keep_checkpoints: usize,
+    /// Floating-point precision; open the device with
+    /// [`open_device`](crate::device::open_device) using it.
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -97,6 +111,7 @@ impl Default for TrainConfig {
             max_text_len: 64,
             checkpoint_every: 1_000,
             keep_checkpoints: 2,
+            precision: Precision::F32,
         }
     }
 }

@@ -4,7 +4,9 @@
 //! cleft never uses it: every entry point takes a device name.
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 
+use crate::config::Precision;
 use crate::error::{CleftError, Result};
 
 #[cfg(not(any(feature = "flex", feature = "tch", feature = "cuda")))]
@@ -63,11 +65,39 @@ fn parse_index(name: &str, rest: Option<&str>) -> Result<usize> {
 }
 
 /// Parses a device name (`flex`, `cpu`, `tch`, `tch-cuda:0`, `cuda:1`, …) into a device of a
-/// backend compiled into this build.
+/// backend compiled into this build, with float32 as its float type.
 ///
 /// Errors name the device and list the compiled-in ones. GPU devices are probed with a tiny
 /// allocation so that a missing GPU is a clear error here rather than a panic later.
 pub fn parse_device(name: &str) -> Result<Device> {
+    open_device(name, Precision::F32)
+}
+
+/// Like [`parse_device`], with the device's default float type set to `precision` (before any
+/// tensor exists on it: burn fixes a device's float type at its first tensor).
+///
+/// bf16 on a backend that lacks it is a clear error naming the device.
+pub fn open_device(name: &str, precision: Precision) -> Result<Device> {
+    let mut device = device_of(name)?;
+    if precision == Precision::Bf16 {
+        device.configure(FloatDType::BF16).map_err(|error| {
+            CleftError::Device(format!("device `{name}` cannot train in bf16: {error:?}"))
+        })?;
+    }
+    probe(name, &device)?;
+    Ok(device)
+}
+
+/// The device's current default float type as a [`Precision`] (`None` for other types).
+pub fn precision_of(device: &Device) -> Option<Precision> {
+    match device.settings().float_dtype {
+        FloatDType::F32 => Some(Precision::F32),
+        FloatDType::BF16 => Some(Precision::Bf16),
+        _ => None,
+    }
+}
+
+fn device_of(name: &str) -> Result<Device> {
     let (base, index) = match name.split_once(':') {
         Some((base, index)) => (base, Some(index)),
         None => (name, None),
@@ -85,7 +115,6 @@ pub fn parse_device(name: &str) -> Result<Device> {
             )));
         }
     };
-    probe(name, &device)?;
     Ok(device)
 }
 

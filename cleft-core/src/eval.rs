@@ -87,9 +87,13 @@ pub fn zero_shot_with(
         let image = model.encode_images(batch.images);
         let logits = image.matmul(class_embeddings.clone().transpose()) * scale.clone().unsqueeze();
         let probabilities = burn::tensor::activation::softmax(logits, 1);
-        let values = probabilities.into_data().try_to_vec::<f32>().map_err(|e| {
-            CleftError::Invalid(format!("zero-shot: cannot read scores back: {e:?}"))
-        })?;
+        let values = probabilities
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| {
+                CleftError::Invalid(format!("zero-shot: cannot read scores back: {e:?}"))
+            })?;
         scores.extend(values.chunks(classes.len()).map(<[f32]>::to_vec));
     }
     let correct = scores

@@ -304,6 +304,7 @@ fn label_captions(labels: &Tensor<2>, names: &[String]) -> Result<Vec<String>> {
     let values = labels
         .clone()
         .into_data()
+        .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| CleftError::Invalid(format!("{e:?}")))?;
     Ok(values

@@ -162,6 +162,14 @@ pub fn train_contrastive(
 ) -> Result<TrainOutcome> {
     let train = &config.train;
     validate(train)?;
+    if crate::device::precision_of(device) != Some(train.precision) {
+        return Err(CleftError::Device(format!(
+            "train.precision = {:?} but the device computes in {:?}; open it with \
+             cleft_core::device::open_device(name, precision)",
+            train.precision,
+            device.settings().float_dtype
+        )));
+    }
     let run_dir = config.output.dir.clone();
     std::fs::create_dir_all(&run_dir).map_err(|e| CleftError::io(&run_dir, e))?;
     if !options.resume {
