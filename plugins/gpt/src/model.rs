@@ -196,6 +196,21 @@ impl Gpt2Model {
     /// - `embeddings`: `[B, L, E]`; `mask`: `[B, L]` (1 = real); output `[B, L, E]` or
     ///   `[B, P + L, E]` (prompt tuning).
     pub fn hidden_states(&self, embeddings: Tensor<3>, mask: Tensor<2, Int>) -> Tensor<3> {
+        self.hidden_states_and_mask(embeddings, mask).0
+    }
+
+    /// Final hidden states with the attention mask they were computed under: with prompt tuning
+    /// both include the `P` virtual tokens in front, so pooling by the mask finds the right
+    /// position.
+    ///
+    /// # Shapes
+    /// - `embeddings`: `[B, L, E]`; `mask`: `[B, L]`; output `[B, P + L, E]` and `[B, P + L]`
+    ///   (`P = 0` without prompt tuning).
+    pub fn hidden_states_and_mask(
+        &self,
+        embeddings: Tensor<3>,
+        mask: Tensor<2, Int>,
+    ) -> (Tensor<3>, Tensor<2, Int>) {
         let (embeddings, mask) = self.prepend_prompt(embeddings, mask);
         let [batch, len, _] = embeddings.dims();
         let device = embeddings.device();
@@ -208,7 +223,7 @@ impl Gpt2Model {
         let mut masked: Tensor<4, Bool> =
             generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
         masked = masked.bool_or(
-            mask.equal_elem(0)
+            mask.clone().equal_elem(0)
                 .reshape([batch, 1, 1, len])
                 .expand([batch, 1, len, len]),
         );
@@ -219,7 +234,7 @@ impl Gpt2Model {
         for (layer, block) in self.h.iter().enumerate() {
             x = block.forward(x, masked.clone(), prefix.as_ref().map(|kv| &kv[layer]));
         }
-        self.ln_f.forward(x)
+        (self.ln_f.forward(x), mask)
     }
 
     fn prepend_prompt(
@@ -316,11 +331,8 @@ impl PeftHooks for Gpt2Model {
 
 impl TextEncoder for Gpt2Model {
     fn forward_embeddings(&self, embeddings: Tensor<3>, mask: Tensor<2, Int>) -> Tensor<2> {
-        pool_tokens(
-            self.hidden_states(embeddings, mask.clone()),
-            mask,
-            self.pooling,
-        )
+        let (hidden, mask) = self.hidden_states_and_mask(embeddings, mask);
+        pool_tokens(hidden, mask, self.pooling)
     }
 
     fn embed_tokens(&self, ids: Tensor<2, Int>) -> Tensor<3> {
