@@ -66,7 +66,8 @@ pub struct BertArchitecture {
     pub hidden_act: String,
     /// Position embedding kind (only `absolute` is supported).
     pub position_embedding_type: String,
-    /// Whether the model has a pooler (`pooler.dense`).
+    /// Whether the model has a pooler (`pooler.dense`): from the checkpoint when loading, else
+    /// only for `pooling = "pooler"`.
     #[serde(skip)]
     pub add_pooling_layer: bool,
 }
@@ -170,6 +171,9 @@ impl BertConfig {
             intermediate_size: self.intermediate_size,
             max_position_embeddings: self.max_position_embeddings,
             layer_norm_eps: self.layer_norm_eps,
+            // Only `pooling = "pooler"` reads the pooler; without it the parameters would be
+            // counted (and listed as trainable) yet never receive a gradient.
+            add_pooling_layer: self.pooling == BertPooling::Pooler,
             ..BertArchitecture::default()
         }
     }

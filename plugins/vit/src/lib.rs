@@ -112,9 +112,14 @@ impl Default for VitConfig {
 impl VitConfig {
     /// The configuration after applying `preset`, if any.
     pub fn resolved(&self) -> Result<Self, CleftError> {
+        // DINOv2 checkpoints carry a 37×37 position grid (518 px); CLEFT feeds 224 px and resizes
+        // it. ViT-B/16 is native at 224.
         let base = |hidden_size, heads, patch_size, registers| Self {
             preset: None,
-            image_size: 224,
+            image_size: if patch_size == 14 { 518 } else { 224 },
+            input_size: self.input_size.or((patch_size == 14).then_some(224)),
+            weights: self.weights.clone(),
+            allow_missing: self.allow_missing,
             patch_size,
             num_channels: 3,
             hidden_size,
@@ -162,7 +167,20 @@ impl VisionEncoderConfig for VitConfig {
     fn build(&self, device: &Device) -> Result<Component<dyn VisionEncoder>, CleftError> {
         let model = match &self.weights {
             Some(dir) => load_dinov2(dir, self, device)?.0,
-            None => Dinov2Model::init(&self.resolved()?, device),
+            None => {
+                let config = self.resolved()?;
+                let model = Dinov2Model::init(&config, device);
+                match config.input_size {
+                    Some(size) if size == 0 || size % config.patch_size != 0 => {
+                        return Err(CleftError::Invalid(format!(
+                            "vision.input_size = {size} is not a positive multiple of vision.patch_size = {}",
+                            config.patch_size
+                        )));
+                    }
+                    Some(size) => model.with_input_size(size),
+                    None => model,
+                }
+            }
         };
         Ok(Component::<dyn VisionEncoder>::new(model))
     }
