@@ -96,6 +96,8 @@ fn smollm2_gguf_matches_transformers_hidden_states_and_cleft_pooling() {
     // float32 run GOLDEN_F32_FLOOR (1.4e-4) from its float64 run, and this float32 implementation
     // 1.75e-4 from it (measured). Issue 3 asks for 1e-4 here; that is not met in float32, so the
     // bound below is the measured precision (relative ~4e-6 of the value range), not the target.
+    // `smollm2_f64.rs` runs the same model in float64 and meets 1e-4 against transformers'
+    // float64 run (4.7e-5 measured): the gap is float32 rounding, not the implementation.
     let bound = 2e-4;
     assert!(hidden_f64 <= bound, "last_hidden_state vs float64 reference: {hidden_f64} > {bound}");
     assert!(hidden_f32 <= TOLERANCE + GOLDEN_F32_FLOOR, "last_hidden_state vs float32 reference: {hidden_f32}");
