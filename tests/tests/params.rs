@@ -67,7 +67,11 @@ fn paper_budgets_match_the_paper_without_allocating_the_llm() {
         86_583_552,
         "DINOv2 ViT-B/14 + 4 registers with its native 37×37 position grid (the method's ≈ 86.6 M)"
     );
-    assert_eq!(gpt2(&bert), 65_192_448, "BERT-6L without the unused pooler (the method's 65.19 M)");
+    assert_eq!(
+        gpt2(&bert),
+        65_192_448,
+        "BERT-6L without the unused pooler (the method's 65.19 M)"
+    );
 
     let ratio = lora.text_trainable() as f64 / gpt2(&bert) as f64;
     assert!(

@@ -223,7 +223,8 @@ impl Gpt2Model {
         let mut masked: Tensor<4, Bool> =
             generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
         masked = masked.bool_or(
-            mask.clone().equal_elem(0)
+            mask.clone()
+                .equal_elem(0)
                 .reshape([batch, 1, 1, len])
                 .expand([batch, 1, len, len]),
         );

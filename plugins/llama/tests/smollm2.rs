@@ -82,16 +82,39 @@ fn smollm2_gguf_matches_transformers_hidden_states_and_cleft_pooling() {
     let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
     let pooled = model.forward(ids, mask);
     let diffs = [
-        ("last_hidden_state", max_abs_diff(hidden.clone(), &golden, "last_hidden_state")),
-        ("last_hidden_state_f64ref", max_abs_diff(hidden, &golden, "last_hidden_state_f64ref")),
-        ("cleft_pooled", max_abs_diff(pooled.clone(), &golden, "cleft_pooled")),
-        ("cleft_pooled_f64ref", max_abs_diff(pooled, &golden, "cleft_pooled_f64ref")),
+        (
+            "last_hidden_state",
+            max_abs_diff(hidden.clone(), &golden, "last_hidden_state"),
+        ),
+        (
+            "last_hidden_state_f64ref",
+            max_abs_diff(hidden, &golden, "last_hidden_state_f64ref"),
+        ),
+        (
+            "cleft_pooled",
+            max_abs_diff(pooled.clone(), &golden, "cleft_pooled"),
+        ),
+        (
+            "cleft_pooled_f64ref",
+            max_abs_diff(pooled, &golden, "cleft_pooled_f64ref"),
+        ),
     ];
     println!("SmolLM2 max |Δ| vs transformers: {diffs:?}");
-    let [(_, hidden_f32), (_, hidden_f64), (_, pooled_f32), (_, pooled_f64)] = diffs;
+    let [
+        (_, hidden_f32),
+        (_, hidden_f64),
+        (_, pooled_f32),
+        (_, pooled_f64),
+    ] = diffs;
     // The pooled features meet 1e-4 against both references.
-    assert!(pooled_f64 <= TOLERANCE, "cleft_pooled vs float64 reference: {pooled_f64} > {TOLERANCE}");
-    assert!(pooled_f32 <= TOLERANCE, "cleft_pooled vs float32 reference: {pooled_f32} > {TOLERANCE}");
+    assert!(
+        pooled_f64 <= TOLERANCE,
+        "cleft_pooled vs float64 reference: {pooled_f64} > {TOLERANCE}"
+    );
+    assert!(
+        pooled_f32 <= TOLERANCE,
+        "cleft_pooled vs float32 reference: {pooled_f32} > {TOLERANCE}"
+    );
     // The hidden states reach ±48 after 30 layers; float32 accumulation alone puts torch's own
     // float32 run GOLDEN_F32_FLOOR (1.4e-4) from its float64 run, and this float32 implementation
     // 1.75e-4 from it (measured). Issue 3 asks for 1e-4 here; that is not met in float32, so the
@@ -99,6 +122,12 @@ fn smollm2_gguf_matches_transformers_hidden_states_and_cleft_pooling() {
     // `smollm2_f64.rs` runs the same model in float64 and meets 1e-4 against transformers'
     // float64 run (4.7e-5 measured): the gap is float32 rounding, not the implementation.
     let bound = 2e-4;
-    assert!(hidden_f64 <= bound, "last_hidden_state vs float64 reference: {hidden_f64} > {bound}");
-    assert!(hidden_f32 <= TOLERANCE + GOLDEN_F32_FLOOR, "last_hidden_state vs float32 reference: {hidden_f32}");
+    assert!(
+        hidden_f64 <= bound,
+        "last_hidden_state vs float64 reference: {hidden_f64} > {bound}"
+    );
+    assert!(
+        hidden_f32 <= TOLERANCE + GOLDEN_F32_FLOOR,
+        "last_hidden_state vs float32 reference: {hidden_f32}"
+    );
 }

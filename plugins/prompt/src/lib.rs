@@ -190,7 +190,7 @@ mod tests {
         let (class_ids, class_mask) = class.to_tensors(&device);
         let (embeddings, mask) = learner.combine(text.embed_tokens(class_ids), class_mask);
         assert_eq!(embeddings.dims(), [2, 5 + 3, text.embed_dim()]);
-        let mask: Vec<i64> = mask.into_data().convert::<i64>().to_vec().unwrap();
+        let mask: Vec<i64> = mask.into_data().convert::<i64>().try_to_vec().unwrap();
         assert_eq!(mask, [1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0]);
     }
 }
