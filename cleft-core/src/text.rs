@@ -27,6 +27,27 @@ pub struct TokenBatch {
 }
 
 impl TokenBatch {
+    /// Right-pads token rows to `len` with `pad_id`; the mask marks the row's own tokens.
+    ///
+    /// # Shapes
+    /// - output: `[rows.len(), len]` (`len` must be at least the longest row).
+    pub fn right_padded(rows: &[Vec<u32>], len: usize, pad_id: u32) -> Self {
+        let mut batch = Self {
+            ids: Vec::new(),
+            mask: Vec::new(),
+            batch: rows.len(),
+            len,
+        };
+        for row in rows {
+            for position in 0..len {
+                let real = row.get(position);
+                batch.ids.push(i64::from(real.copied().unwrap_or(pad_id)));
+                batch.mask.push(i64::from(real.is_some()));
+            }
+        }
+        batch
+    }
+
     /// Moves the batch to tensors on `device`.
     ///
     /// # Shapes

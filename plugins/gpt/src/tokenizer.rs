@@ -96,22 +96,7 @@ impl TextTokenizer for HfTokenizer {
         }
         // One extra position so every row has a pad/EOS after its last real token.
         let len = rows.iter().map(Vec::len).max().unwrap_or(0) + 1;
-        let mut batch = TokenBatch {
-            ids: Vec::new(),
-            mask: Vec::new(),
-            batch: rows.len(),
-            len,
-        };
-        for row in rows {
-            for position in 0..len {
-                let real = row.get(position);
-                batch
-                    .ids
-                    .push(i64::from(real.copied().unwrap_or(self.pad_id)));
-                batch.mask.push(i64::from(real.is_some()));
-            }
-        }
-        Ok(batch)
+        Ok(TokenBatch::right_padded(&rows, len, self.pad_id))
     }
 
     fn vocab_size(&self) -> usize {
