@@ -224,3 +224,60 @@ fn ctrl_c_writes_a_checkpoint_exits_130_and_the_run_resumes_to_the_end() {
     assert_eq!(steps, (0..60).collect::<Vec<_>>());
     std::fs::remove_dir_all(&work).unwrap();
 }
+
+/// Unmounts the test's small tmpfs however the test ends.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// A tmpfs of `size` bytes at `dir` (the test runs as root, as CI does here).
+    fn mount(dir: &Path, size: usize) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "cannot mount a tmpfs at {} (this test needs root)", dir.display());
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_valid() {
+    let work = scratch("full-disk");
+    let straight = work.join("straight");
+    let config = write_config(&work, &straight, "1e-3");
+    assert!(cleft().args(["train", "--config"]).arg(&config).stderr(Stdio::null()).status().unwrap().success());
+
+    // One checkpoint of the tiny model takes ~4.8 MB: the second no longer fits.
+    let disk = work.join("disk");
+    let _tmpfs = Tmpfs::mount(&disk, 7 << 20);
+    let run = disk.join("run");
+    let config = write_config(&work, &run, "1e-3");
+    let output = cleft().args(["train", "--config"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the disk should have filled up");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let entries: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, ["step-00000003"], "only the complete checkpoint, no partial one");
+
+    // The surviving checkpoint is valid: resumed elsewhere, the run ends as if never interrupted.
+    let moved = work.join("moved");
+    let status = Command::new("cp").arg("-r").arg(&run).arg(&moved).status().unwrap();
+    assert!(status.success());
+    let resumed = cleft().args(["train", "--resume"]).arg(&moved).stderr(Stdio::null()).status().unwrap();
+    assert!(resumed.success());
+    assert_eq!(losses(&moved), losses(&straight));
+    drop(_tmpfs);
+    std::fs::remove_dir_all(&work).unwrap();
+}
