@@ -237,7 +237,11 @@ impl Tmpfs {
             .arg(dir)
             .status()
             .expect("mount runs");
-        assert!(status.success(), "cannot mount a tmpfs at {} (this test needs root)", dir.display());
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs at {} (this test needs root)",
+            dir.display()
+        );
         Self(dir.to_path_buf())
     }
 }
@@ -253,14 +257,26 @@ fn a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_valid() {
     let work = scratch("full-disk");
     let straight = work.join("straight");
     let config = write_config(&work, &straight, "1e-3");
-    assert!(cleft().args(["train", "--config"]).arg(&config).stderr(Stdio::null()).status().unwrap().success());
+    assert!(
+        cleft()
+            .args(["train", "--config"])
+            .arg(&config)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
 
     // One checkpoint of the tiny model takes ~4.8 MB: the second no longer fits.
     let disk = work.join("disk");
     let _tmpfs = Tmpfs::mount(&disk, 7 << 20);
     let run = disk.join("run");
     let config = write_config(&work, &run, "1e-3");
-    let output = cleft().args(["train", "--config"]).arg(&config).output().unwrap();
+    let output = cleft()
+        .args(["train", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "the disk should have filled up");
     assert!(stderr.contains("No space left on device"), "{stderr}");
@@ -269,13 +285,27 @@ fn a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_valid() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(entries, ["step-00000003"], "only the complete checkpoint, no partial one");
+    assert_eq!(
+        entries,
+        ["step-00000003"],
+        "only the complete checkpoint, no partial one"
+    );
 
     // The surviving checkpoint is valid: resumed elsewhere, the run ends as if never interrupted.
     let moved = work.join("moved");
-    let status = Command::new("cp").arg("-r").arg(&run).arg(&moved).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&run)
+        .arg(&moved)
+        .status()
+        .unwrap();
     assert!(status.success());
-    let resumed = cleft().args(["train", "--resume"]).arg(&moved).stderr(Stdio::null()).status().unwrap();
+    let resumed = cleft()
+        .args(["train", "--resume"])
+        .arg(&moved)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(resumed.success());
     assert_eq!(losses(&moved), losses(&straight));
     drop(_tmpfs);
