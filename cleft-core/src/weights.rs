@@ -32,6 +32,31 @@ pub struct HostTensor {
 }
 
 impl HostTensor {
+    /// Largest absolute difference between `actual` and these (golden) values, after checking
+    /// that the shapes agree.
+    ///
+    /// # Shapes
+    /// - `actual`: the same shape as `self`.
+    pub fn max_abs_diff<const D: usize>(&self, actual: burn::Tensor<D>) -> Result<f32> {
+        if actual.dims()[..] != self.shape[..] {
+            return Err(CleftError::Invalid(format!(
+                "shape {:?} differs from the reference's {:?}",
+                actual.dims(),
+                self.shape
+            )));
+        }
+        let actual: Vec<f32> = actual
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .map_err(|e| CleftError::Invalid(format!("cannot read the tensor back: {e:?}")))?;
+        Ok(actual
+            .iter()
+            .zip(&self.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max))
+    }
+
     /// The transpose of a 2-D tensor (`None` for other ranks).
     ///
     /// # Shapes

@@ -84,13 +84,9 @@ fn outputs(encoder: &Component<dyn TextEncoder>, device: &Device) -> (Tensor<3>,
 
 fn diff_to_golden<const D: usize>(actual: Tensor<D>, name: &str) -> f32 {
     let expected = golden().read(name).unwrap();
-    assert_eq!(actual.dims().to_vec(), expected.shape, "{name}");
-    let actual: Vec<f32> = actual.into_data().convert::<f32>().try_into_vec().unwrap();
-    actual
-        .iter()
-        .zip(&expected.data)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    expected
+        .max_abs_diff(actual)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {

@@ -61,13 +61,9 @@ fn max_abs_diff<const D: usize>(
     name: &str,
 ) -> f32 {
     let expected = golden.read(name).unwrap();
-    assert_eq!(actual.dims().to_vec(), expected.shape, "{name}");
-    let actual: Vec<f32> = actual.into_data().try_to_vec().unwrap();
-    actual
-        .iter()
-        .zip(&expected.data)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    expected
+        .max_abs_diff(actual)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn check(size: usize) {
