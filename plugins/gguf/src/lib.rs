@@ -23,6 +23,7 @@
 
 mod dequant;
 mod error;
+mod header;
 mod permute;
 mod reader;
 mod tokenizer;
