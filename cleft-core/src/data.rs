@@ -28,6 +28,12 @@ pub trait ImageTextDataset: Send + Sync + fmt::Debug {
     }
     /// Reads sample `index` (`index < len()`); errors name the file or row.
     fn get(&self, index: usize) -> Result<ImageTextSample>;
+    /// The multi-hot labels `[K]` of sample `index`. The default reads the whole sample; data
+    /// sets whose labels are cheaper to read than their images (a CSV column, a generator's
+    /// findings) should override it, since evaluation and stage 2 scan every label.
+    fn labels(&self, index: usize) -> Result<Vec<f32>> {
+        Ok(self.get(index)?.labels)
+    }
     /// Shape `[C, H, W]` of every image.
     fn image_shape(&self) -> [usize; 3];
     /// Names of the finding labels (zero-shot class names), `K` entries.

@@ -68,7 +68,7 @@ pub fn zero_shot_with(
     let mut targets = Vec::new();
     let mut selected = Vec::new();
     for index in 0..dataset.len() {
-        let labels = dataset.get(index)?.labels;
+        let labels = dataset.labels(index)?;
         let positives: Vec<usize> = (0..labels.len()).filter(|&k| labels[k] > 0.5).collect();
         if let [only] = positives[..] {
             targets.push(only);

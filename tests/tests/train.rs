@@ -166,7 +166,7 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
     let device = Device::flex();
     let data = config.data.build(Split::Valid).unwrap();
     let single: Vec<usize> = (0..data.len())
-        .filter(|&i| data.get(i).unwrap().labels.iter().sum::<f32>() == 1.0)
+        .filter(|&i| data.labels(i).unwrap().iter().sum::<f32>() == 1.0)
         .take(96)
         .collect();
     let names: Vec<String> = data

@@ -117,12 +117,7 @@ pub fn train_prompt(
     let class_names: Vec<String> = classes.iter().map(|c| c.to_lowercase()).collect();
     let mut usable = Vec::new();
     for index in 0..dataset.len() {
-        let positives = dataset
-            .get(index)?
-            .labels
-            .iter()
-            .filter(|&&l| l > 0.5)
-            .count();
+        let positives = dataset.labels(index)?.iter().filter(|&&l| l > 0.5).count();
         let keep = match settings.recipe {
             PromptRecipe::Paper => positives == 1,
             PromptRecipe::Released => positives >= 1,

@@ -150,12 +150,7 @@ impl ImageTextDataset for SyntheticCxr {
     }
 
     fn get(&self, index: usize) -> Result<ImageTextSample, CleftError> {
-        if index >= self.len {
-            return Err(CleftError::Data(format!(
-                "synthetic-cxr: index {index} out of range for a split of {}",
-                self.len
-            )));
-        }
+        let labels = self.labels(index)?;
         let findings = self.findings(index);
         let mut rng = self.rng(index);
         rng.random::<u64>(); // decorrelate from the findings draw
@@ -165,15 +160,26 @@ impl ImageTextDataset for SyntheticCxr {
             self.config.noise,
             &mut rng,
         );
-        let mut labels = vec![0.0; FINDINGS.len()];
-        for &k in &findings {
-            labels[k] = 1.0;
-        }
         Ok(ImageTextSample {
             image,
             caption: caption(&findings),
             labels,
         })
+    }
+
+    /// The findings alone, without rendering the image.
+    fn labels(&self, index: usize) -> Result<Vec<f32>, CleftError> {
+        if index >= self.len {
+            return Err(CleftError::Data(format!(
+                "synthetic-cxr: index {index} out of range for a split of {}",
+                self.len
+            )));
+        }
+        let mut labels = vec![0.0; FINDINGS.len()];
+        for k in self.findings(index) {
+            labels[k] = 1.0;
+        }
+        Ok(labels)
     }
 
     fn image_shape(&self) -> [usize; 3] {
@@ -228,6 +234,18 @@ mod tests {
             counts[labels.iter().position(|&l| l == 1.0).unwrap()] += 1;
         }
         assert!(counts.iter().all(|&c| c == test.len() / 5), "{counts:?}");
+    }
+
+    #[test]
+    fn labels_without_rendering_equal_the_samples_labels() {
+        let train = split(Split::Train);
+        for index in 0..20 {
+            assert_eq!(
+                train.labels(index).unwrap(),
+                train.get(index).unwrap().labels
+            );
+        }
+        assert!(train.labels(train.len()).is_err());
     }
 
     #[test]
