@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use cleft_core::weights::{SafetensorsCheckpoint, TensorSource, require_asset};
+use cleft_core::weights::{SafetensorsCheckpoint, TensorSource};
+use cleft_testing::require_asset;
 
 fn cleft(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cleft"))
@@ -14,10 +15,7 @@ fn cleft(args: &[&str]) -> Output {
 }
 
 fn asset(relative: &str) -> String {
-    require_asset(relative)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .display()
-        .to_string()
+    require_asset(relative).display().to_string()
 }
 
 fn stdout(output: &Output) -> String {

@@ -32,31 +32,6 @@ pub struct HostTensor {
 }
 
 impl HostTensor {
-    /// Largest absolute difference between `actual` and these (golden) values, after checking
-    /// that the shapes agree.
-    ///
-    /// # Shapes
-    /// - `actual`: the same shape as `self`.
-    pub fn max_abs_diff<const D: usize>(&self, actual: burn::Tensor<D>) -> Result<f32> {
-        if actual.dims()[..] != self.shape[..] {
-            return Err(CleftError::Invalid(format!(
-                "shape {:?} differs from the reference's {:?}",
-                actual.dims(),
-                self.shape
-            )));
-        }
-        let actual: Vec<f32> = actual
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .map_err(|e| CleftError::Invalid(format!("cannot read the tensor back: {e:?}")))?;
-        Ok(actual
-            .iter()
-            .zip(&self.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max))
-    }
-
     /// The transpose of a 2-D tensor (`None` for other ranks).
     ///
     /// # Shapes
@@ -532,30 +507,4 @@ pub fn summarize_safetensors(path: &Path) -> Result<CheckpointSummary> {
         }
     }
     Ok(summary)
-}
-
-/// The offline asset cache: `$CLEFT_ASSETS`, default `$HOME/.cache/cleft-assets`
-/// (filled by `tools/fetch-assets.sh`).
-pub fn assets_dir() -> PathBuf {
-    match std::env::var_os("CLEFT_ASSETS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            PathBuf::from(home).join(".cache").join("cleft-assets")
-        }
-    }
-}
-
-/// `assets_dir()/relative` if it exists, else an error telling to run `tools/fetch-assets.sh`.
-pub fn require_asset(relative: &str) -> Result<PathBuf> {
-    let path = assets_dir().join(relative);
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(CleftError::Data(format!(
-            "test asset {} is missing: run tools/fetch-assets.sh (or set CLEFT_ASSETS to the \
-             directory it fills)",
-            path.display()
-        )))
-    }
 }

