@@ -1,6 +1,7 @@
 //! Stage-1 contrastive training.
 
 pub mod checkpoint;
+pub mod lock;
 pub mod metrics;
 pub mod plots;
 pub mod prompt_stage;
@@ -8,6 +9,7 @@ pub mod schedule;
 pub mod state;
 mod trainer;
 
+pub use lock::RunLock;
 pub use metrics::StepMetrics;
 pub use prompt_stage::{PromptModel, PromptOutcome, initial_prompt, prompt_loss, train_prompt};
 pub use state::TrainState;

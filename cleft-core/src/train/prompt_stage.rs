@@ -94,6 +94,7 @@ pub fn train_prompt(
             stage1.display()
         )));
     }
+    let _lock = crate::train::lock::RunLock::acquire(&config.output.dir)?;
     let run_dir = config.output.dir.join("prompt");
     std::fs::create_dir_all(&run_dir).map_err(|e| CleftError::io(&run_dir, e))?;
 

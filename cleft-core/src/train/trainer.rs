@@ -19,6 +19,7 @@ use crate::registry::Split;
 use crate::train::checkpoint::{
     list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic,
 };
+use crate::train::lock::RunLock;
 use crate::train::metrics::{MetricsLog, StepMetrics};
 use crate::train::plots::plot_history;
 use crate::train::schedule::learning_rate;
@@ -171,7 +172,7 @@ pub fn train_contrastive(
         )));
     }
     let run_dir = config.output.dir.clone();
-    std::fs::create_dir_all(&run_dir).map_err(|e| CleftError::io(&run_dir, e))?;
+    let _lock = RunLock::acquire(&run_dir)?;
     if !options.resume {
         write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
     }
