@@ -66,7 +66,6 @@ pub fn evaluate(
         dataset.as_ref(),
         &config.eval.prompt_template,
         config.eval.batch_size,
-        config.train.max_text_len,
         device,
     )?;
     let path = config.output.dir.join("zero_shot.json");

@@ -159,34 +159,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train {
             config,
             resume,
-            stage: Stage::Contrastive,
+            stage,
             device,
             output,
-        } => train(&registry, config, resume, &device, output),
-        Command::Train {
-            config,
-            resume,
-            stage: Stage::Prompt,
-            device,
-            output,
-        } => {
-            let path = config
-                .or(resume.map(|dir| dir.join("config.toml")))
-                .expect("clap requires one");
-            let mut experiment = ExperimentConfig::load(&path, &registry)?;
-            if let Some(output) = output {
-                experiment.output.dir = output;
-            }
-            let device = open_device(&device, experiment.train.precision)?;
-            let outcome = train_prompt(&experiment, &device, true)
-                .with_context(|| format!("stage 2 of {}", path.display()))?;
-            demo::print_report(&outcome.report);
-            eprintln!(
-                "learned prompts: {}",
-                outcome.run_dir.join("prompt.safetensors").display()
-            );
-            Ok(())
-        }
+        } => train(&registry, config, resume, stage, &device, output),
         Command::Demo {
             device,
             steps,
@@ -218,6 +194,7 @@ fn train(
     registry: &Registry,
     config: Option<PathBuf>,
     resume: Option<PathBuf>,
+    stage: Stage,
     device: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
@@ -249,6 +226,26 @@ fn train(
         resume: resume.is_some(),
         interrupt: Some(interrupt),
     };
+    if stage == Stage::Prompt {
+        let outcome = train_prompt(&experiment, &device, &options)
+            .with_context(|| format!("stage 2 of {}", config_path.display()))?;
+        if let TrainEnd::Interrupted { checkpoint } = &outcome.end {
+            eprintln!(
+                "stopped at {}; continue with `cleft train --stage prompt --resume {}`",
+                checkpoint.display(),
+                experiment.output.dir.display()
+            );
+            std::process::exit(130);
+        }
+        if let Some(report) = &outcome.report {
+            demo::print_report(report);
+        }
+        eprintln!(
+            "learned prompts: {}",
+            outcome.run_dir.join("prompt.safetensors").display()
+        );
+        return Ok(());
+    }
     let outcome = train_contrastive(&experiment, &device, &options)
         .with_context(|| format!("training {}", config_path.display()))?;
     if let TrainEnd::Interrupted { checkpoint } = &outcome.end {

@@ -311,3 +311,118 @@ fn a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_valid() {
     drop(_tmpfs);
     std::fs::remove_dir_all(&work).unwrap();
 }
+
+/// Stage 2 (`--stage prompt`) resumes like stage 1: killed after its first checkpoint, the
+/// resumed run logs exactly the losses of an uninterrupted one.
+#[test]
+fn a_stage_two_run_killed_with_sigkill_resumes_to_the_uninterrupted_losses() {
+    let work = scratch("kill-stage2");
+    let config_for = |run: &Path| {
+        let text = config_text(run, "1e-3")
+            .replace("steps = 60", "steps = 12")
+            .replace("checkpoint_every = 30", "checkpoint_every = 3");
+        let path = work.join(format!(
+            "{}.toml",
+            run.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let run = |args: &[&str], config: &Path| {
+        let status = cleft()
+            .args(args)
+            .arg(config)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cleft {args:?} failed");
+    };
+    let straight = work.join("straight");
+    let config = config_for(&straight);
+    run(&["train", "--config"], &config);
+    run(&["train", "--stage", "prompt", "--config"], &config);
+    let expected = losses(&straight.join("prompt"));
+    assert_eq!(expected.len(), 12);
+
+    let killed = work.join("killed");
+    let config = config_for(&killed);
+    run(&["train", "--config"], &config);
+    let mut child = cleft()
+        .args(["train", "--stage", "prompt", "--config"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !killed.join("prompt/checkpoints/step-00000003").is_dir() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(
+        u64::from(std::process::id() % 5) * 30,
+    ));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    run(&["train", "--stage", "prompt", "--resume"], &killed);
+    assert_eq!(
+        losses(&killed.join("prompt")),
+        expected,
+        "resumed stage-2 losses must equal the uninterrupted run bit for bit"
+    );
+    assert!(killed.join("prompt/prompt.safetensors").is_file());
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// A run directory belongs to one process: a second `cleft train` on it is refused by name.
+#[test]
+fn a_second_process_on_a_busy_run_directory_is_refused() {
+    let work = scratch("busy");
+    let run_dir = work.join("run");
+    let config = write_config(&work, &run_dir, "1e-3");
+    let mut first = cleft()
+        .args(["train", "--config"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !run_dir.join("config.toml").is_file() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "first run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = cleft()
+        .args(["train", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let first_status = first.wait().unwrap();
+    assert!(first_status.success());
+    assert!(!second.status.success(), "the second run must be refused");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("is in use by another cleft process"),
+        "{stderr}"
+    );
+    // Once the first has finished, the directory is free again (e.g. for --resume).
+    let again = cleft()
+        .args(["train", "--resume"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    std::fs::remove_dir_all(&work).unwrap();
+}

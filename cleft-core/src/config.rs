@@ -82,8 +82,13 @@ pub struct TrainConfig {
     pub grad_clip_norm: Option<f64>,
     /// Micro-batches of `batch_size` whose gradients are averaged per optimiser step.
     pub grad_accumulation: usize,
-    /// Maximum number of real caption tokens.
-    pub max_text_len: usize,
+    /// Read the step scalars (loss, gradient norm, objective metrics) back to the host every
+    /// this many steps, in one transfer, and log them; a checkpoint also reads them first.
+    pub log_every: usize,
+    /// Data-loader worker threads (read, decode, augment, tokenise).
+    pub workers: usize,
+    /// Batches the loader prepares ahead of the trainer.
+    pub prefetch: usize,
     /// Write a resumable checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
     /// Number of newest checkpoints kept.
@@ -108,7 +113,9 @@ impl Default for TrainConfig {
             epsilon: 1e-8,
             grad_clip_norm: None,
             grad_accumulation: 1,
-            max_text_len: 64,
+            log_every: 10,
+            workers: 2,
+            prefetch: 4,
             checkpoint_every: 1_000,
             keep_checkpoints: 2,
             precision: Precision::F32,
@@ -321,7 +328,7 @@ impl ExperimentConfig {
         let (objective, data) = (take("objective"), take("data"));
         let [projection, train, prompt_train, eval, output] =
             ["projection", "train", "prompt_train", "eval", "output"].map(|section| take(section));
-        Ok(Self {
+        let config = Self {
             vision: component(&source, registry, required("vision", vision)?)?,
             text: component(&source, registry, required("text", text_section)?)?,
             peft: peft
@@ -337,7 +344,20 @@ impl ExperimentConfig {
             prompt_train: plain(&source, "prompt_train", prompt_train)?,
             eval: plain(&source, "eval", eval)?,
             output: plain(&source, "output", output)?,
-        })
+        };
+        config.check_contracts().map_err(|error| match error {
+            CleftError::Config(message) | CleftError::Invalid(message) => {
+                CleftError::Config(format!("{name}: {message}"))
+            }
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks the cross-component [contracts](crate::contract) (image shape, text positions,
+    /// projection); `parse` and `load` run it, so a config that loads is consistent.
+    pub fn check_contracts(&self) -> Result<()> {
+        crate::contract::check(self)
     }
 
     /// The fully resolved configuration as TOML (every default filled in).

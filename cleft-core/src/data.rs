@@ -28,6 +28,13 @@ pub trait ImageTextDataset: Send + Sync + fmt::Debug {
     }
     /// Reads sample `index` (`index < len()`); errors name the file or row.
     fn get(&self, index: usize) -> Result<ImageTextSample>;
+    /// Sample `index` as training sees it: with its random augmentation drawn from `seed`
+    /// (the loader derives it from the run's seed, the epoch and the position in the epoch, so it
+    /// never depends on threads or timing). The default applies none.
+    fn get_for_training(&self, index: usize, seed: u64) -> Result<ImageTextSample> {
+        let _ = seed;
+        self.get(index)
+    }
     /// The multi-hot labels `[K]` of sample `index`. The default reads the whole sample; data
     /// sets whose labels are cheaper to read than their images (a CSV column, a generator's
     /// findings) should override it, since evaluation and stage 2 scan every label.

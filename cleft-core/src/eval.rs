@@ -26,14 +26,14 @@ pub struct ZeroShotReport {
 
 /// Scores every single-label image of `dataset` against one prompt per class.
 ///
-/// `template` contains `{}`, replaced by the lower-cased class name. Images whose labels do not
-/// have exactly one positive are skipped (as in CheXpert-5x200); none left is an error.
+/// `template` contains `{}`, replaced by the lower-cased class name; prompts are tokenised with
+/// the text encoder's tokenizer and `max_len`. Images whose labels do not have exactly one
+/// positive are skipped (as in CheXpert-5x200); none left is an error.
 pub fn zero_shot(
     model: &ClipModel,
     dataset: &dyn ImageTextDataset,
     template: &str,
     batch_size: usize,
-    max_len: usize,
     device: &Device,
 ) -> Result<ZeroShotReport> {
     let classes = dataset.label_names();
@@ -41,7 +41,7 @@ pub fn zero_shot(
         .iter()
         .map(|name| template.replace("{}", &name.to_lowercase()))
         .collect();
-    let class_embeddings = model.encode_texts(&prompts, max_len, device)?;
+    let class_embeddings = model.encode_texts(&prompts, device)?;
     zero_shot_with(
         model,
         dataset,

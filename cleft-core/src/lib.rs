@@ -6,12 +6,14 @@
 //! - The five component traits: [`VisionEncoder`], [`TextEncoder`], [`PeftAdapter`],
 //!   [`PromptLearner`], [`ContrastiveObjective`] — object-safe, placed in a trainable model as
 //!   [`Component`]s (see [`bridge`]).
-//! - The [`registry`] of components and the TOML [`config`] that selects them by name.
+//! - The [`registry`] of components and the TOML [`config`] that selects them by name, with
+//!   the cross-component [`contract`]s checked before anything is built.
 //! - The composed [`model::ClipModel`], stage-1 [`train`]ing and zero-shot [`eval`]uation.
 //! - Explicit [`device`] selection among the backends compiled in (`flex`, `tch`, `cuda`).
 
 pub mod bridge;
 pub mod config;
+pub mod contract;
 pub mod data;
 pub mod device;
 pub mod error;
@@ -21,6 +23,7 @@ pub mod objective;
 pub mod params;
 pub mod peft;
 pub mod prompt;
+pub mod random;
 pub mod registry;
 pub mod text;
 pub mod train;

@@ -1,6 +1,5 @@
 //! The composed CLIP-style model: vision and text encoders, projections, objective.
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Int;
@@ -39,40 +38,14 @@ pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
-struct Materialize;
-
-impl ModuleVisitor for Materialize {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let _ = param.val();
-    }
-}
-
-/// Serialises use of the backend's global RNG: burn draws random values (initialisation, dropout)
-/// from one RNG per backend, so two models built or trained concurrently in one process would
-/// interleave their draws.
-static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs `f` with the backend RNG seeded by `seed` and reserved for `f`: random draws inside are
-/// reproducible even while other threads use the backend.
-pub fn with_seeded_rng<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
-    let _guard = BACKEND_RNG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    device.seed(seed);
-    f()
-}
-
 impl ClipModel {
-    /// Builds the model with the backend RNG seeded by `seed` first; the same config and seed give
-    /// bit-identical weights (initialisations are serialised within the process).
+    /// Builds the model and initialises every parameter from `derive_seed(seed, path)`: the
+    /// same config and seed give bit-identical weights, whatever else runs in the process.
+    /// Pretrained weights loaded by a component are kept as loaded.
     pub fn build_seeded(config: &ExperimentConfig, device: &Device, seed: u64) -> Result<Self> {
-        with_seeded_rng(device, seed, || {
-            let model = Self::build(config, device)?;
-            // burn initialises parameters lazily, on first access: draw them all now, in visit
-            // order, while the seeded RNG is ours.
-            model.visit(&mut Materialize);
-            Ok(model)
-        })
+        let model = Self::build(config, device)?;
+        crate::random::initialize_seeded(&model, seed);
+        Ok(model)
     }
 
     /// Builds every component from `config` on `device` (PEFT applied to the text encoder).
@@ -113,42 +86,38 @@ impl ClipModel {
         l2_normalize(self.text_projection.forward(self.text.forward(ids, mask)))
     }
 
-    /// Tokenises and encodes texts.
+    /// Tokenises (with the text encoder's tokenizer and its `max_len`) and encodes texts: for
+    /// evaluation and inference, outside the training step.
     ///
     /// # Shapes
     /// - output `[texts.len(), P]`.
-    pub fn encode_texts(
-        &self,
-        texts: &[String],
-        max_len: usize,
-        device: &Device,
-    ) -> Result<Tensor<2>> {
+    pub fn encode_texts(&self, texts: &[String], device: &Device) -> Result<Tensor<2>> {
         let (ids, mask) = self
             .text
             .tokenizer()
-            .encode_batch(texts, max_len)?
+            .encode_batch(texts, self.text.max_len())?
             .to_tensors(device);
         Ok(self.encode_token_ids(ids, mask))
     }
 
-    /// Evaluates the objective on a batch of images and their captions.
+    /// Evaluates the objective on a batch of images and their tokenised captions: tensors in,
+    /// tensors out (tokenising happens in the loader).
     ///
     /// # Shapes
-    /// - `images`: `[B, C, H, W]`; `captions`: `B` texts; `labels`: `[B, K]`.
+    /// - `images`: `[B, C, H, W]`; `ids`, `mask`: `[B, L]`; `labels`: `[B, K]`.
     pub fn forward(
         &self,
         images: Tensor<4>,
-        captions: &[String],
+        ids: Tensor<2, Int>,
+        mask: Tensor<2, Int>,
         labels: Option<Tensor<2>>,
-        max_len: usize,
-    ) -> Result<ObjectiveOutput> {
-        let device = images.device();
+    ) -> ObjectiveOutput {
         let image = self.encode_images(images);
-        let text = self.encode_texts(captions, max_len, &device)?;
+        let text = self.encode_token_ids(ids, mask);
         let labels = labels.map(|labels| PairLabels {
             image: labels.clone(),
             text: labels,
         });
-        Ok(self.objective.forward(image, text, labels))
+        self.objective.forward(image, text, labels)
     }
 }

@@ -4,13 +4,14 @@ use burn::prelude::*;
 
 use crate::bridge::DynModule;
 
-/// Loss and scalar diagnostics of one objective evaluation.
+/// Loss and scalar diagnostics of one objective evaluation, all on the device: the trainer
+/// reads them back once per log interval, not per step.
 #[derive(Debug, Clone)]
 pub struct ObjectiveOutput {
     /// Scalar loss, `[1]`.
     pub loss: Tensor<1>,
-    /// Named scalar metrics (e.g. `i2t_acc`, `logit_scale`), already read back to the host.
-    pub metrics: Vec<(String, f64)>,
+    /// Named scalar metrics (e.g. `i2t_acc`, `logit_scale`), each `[1]`, detached from the graph.
+    pub metrics: Vec<(String, Tensor<1>)>,
 }
 
 /// Finding labels of the images and of the texts in a batch (multi-hot, `[B, K]` each).

@@ -56,6 +56,21 @@ pub trait PeftHooks {
     fn set_prompt_encoder(&mut self, encoder: Option<PromptEncoder>) -> Result<(), CleftError>;
 }
 
+/// Sets this step's LoRA dropout seeds: layer `path` draws its mask from
+/// `derive_seed(seed, "step {step} / {path}")`, so dropout depends only on the run's seed and the
+/// step (not on threads, nor on where a run resumed). Encoders without PEFT hooks are left as
+/// they are.
+pub fn set_dropout_seeds(encoder: &mut Component<dyn TextEncoder>, seed: u64, step: usize) {
+    if let Some(hooks) = encoder.peft_hooks_mut() {
+        for (path, layer) in hooks.linear_layers_mut() {
+            if layer.lora_dropout.is_some() {
+                let label = format!("step {step} / {path}");
+                layer.state.dropout_seed = Some(crate::random::derive_seed(seed, &label));
+            }
+        }
+    }
+}
+
 /// What loading an adapter file found besides the expected tensors.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdapterLoadReport {

@@ -13,6 +13,7 @@ use burn::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::bridge::Component;
+use crate::contract::{ImageInput, ImageShape, Keyed, TextInput};
 use crate::data::ImageTextDataset;
 use crate::error::{CleftError, Result};
 use crate::objective::ContrastiveObjective;
@@ -73,6 +74,12 @@ impl fmt::Display for ComponentKind {
 pub trait VisionEncoderConfig: fmt::Debug + Send + Sync {
     /// Builds the encoder with freshly initialised (or loaded) weights on `device`.
     fn build(&self, device: &Device) -> Result<Component<dyn VisionEncoder>>;
+
+    /// The images it takes (channels, side), from the config alone (a checkpoint's
+    /// `config.json` at most); `None` (the default) skips the data-set contract.
+    fn input(&self) -> Result<Option<ImageInput>> {
+        Ok(None)
+    }
 }
 
 /// Configuration of a text encoder; builds the encoder.
@@ -80,6 +87,12 @@ pub trait VisionEncoderConfig: fmt::Debug + Send + Sync {
 pub trait TextEncoderConfig: fmt::Debug + Send + Sync {
     /// Builds the encoder with freshly initialised (or loaded) weights on `device`.
     fn build(&self, device: &Device) -> Result<Component<dyn TextEncoder>>;
+
+    /// Text length and positions, from the config alone; `None` (the default) skips the
+    /// position contract.
+    fn input(&self) -> Result<Option<TextInput>> {
+        Ok(None)
+    }
 }
 
 /// Configuration of a PEFT method; builds the adapter (tuner).
@@ -87,6 +100,12 @@ pub trait TextEncoderConfig: fmt::Debug + Send + Sync {
 pub trait PeftConfig: fmt::Debug + Send + Sync {
     /// Builds the adapter.
     fn build(&self) -> Result<Box<dyn PeftAdapter>>;
+
+    /// Positions the method adds to every text (prompt / prefix tuning's virtual tokens), with
+    /// the key that sets them; `None` (the default) for none.
+    fn extra_positions(&self) -> Option<Keyed<usize>> {
+        None
+    }
 }
 
 /// Configuration of a prompt learner.
@@ -98,6 +117,12 @@ pub trait PromptLearnerConfig: fmt::Debug + Send + Sync {
         text: &Component<dyn TextEncoder>,
         device: &Device,
     ) -> Result<Component<dyn PromptLearner>>;
+
+    /// Context tokens prepended to every class prompt in stage 2, with the key that sets them;
+    /// `None` (the default) for none.
+    fn context_tokens(&self) -> Option<Keyed<usize>> {
+        None
+    }
 }
 
 /// Configuration of a contrastive objective.
@@ -124,6 +149,12 @@ pub enum Split {
 pub trait DatasetConfig: fmt::Debug + Send + Sync {
     /// Opens one split of the data set.
     fn build(&self, split: Split) -> Result<Box<dyn ImageTextDataset>>;
+
+    /// The shape of its images as the model receives them, from the config alone; `None` (the
+    /// default) skips the vision-encoder contract.
+    fn image_shape(&self) -> Result<Option<ImageShape>> {
+        Ok(None)
+    }
 }
 
 /// An error while turning a config value into a typed config, with the dotted path inside the

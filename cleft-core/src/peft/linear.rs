@@ -27,6 +27,9 @@ pub struct PeftLinearState {
     pub ia3_position: Ia3Position,
     /// Whether the adapter is currently folded into `weight`/`bias`.
     pub merged: bool,
+    /// Seed of this step's LoRA dropout mask (set by the trainer from `(seed, step, layer
+    /// path)`); without it the mask comes from burn's unseeded RNG.
+    pub dropout_seed: Option<u64>,
 }
 
 /// A linear layer `y = x·W + b` (burn layout, `W: [in, out]`, which is also GPT-2's Conv1D layout)
@@ -110,9 +113,12 @@ impl PeftLinear {
             y = y * broadcast_last::<D>(l.val());
         }
         if let (Some(a), Some(b), false) = (&self.lora_A, &self.lora_B, self.state.merged) {
-            let x = match &self.lora_dropout {
-                Some(dropout) => dropout.forward(x),
-                None => x,
+            let x = match (&self.lora_dropout, self.state.dropout_seed) {
+                (Some(dropout), Some(seed)) => {
+                    crate::random::draw_seeded(&x.device(), seed, || dropout.forward(x))
+                }
+                (Some(dropout), None) => dropout.forward(x),
+                (None, _) => x,
             };
             y = y + b.forward(a.forward(x)) * self.state.lora_scale;
         }

@@ -68,8 +68,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cleft-lock-{}", std::process::id()));
         let first = RunLock::acquire(&dir).unwrap();
         let error = RunLock::acquire(&dir).unwrap_err().to_string();
-        assert!(error.contains("is in use by another cleft process"), "{error}");
-        assert!(error.contains(&format!("pid {}", std::process::id())), "{error}");
+        assert!(
+            error.contains("is in use by another cleft process"),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!("pid {}", std::process::id())),
+            "{error}"
+        );
         drop(first);
         RunLock::acquire(&dir).expect("free again once dropped");
         let _ = std::fs::remove_dir_all(&dir);

@@ -21,6 +21,10 @@ pub struct StepMetrics {
     pub grad_norm: f64,
     /// Throughput of this step.
     pub samples_per_sec: f64,
+    /// Seconds this step waited for the data loader (its share of the step time is
+    /// `data_wait_s · samples_per_sec / batch`).
+    #[serde(default)]
+    pub data_wait_s: f64,
     /// Objective-specific scalars (e.g. `logit_scale`, `i2t_acc`).
     #[serde(flatten)]
     pub extra: BTreeMap<String, f64>,
@@ -35,7 +39,14 @@ pub struct MetricsLog {
     csv_header: bool,
 }
 
-const CSV_FIXED: [&str; 5] = ["step", "loss", "lr", "grad_norm", "samples_per_sec"];
+const CSV_FIXED: [&str; 6] = [
+    "step",
+    "loss",
+    "lr",
+    "grad_norm",
+    "samples_per_sec",
+    "data_wait_s",
+];
 
 impl MetricsLog {
     /// Opens the logs in `run_dir`, keeping only the entries of steps before `first_step` (a
@@ -84,6 +95,7 @@ impl MetricsLog {
             metrics.lr,
             metrics.grad_norm,
             metrics.samples_per_sec,
+            metrics.data_wait_s,
         ];
         let values: Vec<String> = fixed
             .iter()

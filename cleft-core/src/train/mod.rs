@@ -1,6 +1,7 @@
 //! Stage-1 contrastive training.
 
 pub mod checkpoint;
+pub mod loader;
 pub mod lock;
 pub mod metrics;
 pub mod plots;
@@ -14,6 +15,6 @@ pub use metrics::StepMetrics;
 pub use prompt_stage::{PromptModel, PromptOutcome, initial_prompt, prompt_loss, train_prompt};
 pub use state::TrainState;
 pub use trainer::{
-    TrainEnd, TrainOptions, TrainOutcome, gradient_norm, latest_checkpoint, optimizer_for,
-    train_contrastive,
+    TrainEnd, TrainOptions, TrainOutcome, gradient_norm, gradient_squares, latest_checkpoint,
+    optimizer_for, train_contrastive,
 };

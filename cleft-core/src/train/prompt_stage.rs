@@ -1,30 +1,44 @@
 //! Stage 2: learning the shared context prompt on top of a stage-1 model.
+//!
+//! The same pipeline as stage 1: a [`Loader`] prepares batches on worker threads (for the
+//! released recipe it also builds and tokenises each image's label caption), the class prompts
+//! of the paper recipe are tokenised once, the step is tensors only, scalars are read back once
+//! per `train.log_every` steps, and `--resume` continues from the newest `prompt/checkpoints/`
+//! entry with exactly the losses of an uninterrupted run.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use burn::module::{Module, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
+use burn::tensor::Int;
 use burn::tensor::activation::log_softmax;
 
 use crate::bridge::Component;
 use crate::config::{ExperimentConfig, PromptRecipe};
-use crate::data::{ImageTextBatch, collate};
+use crate::data::{ImageTextDataset, ImageTextSample};
 use crate::error::{CleftError, Result};
 use crate::eval::{ZeroShotReport, zero_shot_with};
-use crate::model::{ClipModel, l2_normalize, with_seeded_rng};
+use crate::model::{ClipModel, l2_normalize};
 use crate::objective::PairLabels;
 use crate::prompt::PromptLearner;
 use crate::registry::Split;
-use crate::train::checkpoint::{load_safetensors, save_checkpoint, save_safetensors};
+use crate::train::checkpoint::{
+    list_checkpoints, load_checkpoint, load_safetensors, save_checkpoint, save_safetensors,
+};
+use crate::train::loader::{DeviceBatch, Loader, LoaderOptions};
 use crate::train::metrics::{MetricsLog, StepMetrics};
 use crate::train::plots::plot_history;
 use crate::train::schedule::learning_rate;
-use crate::train::state::{BatchOrder, TrainState};
-use crate::train::trainer::gradient_norm;
+use crate::train::state::TrainState;
+use crate::train::trainer::{
+    PendingStep, PendingSteps, TrainEnd, TrainOptions, gradient_squares, progress_bar,
+};
 
 /// A stage-1 model plus the prompt learner being trained.
 #[derive(Module, Debug)]
@@ -36,27 +50,126 @@ pub struct PromptModel {
 }
 
 impl PromptModel {
-    /// Projected, normalised embeddings of `texts` with the learned context prepended.
+    /// Projected, normalised embeddings of tokenised texts with the learned context prepended.
     ///
     /// # Shapes
-    /// - output `[texts.len(), P]`.
-    pub fn encode_with_context(
-        &self,
-        texts: &[String],
-        max_len: usize,
-        device: &Device,
-    ) -> Result<Tensor<2>> {
+    /// - `ids`, `mask`: `[K, L]`; output `[K, P]`.
+    pub fn encode_ids_with_context(&self, ids: Tensor<2, Int>, mask: Tensor<2, Int>) -> Tensor<2> {
         let text = &self.clip.text;
-        let (ids, mask) = text
-            .tokenizer()
-            .encode_batch(texts, max_len)?
-            .to_tensors(device);
         let (embeddings, mask) = self.prompt.combine(text.embed_tokens(ids), mask);
-        Ok(l2_normalize(
+        l2_normalize(
             self.clip
                 .text_projection
                 .forward(text.forward_embeddings(embeddings, mask)),
-        ))
+        )
+    }
+
+    /// Tokenises `texts` (the text encoder's tokenizer and `max_len`) and encodes them with the
+    /// learned context: for evaluation, outside the training step.
+    ///
+    /// # Shapes
+    /// - output `[texts.len(), P]`.
+    pub fn encode_with_context(&self, texts: &[String], device: &Device) -> Result<Tensor<2>> {
+        let (ids, mask) = self.class_tokens(texts, device)?;
+        Ok(self.encode_ids_with_context(ids, mask))
+    }
+
+    /// `texts` tokenised once for repeated use (the paper recipe's class prompts).
+    ///
+    /// # Shapes
+    /// - output: ids and mask `[texts.len(), L]`.
+    pub fn class_tokens(
+        &self,
+        texts: &[String],
+        device: &Device,
+    ) -> Result<(Tensor<2, Int>, Tensor<2, Int>)> {
+        let text = &self.clip.text;
+        Ok(text
+            .tokenizer()
+            .encode_batch(texts, text.max_len())?
+            .to_tensors(device))
+    }
+}
+
+/// The stage-2 view of a training split: the images the recipe can use (paper: exactly one
+/// positive finding; released: at least one), each captioned with its positive finding names
+/// joined by ", " (the released recipe's text; the loader tokenises it off the step).
+#[derive(Debug)]
+pub struct PromptData {
+    inner: Box<dyn ImageTextDataset>,
+    indices: Vec<usize>,
+    class_names: Vec<String>,
+}
+
+impl PromptData {
+    /// Selects the usable images of `inner` for `recipe`; `class_names` are lower-cased.
+    pub fn new(
+        inner: Box<dyn ImageTextDataset>,
+        recipe: PromptRecipe,
+        class_names: Vec<String>,
+    ) -> Result<Self> {
+        let mut indices = Vec::new();
+        for index in 0..inner.len() {
+            let positives = inner.labels(index)?.iter().filter(|&&l| l > 0.5).count();
+            let keep = match recipe {
+                PromptRecipe::Paper => positives == 1,
+                PromptRecipe::Released => positives >= 1,
+            };
+            if keep {
+                indices.push(index);
+            }
+        }
+        Ok(Self {
+            inner,
+            indices,
+            class_names,
+        })
+    }
+
+    fn caption(&self, labels: &[f32]) -> String {
+        let positive: Vec<&str> = labels
+            .iter()
+            .zip(&self.class_names)
+            .filter(|(v, _)| **v > 0.5)
+            .map(|(_, n)| n.as_str())
+            .collect();
+        positive.join(", ")
+    }
+
+    fn inner_index(&self, index: usize) -> Result<usize> {
+        self.indices.get(index).copied().ok_or_else(|| {
+            CleftError::Data(format!(
+                "stage 2: index {index} out of range for {} usable images",
+                self.indices.len()
+            ))
+        })
+    }
+}
+
+impl ImageTextDataset for PromptData {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+    fn get(&self, index: usize) -> Result<ImageTextSample> {
+        let mut sample = self.inner.get(self.inner_index(index)?)?;
+        sample.caption = self.caption(&sample.labels);
+        Ok(sample)
+    }
+    fn get_for_training(&self, index: usize, seed: u64) -> Result<ImageTextSample> {
+        let mut sample = self
+            .inner
+            .get_for_training(self.inner_index(index)?, seed)?;
+        sample.caption = self.caption(&sample.labels);
+        Ok(sample)
+    }
+    fn labels(&self, index: usize) -> Result<Vec<f32>> {
+        self.inner.labels(self.inner_index(index)?)
+    }
+    fn image_shape(&self) -> [usize; 3] {
+        self.inner.image_shape()
+    }
+    fn label_names(&self) -> Vec<String> {
+        self.inner.label_names()
     }
 }
 
@@ -65,22 +178,38 @@ impl PromptModel {
 pub struct PromptOutcome {
     /// The trained model.
     pub model: PromptModel,
-    /// Per-step metrics.
+    /// Per-step metrics (including steps before a resume).
     pub history: Vec<StepMetrics>,
     /// `RUN_DIR/prompt`.
     pub run_dir: PathBuf,
-    /// Zero-shot results on the test split with the learned prompts.
-    pub report: ZeroShotReport,
+    /// Zero-shot results on the test split with the learned prompts (`None` when interrupted).
+    pub report: Option<ZeroShotReport>,
+    /// Completed or interrupted.
+    pub end: TrainEnd,
+}
+
+fn sgd(settings: &crate::config::PromptTrainConfig) -> ModuleOptimizer {
+    SgdConfig::new()
+        .with_momentum(Some(MomentumConfig {
+            momentum: settings.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay(Some(WeightDecayConfig {
+            penalty: settings.weight_decay as f32,
+        }))
+        .init()
 }
 
 /// Trains the `[prompt]` learner on the stage-1 model saved in the run directory
 /// (`model.safetensors`), by the `[prompt_train]` recipe. Writes `prompt/` into the run
 /// directory: checkpoints, metrics, plots, `prompt.safetensors` (the learned context) and
-/// `zero_shot.json` (evaluated with the learned prompts).
+/// `zero_shot.json` (evaluated with the learned prompts). With [`TrainOptions::resume`] it
+/// continues from the newest `prompt/checkpoints/` entry.
 pub fn train_prompt(
     config: &ExperimentConfig,
     device: &Device,
-    progress: bool,
+    options: &TrainOptions,
 ) -> Result<PromptOutcome> {
     let settings = &config.prompt_train;
     // Fail before loading anything when there is no prompt learner to train.
@@ -113,112 +242,140 @@ pub fn train_prompt(
         .set_require_grad(false)
         .set_require_grad_group(group, true);
 
-    let dataset = config.data.build(Split::Train)?;
-    let classes = dataset.label_names();
-    let class_names: Vec<String> = classes.iter().map(|c| c.to_lowercase()).collect();
-    let mut usable = Vec::new();
-    for index in 0..dataset.len() {
-        let positives = dataset.labels(index)?.iter().filter(|&&l| l > 0.5).count();
-        let keep = match settings.recipe {
-            PromptRecipe::Paper => positives == 1,
-            PromptRecipe::Released => positives >= 1,
-        };
-        if keep {
-            usable.push(index);
-        }
-    }
-    if usable.len() < settings.batch_size {
+    let resume_from = if options.resume {
+        list_checkpoints(&run_dir)?.pop().map(|(_, dir)| dir)
+    } else {
+        None
+    };
+    let (mut optimizer, mut state) = match &resume_from {
+        Some(dir) => load_checkpoint(dir, &mut model, |_| sgd(settings))?,
+        None => (
+            sgd(settings),
+            TrainState {
+                step: 0,
+                epoch: 0,
+                position: 0,
+            },
+        ),
+    };
+    let mut last_checkpoint = resume_from;
+
+    let train_split = config.data.build(Split::Train)?;
+    let class_names: Vec<String> = train_split
+        .label_names()
+        .iter()
+        .map(|c| c.to_lowercase())
+        .collect();
+    let data = PromptData::new(train_split, settings.recipe, class_names.clone())?;
+    if data.len() < settings.batch_size {
         return Err(CleftError::Data(format!(
             "stage 2: only {} training images qualify for the {:?} recipe, fewer than a batch of {}",
-            usable.len(),
+            data.len(),
             settings.recipe,
             settings.batch_size
         )));
     }
+    let mut loader = Loader::new(
+        Arc::new(data),
+        model.clip.text.tokenizer(),
+        LoaderOptions {
+            batch_size: settings.batch_size,
+            workers: config.train.workers,
+            prefetch: config.train.prefetch,
+            seed: config.train.seed,
+            max_len: model.clip.text.max_len(),
+        },
+        state,
+    )?;
+    // The paper recipe scores every image against the same class prompts: tokenised once.
+    let class_tokens = model.class_tokens(&class_names, &device)?;
 
-    let mut optimizer = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: settings.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        }))
-        .with_weight_decay(Some(WeightDecayConfig {
-            penalty: settings.weight_decay as f32,
-        }))
-        .init();
-    let mut order = BatchOrder::new(usable.len(), config.train.seed);
-    let mut state = TrainState {
-        step: 0,
-        epoch: 0,
-        position: 0,
+    let (mut log, mut history) = MetricsLog::open(&run_dir, state.step)?;
+    let progress = progress_bar(settings.steps, state.step, options.progress);
+    let mut pending = PendingSteps::default();
+    let flush = |pending: &mut PendingSteps,
+                 history: &mut Vec<StepMetrics>,
+                 log: &mut MetricsLog,
+                 last: &Option<PathBuf>|
+     -> Result<()> {
+        for metrics in pending.read_back(last)? {
+            log.append(&metrics)?;
+            progress.set_message(format!("stage 2 loss {:.4}", metrics.loss));
+            history.push(metrics);
+        }
+        Ok(())
     };
-    let (mut log, mut history) = MetricsLog::open(&run_dir, 0)?;
-    let bar = if progress {
-        indicatif::ProgressBar::new(settings.steps as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let max_len = config.train.max_text_len;
 
     while state.step < settings.steps {
-        let started = Instant::now();
-        let step = state.step;
-        let lr = learning_rate(settings, step);
-        let indices: Vec<usize> = order
-            .next_batch(&mut state, settings.batch_size)
-            .iter()
-            .map(|&i| usable[i])
-            .collect();
-        let batch = collate(dataset.as_ref(), &indices, &device)?;
-        let loss = with_seeded_rng(&device, config.train.seed.wrapping_add(step as u64), || {
-            prompt_loss(
-                &model,
-                batch,
-                settings.recipe,
-                &class_names,
-                max_len,
-                &device,
-            )
-        })?;
-        let loss_value = loss.clone().into_scalar::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let grad_norm = gradient_norm(&model, &grads);
-        if !loss_value.is_finite() || !grad_norm.is_finite() {
-            return Err(CleftError::Training(format!(
-                "stage 2, step {step}: loss {loss_value}, gradient norm {grad_norm} — not finite"
-            )));
-        }
-        model = optimizer.step(lr, model, grads);
-        state.step += 1;
-        let metrics = StepMetrics {
-            step,
-            loss: loss_value,
-            lr,
-            grad_norm,
-            samples_per_sec: settings.batch_size as f64 / started.elapsed().as_secs_f64(),
-            extra: Default::default(),
-        };
-        log.append(&metrics)?;
-        bar.inc(1);
-        history.push(metrics);
-        if state.step % settings.checkpoint_every.max(1) == 0 || state.step == settings.steps {
-            save_checkpoint(
+        if options
+            .interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+        {
+            flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
+            let checkpoint = save_checkpoint(
                 &run_dir,
                 &state,
                 &model,
                 &optimizer,
                 config.train.keep_checkpoints,
             )?;
+            progress
+                .abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
+            return Ok(PromptOutcome {
+                model,
+                history,
+                run_dir,
+                report: None,
+                end: TrainEnd::Interrupted { checkpoint },
+            });
+        }
+        let started = Instant::now();
+        let step = state.step;
+        let lr = learning_rate(settings, step);
+        let (batch, waited) = loader.next_batch()?;
+        (state.epoch, state.position) = (batch.epoch, batch.position);
+        let batch = batch.to_device(&device);
+        let loss = prompt_loss(&model, batch, settings.recipe, &class_tokens);
+        let detached = loss.clone().inner();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grad_squares = gradient_squares(&model, &grads, &device);
+        model = optimizer.step(lr, model, grads);
+        state.step += 1;
+        progress.inc(1);
+        pending.push(PendingStep {
+            step,
+            lr,
+            loss: detached,
+            grad_squares,
+            metrics: Vec::new(),
+            elapsed: started.elapsed().as_secs_f64(),
+            data_wait: waited.as_secs_f64(),
+            samples: settings.batch_size as f64,
+        });
+        let checkpoint_now =
+            state.step % settings.checkpoint_every.max(1) == 0 || state.step == settings.steps;
+        if checkpoint_now || state.step % config.train.log_every.max(1) == 0 {
+            flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
+        }
+        if checkpoint_now {
+            last_checkpoint = Some(save_checkpoint(
+                &run_dir,
+                &state,
+                &model,
+                &optimizer,
+                config.train.keep_checkpoints,
+            )?);
         }
     }
-    bar.finish_and_clear();
+    progress.finish_and_clear();
     save_safetensors(&model.prompt, &run_dir.join("prompt.safetensors"))?;
     plot_history(&history, &run_dir)?;
 
     let test = config.data.build(Split::Test)?;
     let valid = model.valid();
     let inner = device.clone().inner();
-    let class_embeddings = valid.encode_with_context(&class_names, max_len, &inner)?;
+    let class_embeddings = valid.encode_with_context(&class_names, &inner)?;
     let prompts = class_names
         .iter()
         .map(|name| {
@@ -242,12 +399,14 @@ pub fn train_prompt(
         model,
         history,
         run_dir,
-        report,
+        report: Some(report),
+        end: TrainEnd::Completed,
     })
 }
 
-/// The prompt learner of `config` before training, built for `clip` with the seeded RNG (the
-/// same config and seed give the same initial context).
+/// The prompt learner of `config` before training, built for `clip`; a random context is drawn
+/// from `derive_seed(train.seed, "prompt.<path>")` (the same config and seed give the same
+/// initial context, whatever else runs).
 pub fn initial_prompt(
     config: &ExperimentConfig,
     clip: &ClipModel,
@@ -256,63 +415,46 @@ pub fn initial_prompt(
     let prompt_config = config.prompt.as_ref().ok_or_else(|| {
         CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
     })?;
-    with_seeded_rng(device, config.train.seed ^ 0x5EED_C0DE, || {
-        prompt_config.build(&clip.text, device)
-    })
+    let prompt = prompt_config.build(&clip.text, device)?;
+    crate::random::initialize_seeded(
+        &prompt,
+        crate::random::derive_seed(config.train.seed, "prompt"),
+    );
+    Ok(prompt)
 }
 
-/// The stage-2 loss of one batch under `recipe` (class names lower-cased, in label order).
+/// The stage-2 loss of one batch under `recipe`: tensors in, tensors out.
+///
+/// - paper: cross-entropy of each single-finding image against the class prompts
+///   (`class_tokens`, tokenised once);
+/// - released: CLIP objective between the images and their label captions (`batch.ids`).
 ///
 /// # Shapes
-/// - `batch.images`: `[B, C, H, W]`, `batch.labels`: `[B, K]`; output `[1]`.
+/// - `batch.images`: `[B, C, H, W]`, `batch.labels`: `[B, K]`, `batch.ids`/`mask`: `[B, L]`;
+///   `class_tokens`: `[K, L']` each; output `[1]`.
 pub fn prompt_loss(
     model: &PromptModel,
-    batch: ImageTextBatch,
+    batch: DeviceBatch,
     recipe: PromptRecipe,
-    class_names: &[String],
-    max_len: usize,
-    device: &Device,
-) -> Result<Tensor<1>> {
+    class_tokens: &(Tensor<2, Int>, Tensor<2, Int>),
+) -> Tensor<1> {
     let image = model.clip.encode_images(batch.images);
-    Ok(match recipe {
+    match recipe {
         PromptRecipe::Paper => {
-            let class_embeddings = model.encode_with_context(class_names, max_len, device)?;
+            let (ids, mask) = class_tokens.clone();
+            let class_embeddings = model.encode_ids_with_context(ids, mask);
             let logits = image.matmul(class_embeddings.transpose())
                 * model.clip.objective.logit_scale().unsqueeze();
             let targets = batch.labels.argmax(1);
             log_softmax(logits, 1).gather(1, targets).mean().neg()
         }
         PromptRecipe::Released => {
-            let captions = label_captions(&batch.labels, class_names)?;
-            let text = model.encode_with_context(&captions, max_len, device)?;
+            let text = model.encode_ids_with_context(batch.ids, batch.mask);
             let labels = PairLabels {
                 image: batch.labels.clone(),
                 text: batch.labels,
             };
             model.clip.objective.forward(image, text, Some(labels)).loss
         }
-    })
-}
-
-/// Lower-cased positive finding names of each row, joined by ", " (the released recipe's captions).
-fn label_captions(labels: &Tensor<2>, names: &[String]) -> Result<Vec<String>> {
-    let [_, classes] = labels.dims();
-    let values = labels
-        .clone()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| CleftError::Invalid(format!("{e:?}")))?;
-    Ok(values
-        .chunks(classes)
-        .map(|row| {
-            let positive: Vec<&str> = row
-                .iter()
-                .zip(names)
-                .filter(|(v, _)| **v > 0.5)
-                .map(|(_, n)| n.as_str())
-                .collect();
-            positive.join(", ")
-        })
-        .collect())
+    }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
@@ -11,19 +11,20 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{ExperimentConfig, TrainConfig};
-use crate::data::{ImageTextDataset, collate};
+use crate::data::ImageTextDataset;
 use crate::error::{CleftError, Result};
-use crate::model::{ClipModel, with_seeded_rng};
+use crate::model::ClipModel;
 use crate::peft::PeftAdapter;
 use crate::registry::Split;
 use crate::train::checkpoint::{
     list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic,
 };
+use crate::train::loader::{Loader, LoaderOptions};
 use crate::train::lock::RunLock;
 use crate::train::metrics::{MetricsLog, StepMetrics};
 use crate::train::plots::plot_history;
 use crate::train::schedule::learning_rate;
-use crate::train::state::{BatchOrder, TrainState};
+use crate::train::state::TrainState;
 
 /// How a training run starts, reports progress and can be stopped.
 #[derive(Debug, Clone, Default)]
@@ -123,27 +124,40 @@ impl ModuleVisitor for GradSquares<'_> {
     }
 }
 
-/// Multiplies every gradient by a factor.
+/// Multiplies every gradient by a device scalar `[1]`.
 struct ScaleGrads<'a> {
     grads: &'a mut GradientsParams,
-    factor: f64,
+    factor: Tensor<1>,
 }
 
 impl ModuleVisitor for ScaleGrads<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.remove::<D>(param.id) {
-            self.grads.register(param.id, grad * self.factor);
+            let factor = self.factor.clone().reshape([1; D]);
+            self.grads.register(param.id, grad * factor);
         }
     }
 }
 
-/// Global L2 norm of the gradients of `model`'s parameters.
-pub fn gradient_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
+/// Sum of the squared gradients of `model`'s parameters, `[1]`, on the device (no read-back).
+pub fn gradient_squares<M: Module>(
+    model: &M,
+    grads: &GradientsParams,
+    device: &Device,
+) -> Tensor<1> {
     let mut visitor = GradSquares { grads, total: None };
     model.visit(&mut visitor);
     visitor
         .total
-        .map_or(0.0, |total| total.into_scalar::<f64>().sqrt())
+        .map(Tensor::inner)
+        .unwrap_or_else(|| Tensor::zeros([1], &device.clone().inner()))
+}
+
+/// Global L2 norm of the gradients of `model`'s parameters, read back to the host.
+pub fn gradient_norm<M: Module>(model: &M, grads: &GradientsParams, device: &Device) -> f64 {
+    gradient_squares(model, grads, device)
+        .into_scalar::<f64>()
+        .sqrt()
 }
 
 /// Trains `config` on `device` (stage 1).
@@ -197,17 +211,41 @@ pub fn train_contrastive(
     };
     let mut last_checkpoint = resume_from;
 
-    let dataset = config.data.build(Split::Train)?;
-    if dataset.len() < train.batch_size {
-        return Err(CleftError::Data(format!(
-            "the training split has {} samples, fewer than one batch of {}",
-            dataset.len(),
-            train.batch_size
-        )));
-    }
-    let mut batches = BatchOrder::new(dataset.len(), train.seed);
+    let dataset: Arc<dyn ImageTextDataset> = Arc::from(config.data.build(Split::Train)?);
+    let mut loader = Loader::new(
+        dataset,
+        model.text.tokenizer(),
+        LoaderOptions {
+            batch_size: train.batch_size,
+            workers: train.workers,
+            prefetch: train.prefetch,
+            seed: train.seed,
+            max_len: model.text.max_len(),
+        },
+        state,
+    )?;
     let (mut log, mut history) = MetricsLog::open(&run_dir, state.step)?;
     let progress = progress_bar(train.steps, state.step, options.progress);
+    let mut pending = PendingSteps::default();
+    let flush = |pending: &mut PendingSteps,
+                 history: &mut Vec<StepMetrics>,
+                 log: &mut MetricsLog,
+                 last_checkpoint: &Option<PathBuf>|
+     -> Result<()> {
+        for metrics in pending.read_back(last_checkpoint)? {
+            log.append(&metrics)?;
+            progress.set_message(format!(
+                "loss {:.4}  lr {:.2e}  {:.1} samples/s  data wait {:.0}%",
+                metrics.loss,
+                metrics.lr,
+                metrics.samples_per_sec,
+                100.0 * metrics.data_wait_s * metrics.samples_per_sec
+                    / (train.batch_size * train.grad_accumulation) as f64
+            ));
+            history.push(metrics);
+        }
+        Ok(())
+    };
 
     while state.step < train.steps {
         if options
@@ -215,6 +253,7 @@ pub fn train_contrastive(
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::SeqCst))
         {
+            flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
             let checkpoint =
                 save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
             progress
@@ -228,57 +267,44 @@ pub fn train_contrastive(
         }
         let started = Instant::now();
         let step = state.step;
-        // Re-seeding per step makes random ops (dropout) independent of where a run resumed.
         let lr = learning_rate(train, step);
-        let (loss, mut grads, extra) =
-            with_seeded_rng(&device, train.seed.wrapping_add(step as u64), || {
-                accumulate_gradients(
-                    &model,
-                    dataset.as_ref(),
-                    &mut batches,
-                    &mut state,
-                    config,
-                    &device,
-                )
-            })?;
-        let grad_norm = gradient_norm(&model, &grads);
-        if !loss.is_finite() || !grad_norm.is_finite() {
-            let last = last_checkpoint
-                .as_ref()
-                .map_or("none yet".to_string(), |dir: &PathBuf| {
-                    dir.display().to_string()
-                });
-            return Err(CleftError::Training(format!(
-                "step {step}: loss {loss}, gradient norm {grad_norm} — not finite; stopped before \
-                 updating the weights (learning rate {lr:e}); last good checkpoint: {last}"
-            )));
-        }
-        if let Some(max_norm) = train.grad_clip_norm.filter(|&max| grad_norm > max) {
+        crate::peft::set_dropout_seeds(&mut model.text, train.seed, step);
+        let micro = accumulate_gradients(&model, &mut loader, &mut state, config, &device)?;
+        let mut grads = micro.grads;
+        let grad_squares = gradient_squares(&model, &grads, &device);
+        if let Some(max_norm) = train.grad_clip_norm {
+            // factor = min(1, max / norm), on the device: no read-back inside the step.
+            let factor = (grad_squares
+                .clone()
+                .sqrt()
+                .clamp_min(f64::MIN_POSITIVE)
+                .recip()
+                * max_norm)
+                .clamp_max(1.0);
             model.visit(&mut ScaleGrads {
                 grads: &mut grads,
-                factor: max_norm / grad_norm,
+                factor,
             });
         }
         model = optimizer.step(lr, model, grads);
         state.step += 1;
-
-        let samples = (train.batch_size * train.grad_accumulation) as f64;
-        let metrics = StepMetrics {
-            step,
-            loss,
-            lr,
-            grad_norm,
-            samples_per_sec: samples / started.elapsed().as_secs_f64(),
-            extra,
-        };
-        log.append(&metrics)?;
-        progress.set_message(format!(
-            "loss {loss:.4}  lr {lr:.2e}  {:.1} samples/s",
-            metrics.samples_per_sec
-        ));
         progress.inc(1);
-        history.push(metrics);
-        if state.step % train.checkpoint_every.max(1) == 0 || state.step == train.steps {
+        pending.push(PendingStep {
+            step,
+            lr,
+            loss: micro.loss,
+            grad_squares,
+            metrics: micro.metrics,
+            elapsed: started.elapsed().as_secs_f64(),
+            data_wait: micro.data_wait.as_secs_f64(),
+            samples: (train.batch_size * train.grad_accumulation) as f64,
+        });
+        let checkpoint_now =
+            state.step % train.checkpoint_every.max(1) == 0 || state.step == train.steps;
+        if checkpoint_now || state.step % train.log_every.max(1) == 0 {
+            flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
+        }
+        if checkpoint_now {
             last_checkpoint = Some(save_checkpoint(
                 &run_dir,
                 &state,
@@ -331,42 +357,139 @@ fn validate(train: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-/// Runs `grad_accumulation` micro-batches and returns their mean loss, the accumulated gradients
-/// of the mean, and the objective's metrics of the last micro-batch.
+/// One optimiser step's worth of micro-batches, still on the device.
+struct MicroBatches {
+    /// Mean loss over the micro-batches, `[1]`, detached.
+    loss: Tensor<1>,
+    /// Accumulated gradients of the mean loss.
+    grads: GradientsParams,
+    /// The objective's metrics of the last micro-batch, `[1]` each.
+    metrics: Vec<(String, Tensor<1>)>,
+    /// Time spent waiting for the loader.
+    data_wait: Duration,
+}
+
+/// Runs `grad_accumulation` micro-batches from the loader: tensors in, tensors out, nothing read
+/// back.
 fn accumulate_gradients(
     model: &ClipModel,
-    dataset: &dyn ImageTextDataset,
-    batches: &mut BatchOrder,
+    loader: &mut Loader,
     state: &mut TrainState,
     config: &ExperimentConfig,
     device: &Device,
-) -> Result<(
-    f64,
-    GradientsParams,
-    std::collections::BTreeMap<String, f64>,
-)> {
+) -> Result<MicroBatches> {
     let micro_batches = config.train.grad_accumulation;
     let mut accumulator = GradientsAccumulator::new();
-    let mut total_loss = 0.0;
-    let mut extra = Default::default();
+    let mut total: Option<Tensor<1>> = None;
+    let mut metrics = Vec::new();
+    let mut data_wait = Duration::ZERO;
     for _ in 0..micro_batches {
-        let indices = batches.next_batch(state, config.train.batch_size);
-        let batch = collate(dataset, &indices, device)?;
-        let output = model.forward(
-            batch.images,
-            &batch.captions,
-            Some(batch.labels),
-            config.train.max_text_len,
-        )?;
+        let (batch, waited) = loader.next_batch()?;
+        data_wait += waited;
+        (state.epoch, state.position) = (batch.epoch, batch.position);
+        let batch = batch.to_device(device);
+        let output = model.forward(batch.images, batch.ids, batch.mask, Some(batch.labels));
         let loss = output.loss / micro_batches as f64;
-        total_loss += loss.clone().into_scalar::<f64>();
+        let detached = loss.clone().inner();
+        total = Some(match total {
+            Some(total) => total + detached,
+            None => detached,
+        });
         accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
-        extra = output.metrics.into_iter().collect();
+        metrics = output.metrics;
     }
-    Ok((total_loss, accumulator.grads(), extra))
+    Ok(MicroBatches {
+        loss: total.expect("grad_accumulation is at least 1"),
+        grads: accumulator.grads(),
+        metrics,
+        data_wait,
+    })
 }
 
-fn progress_bar(steps: usize, done: usize, visible: bool) -> ProgressBar {
+/// A finished step whose scalars are still on the device.
+pub(crate) struct PendingStep {
+    pub(crate) step: usize,
+    pub(crate) lr: f64,
+    pub(crate) loss: Tensor<1>,
+    pub(crate) grad_squares: Tensor<1>,
+    pub(crate) metrics: Vec<(String, Tensor<1>)>,
+    pub(crate) elapsed: f64,
+    pub(crate) data_wait: f64,
+    pub(crate) samples: f64,
+}
+
+/// Steps not yet read back; [`PendingSteps::read_back`] transfers all their scalars at once.
+#[derive(Default)]
+pub(crate) struct PendingSteps {
+    steps: Vec<PendingStep>,
+}
+
+impl PendingSteps {
+    pub(crate) fn push(&mut self, step: PendingStep) {
+        self.steps.push(step);
+    }
+
+    /// One device→host transfer for every pending scalar; the first non-finite loss or gradient
+    /// norm is an error naming its step (before any checkpoint could store its weights).
+    pub(crate) fn read_back(
+        &mut self,
+        last_checkpoint: &Option<PathBuf>,
+    ) -> Result<Vec<StepMetrics>> {
+        let steps = std::mem::take(&mut self.steps);
+        let Some(first) = steps.first() else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = first.metrics.iter().map(|(n, _)| n.clone()).collect();
+        let per_step = 2 + names.len();
+        let scalars: Vec<Tensor<1>> = steps
+            .iter()
+            .flat_map(|s| {
+                [s.loss.clone(), s.grad_squares.clone()].into_iter().chain(
+                    s.metrics
+                        .iter()
+                        .map(|(_, m)| m.clone().reshape([1]).inner()),
+                )
+            })
+            .collect();
+        let values: Vec<f64> = Tensor::cat(scalars, 0)
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .map_err(|e| {
+                CleftError::Training(format!("cannot read the step scalars back: {e:?}"))
+            })?;
+        let mut out = Vec::with_capacity(steps.len());
+        for (index, step) in steps.into_iter().enumerate() {
+            let row = &values[index * per_step..(index + 1) * per_step];
+            let (loss, grad_norm) = (row[0], row[1].sqrt());
+            if !loss.is_finite() || !grad_norm.is_finite() {
+                let last = last_checkpoint
+                    .as_ref()
+                    .map_or("none yet".to_string(), |dir| dir.display().to_string());
+                return Err(CleftError::Training(format!(
+                    "step {}: loss {loss}, gradient norm {grad_norm} — not finite; stopped                      (scalars are read every train.log_every steps and before each checkpoint,                      so no checkpoint holds weights from this step on; learning rate {:e});                      last good checkpoint: {last}",
+                    step.step, step.lr
+                )));
+            }
+            out.push(StepMetrics {
+                step: step.step,
+                loss,
+                lr: step.lr,
+                grad_norm,
+                samples_per_sec: step.samples / step.elapsed,
+                data_wait_s: step.data_wait,
+                extra: names
+                    .iter()
+                    .cloned()
+                    .zip(row[2..].iter().copied())
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn progress_bar(steps: usize, done: usize, visible: bool) -> ProgressBar {
     if !visible {
         return ProgressBar::hidden();
     }

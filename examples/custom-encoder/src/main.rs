@@ -50,7 +50,6 @@ fn main() -> Result<()> {
         test.as_ref(),
         &config.eval.prompt_template,
         config.eval.batch_size,
-        config.train.max_text_len,
         &device,
     )?;
     println!(

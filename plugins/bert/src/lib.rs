@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::prelude::*;
+use cleft_core::contract::{Keyed, TextInput, refuse_explicit};
 use cleft_core::registry::TextEncoderConfig;
 use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
 use serde::{Deserialize, Serialize};
@@ -115,7 +116,8 @@ impl BertArchitecture {
 #[serde(default, deny_unknown_fields)]
 pub struct BertConfig {
     /// HF checkpoint directory (`config.json`, `model.safetensors`, `tokenizer.json`); its
-    /// `config.json` then sets the architecture and the size fields below are ignored.
+    /// `config.json` sets the architecture, so a size field next to it is an error naming both
+    /// keys.
     pub weights: Option<PathBuf>,
     /// Keep random values for parameters missing from `weights` instead of failing.
     pub allow_missing: bool,
@@ -191,12 +193,47 @@ impl BertConfig {
     }
 }
 
+/// The architecture fields that a `weights` checkpoint fixes.
+const SIZE_FIELDS: [&str; 7] = [
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "layer_norm_eps",
+];
+
 #[typetag::serde(name = "bert")]
 impl TextEncoderConfig for BertConfig {
+    fn input(&self) -> Result<Option<TextInput>, CleftError> {
+        let positions = match &self.weights {
+            Some(dir) => {
+                refuse_explicit(self, "text", "text.weights", &SIZE_FIELDS)?;
+                let arch: BertArchitecture = cleft_core::weights::parse_hf_config(dir)?;
+                Keyed::new(
+                    arch.max_position_embeddings,
+                    format!(
+                        "text.weights → {}/config.json max_position_embeddings",
+                        dir.display()
+                    ),
+                )
+            }
+            None => Keyed::new(self.max_position_embeddings, "text.max_position_embeddings"),
+        };
+        // `max_len` counts [CLS] and [SEP]; CLS pooling needs no position after the text.
+        Ok(Some(TextInput {
+            max_len: Keyed::new(self.max_len, "text.max_len"),
+            positions: Some(positions),
+            trailing: 0,
+        }))
+    }
+
     fn build(&self, device: &Device) -> Result<Component<dyn TextEncoder>, CleftError> {
         let tokenizer = self.tokenizer()?;
         let model = match &self.weights {
             Some(dir) => {
+                refuse_explicit(self, "text", "text.weights", &SIZE_FIELDS)?;
                 let options = load::LoadOptions {
                     pooling: self.pooling,
                     max_len: self.max_len,

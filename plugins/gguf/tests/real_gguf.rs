@@ -199,7 +199,13 @@ fn dequantised_values_match_gguf_py() {
         let sum: f64 = t.data.iter().map(|&x| x as f64).sum();
         let abs_sum: f64 = t.data.iter().map(|&x| (x as f64).abs()).sum();
         let n = t.data.len();
-        assert_same_sum(sum, want["sum"].as_f64().unwrap(), n, abs_sum, &format!("{name} sum"));
+        assert_same_sum(
+            sum,
+            want["sum"].as_f64().unwrap(),
+            n,
+            abs_sum,
+            &format!("{name} sum"),
+        );
         assert_same_sum(
             abs_sum,
             want["abs_sum"].as_f64().unwrap(),

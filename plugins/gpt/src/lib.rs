@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::prelude::*;
+use cleft_core::contract::{Keyed, TextInput, refuse_explicit};
 use cleft_core::registry::TextEncoderConfig;
 use cleft_core::text::TextPooling;
 use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
@@ -49,8 +50,8 @@ pub struct Gpt2Config {
     pub tokenizer: Option<PathBuf>,
     /// Pad/EOS token in `tokenizer` (GPT-2: `<|endoftext|>`).
     pub pad_token: String,
-    /// HF `GPT2Model` directory (`config.json` + safetensors); its `config.json` then sets the
-    /// architecture (the size fields above are ignored). Default tokenizer:
+    /// HF `GPT2Model` directory (`config.json` + safetensors); its `config.json` sets the
+    /// architecture, so a size field next to it is an error naming both keys. Default tokenizer:
     /// `weights/tokenizer.json`.
     pub weights: Option<PathBuf>,
     /// Keep random values for parameters missing from `weights` instead of failing.
@@ -101,13 +102,49 @@ impl Gpt2Config {
     }
 }
 
+/// The architecture fields that a `weights` checkpoint fixes.
+const SIZE_FIELDS: [&str; 8] = [
+    "vocab_size",
+    "n_positions",
+    "n_embd",
+    "n_layer",
+    "n_head",
+    "n_inner",
+    "layer_norm_epsilon",
+    "scale_attn_by_inverse_layer_idx",
+];
+
+impl Gpt2Config {
+    /// The section with a checkpoint's `config.json` applied; size fields next to `weights` are
+    /// refused by name.
+    pub fn effective(&self) -> Result<Self, CleftError> {
+        match &self.weights {
+            Some(dir) => {
+                refuse_explicit(self, "text", "text.weights", &SIZE_FIELDS)?;
+                load::merged_config(dir, self)
+            }
+            None => Ok(self.clone()),
+        }
+    }
+}
+
 #[typetag::serde(name = "gpt2")]
 impl TextEncoderConfig for Gpt2Config {
-    fn build(&self, device: &Device) -> Result<Component<dyn TextEncoder>, CleftError> {
-        let config = match &self.weights {
-            Some(dir) => load::merged_config(dir, self)?,
-            None => self.clone(),
+    fn input(&self) -> Result<Option<TextInput>, CleftError> {
+        let config = self.effective()?;
+        let positions_key = match &self.weights {
+            Some(dir) => format!("text.weights → {}/config.json n_positions", dir.display()),
+            None => "text.n_positions".into(),
         };
+        Ok(Some(TextInput {
+            max_len: Keyed::new(config.max_len, "text.max_len"),
+            positions: Some(Keyed::new(config.n_positions, positions_key)),
+            trailing: 1,
+        }))
+    }
+
+    fn build(&self, device: &Device) -> Result<Component<dyn TextEncoder>, CleftError> {
+        let config = self.effective()?;
         config.validate()?;
         let from_weights = self
             .weights

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::prelude::*;
+use cleft_core::contract::{Keyed, TextInput, refuse_explicit};
 use cleft_core::registry::TextEncoderConfig;
 use cleft_core::text::TextPooling;
 use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
@@ -105,8 +106,8 @@ impl LlamaArchitecture {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlamaConfig {
-    /// A GGUF file or a HF directory (`config.json` + safetensors); it then sets the
-    /// architecture and the size fields below are ignored.
+    /// A GGUF file or a HF directory (`config.json` + safetensors); it sets the architecture, so
+    /// a size field next to it is an error naming both keys.
     pub weights: Option<PathBuf>,
     /// Keep random values for parameters missing from `weights` instead of failing.
     pub allow_missing: bool,
@@ -175,9 +176,36 @@ impl LlamaConfig {
     }
 }
 
+/// The architecture fields that a `weights` checkpoint fixes.
+const SIZE_FIELDS: [&str; 8] = [
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "rms_norm_eps",
+    "rope_theta",
+];
+
 #[typetag::serde(name = "llama")]
 impl TextEncoderConfig for LlamaConfig {
+    fn input(&self) -> Result<Option<TextInput>, CleftError> {
+        if self.weights.is_some() {
+            refuse_explicit(self, "text", "text.weights", &SIZE_FIELDS)?;
+        }
+        // RoPE: no learned position table to run out of.
+        Ok(Some(TextInput {
+            max_len: Keyed::new(self.max_len, "text.max_len"),
+            positions: None,
+            trailing: 1,
+        }))
+    }
+
     fn build(&self, device: &Device) -> Result<Component<dyn TextEncoder>, CleftError> {
+        if self.weights.is_some() {
+            refuse_explicit(self, "text", "text.weights", &SIZE_FIELDS)?;
+        }
         let tokenizer: Option<Arc<dyn TextTokenizer>> = match &self.tokenizer {
             Some(path) => Some(Arc::new(cleft_gpt::HfTokenizer::from_file(
                 path,

@@ -57,5 +57,9 @@ fn smollm2_gguf_matches_transformers_hidden_states_and_cleft_pooling() {
         hidden,
         &golden.tolerance("last_hidden_state"),
     );
-    golden.check_with("cleft_pooled_f64ref", pooled, &golden.tolerance("cleft_pooled"));
+    golden.check_with(
+        "cleft_pooled_f64ref",
+        pooled,
+        &golden.tolerance("cleft_pooled"),
+    );
 }

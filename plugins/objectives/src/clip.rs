@@ -105,7 +105,7 @@ impl ContrastiveObjective for ClipInfoNce {
             loss,
             metrics: vec![
                 ("i2t_acc".into(), accuracy),
-                ("logit_scale".into(), scale.into_scalar::<f64>()),
+                ("logit_scale".into(), scale.detach()),
             ],
         }
     }

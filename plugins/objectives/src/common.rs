@@ -24,13 +24,13 @@ pub fn soft_cross_entropy(logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
 }
 
 /// Fraction of rows whose largest logit is on the diagonal (image→text retrieval accuracy),
-/// read back to the host.
+/// computed on the device (detached) and read back only when the trainer logs.
 ///
 /// # Shapes
-/// - `logits`: `[B, B]`.
-pub fn diagonal_accuracy(logits: Tensor<2>) -> f64 {
+/// - `logits`: `[B, B]`; output `[1]`.
+pub fn diagonal_accuracy(logits: Tensor<2>) -> Tensor<1> {
     let [batch, _] = logits.dims();
-    let predicted = logits.argmax(1).reshape([batch]);
+    let predicted = logits.detach().argmax(1).reshape([batch]);
     let truth = Tensor::<1, Int>::arange(0..batch as i64, &predicted.device());
-    predicted.equal(truth).float().mean().into_scalar::<f64>()
+    predicted.equal(truth).float().mean()
 }

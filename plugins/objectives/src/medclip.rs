@@ -91,8 +91,8 @@ impl ContrastiveObjective for MedClipLoss {
         let scale = self
             .logit_scale
             .val()
-            .clamp(0.0, self.max_logit_scale)
-            .into_scalar::<f64>();
+            .detach()
+            .clamp(0.0, self.max_logit_scale);
         ObjectiveOutput {
             loss,
             metrics: vec![("i2t_acc".into(), accuracy), ("logit_scale".into(), scale)],

@@ -379,6 +379,13 @@ impl PeftAdapter for PromptTuningAdapter {
 
 #[typetag::serde(name = "prefix")]
 impl PeftConfig for PrefixTuningConfig {
+    fn extra_positions(&self) -> Option<cleft_core::contract::Keyed<usize>> {
+        Some(cleft_core::contract::Keyed::new(
+            self.num_virtual_tokens,
+            "peft.num_virtual_tokens",
+        ))
+    }
+
     fn build(&self) -> Result<Box<dyn PeftAdapter>, CleftError> {
         Ok(Box::new(PrefixTuningAdapter::new(self.clone())))
     }
@@ -386,6 +393,13 @@ impl PeftConfig for PrefixTuningConfig {
 
 #[typetag::serde(name = "prompt_tuning")]
 impl PeftConfig for PromptTuningConfig {
+    fn extra_positions(&self) -> Option<cleft_core::contract::Keyed<usize>> {
+        Some(cleft_core::contract::Keyed::new(
+            self.num_virtual_tokens,
+            "peft.num_virtual_tokens",
+        ))
+    }
+
     fn build(&self) -> Result<Box<dyn PeftAdapter>, CleftError> {
         Ok(Box::new(PromptTuningAdapter::new(self.clone())))
     }

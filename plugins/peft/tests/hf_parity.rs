@@ -23,11 +23,7 @@ fn base_model_matches_transformers() {
     );
 }
 
-fn check_hf_adapter(
-    dir: &str,
-    golden_name: &str,
-    golden_file: &str,
-) -> Box<dyn PeftAdapter> {
+fn check_hf_adapter(dir: &str, golden_name: &str, golden_file: &str) -> Box<dyn PeftAdapter> {
     let device = Device::flex();
     let (adapter, encoder, report) = from_pretrained(tiny_gpt2(&device), &golden(dir)).unwrap();
     assert!(
@@ -41,11 +37,7 @@ fn check_hf_adapter(
 
 #[test]
 fn lora_adapter_made_by_hf_peft_matches_and_merges() {
-    let adapter = check_hf_adapter(
-        "tiny-gpt2-lora",
-        "lora_last_hidden_state",
-        "tiny_gpt2",
-    );
+    let adapter = check_hf_adapter("tiny-gpt2-lora", "lora_last_hidden_state", "tiny_gpt2");
     assert_eq!(adapter.method(), "lora");
 
     let device = Device::flex();

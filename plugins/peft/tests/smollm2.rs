@@ -6,12 +6,12 @@
 
 use std::any::Any;
 
+use cleft_core::Component;
 use cleft_core::TextEncoder;
 use cleft_core::bridge::DynModuleUpcast;
 use cleft_core::burn::prelude::*;
 use cleft_core::burn::tensor::Int;
 use cleft_core::text::TextPooling;
-use cleft_core::Component;
 use cleft_llama::{LlamaModel, LoadOptions, load_llama};
 use cleft_peft::from_pretrained;
 use cleft_testing::{Golden, Tolerance, golden_dir, merge_noise, require_asset, values};
@@ -102,7 +102,10 @@ fn check_merge(
     let key = format!("smollm2/{method}");
     let spread = merge_noise(&key).unwrap_or_else(|e| panic!("{e}"));
     Tolerance::f32_ops()
-        .with_spread(spread, &format!("noise.json merge.{key} (HF PEFT's own merge)"))
+        .with_spread(
+            spread,
+            &format!("noise.json merge.{key} (HF PEFT's own merge)"),
+        )
         .check(
             &format!("smollm2 {method} merged vs unmerged"),
             &values(hidden),

@@ -7,7 +7,7 @@
 
 use burn::module::{Module, Param};
 use burn::prelude::*;
-use burn::tensor::{Distribution, Int, TensorData};
+use burn::tensor::{Int, TensorData};
 use cleft_core::registry::PromptLearnerConfig;
 use cleft_core::{CleftError, Component, PromptLearner, TextEncoder};
 use serde::{Deserialize, Serialize};
@@ -65,11 +65,16 @@ impl ContextPromptLearner {
         }
         let embed = text.embed_dim();
         let context = match config.init {
-            ContextInit::Random => Tensor::random(
-                [config.num_tokens, embed],
-                Distribution::Normal(0.0, 0.02),
-                device,
-            ),
+            // Lazy: drawn on first access, from the seed the caller derives for this path.
+            ContextInit::Random => {
+                return Ok(Self {
+                    context: burn::nn::Initializer::Normal {
+                        mean: 0.0,
+                        std: 0.02,
+                    }
+                    .init([config.num_tokens, embed], device),
+                });
+            }
             ContextInit::Text => {
                 let batch = text
                     .tokenizer()
@@ -135,6 +140,13 @@ impl PromptLearner for ContextPromptLearner {
 
 #[typetag::serde(name = "context")]
 impl PromptLearnerConfig for ContextPromptConfig {
+    fn context_tokens(&self) -> Option<cleft_core::contract::Keyed<usize>> {
+        Some(cleft_core::contract::Keyed::new(
+            self.num_tokens,
+            "prompt.num_tokens",
+        ))
+    }
+
     fn build(
         &self,
         text: &Component<dyn TextEncoder>,

@@ -11,6 +11,7 @@
 mod render;
 
 use cleft_core::CleftError;
+use cleft_core::contract::{ImageShape, Keyed};
 use cleft_core::data::{ImageTextDataset, ImageTextSample};
 use cleft_core::registry::{DatasetConfig, Split};
 use rand::rngs::StdRng;
@@ -30,8 +31,11 @@ pub const FINDINGS: [&str; 5] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyntheticCxrConfig {
-    /// Image side in pixels (square, one channel).
+    /// Image side in pixels (square).
     pub image_size: usize,
+    /// Channels handed to the model: 1 (grey) or 3 (the grey channel repeated, as upstream CLEFT
+    /// feeds radiographs to 3-channel ImageNet encoders).
+    pub channels: usize,
     /// Training samples.
     pub train_size: usize,
     /// Validation samples.
@@ -50,6 +54,7 @@ impl Default for SyntheticCxrConfig {
     fn default() -> Self {
         Self {
             image_size: 32,
+            channels: 1,
             train_size: 4000,
             valid_size: 200,
             test_size: 500,
@@ -62,7 +67,20 @@ impl Default for SyntheticCxrConfig {
 
 #[typetag::serde(name = "synthetic-cxr")]
 impl DatasetConfig for SyntheticCxrConfig {
+    fn image_shape(&self) -> Result<Option<ImageShape>, CleftError> {
+        Ok(Some(ImageShape {
+            channels: Keyed::new(self.channels, "data.channels"),
+            size: Keyed::new(self.image_size, "data.image_size"),
+        }))
+    }
+
     fn build(&self, split: Split) -> Result<Box<dyn ImageTextDataset>, CleftError> {
+        if !matches!(self.channels, 1 | 3) {
+            return Err(CleftError::Invalid(format!(
+                "data.channels = {} must be 1 (grey) or 3 (grey repeated)",
+                self.channels
+            )));
+        }
         if self.image_size < 16 {
             return Err(CleftError::Invalid(format!(
                 "data.image_size = {} is too small; use at least 16",
@@ -154,12 +172,13 @@ impl ImageTextDataset for SyntheticCxr {
         let findings = self.findings(index);
         let mut rng = self.rng(index);
         rng.random::<u64>(); // decorrelate from the findings draw
-        let image = render::render(
+        let grey = render::render(
             &findings,
             self.config.image_size,
             self.config.noise,
             &mut rng,
         );
+        let image = grey.repeat(self.config.channels);
         Ok(ImageTextSample {
             image,
             caption: caption(&findings),
@@ -183,7 +202,11 @@ impl ImageTextDataset for SyntheticCxr {
     }
 
     fn image_shape(&self) -> [usize; 3] {
-        [1, self.config.image_size, self.config.image_size]
+        [
+            self.config.channels,
+            self.config.image_size,
+            self.config.image_size,
+        ]
     }
 
     fn label_names(&self) -> Vec<String> {

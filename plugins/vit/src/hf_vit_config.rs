@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use cleft_core::contract::{ImageInput, Keyed, refuse_explicit};
 use cleft_core::registry::VisionEncoderConfig;
 use cleft_core::weights::{
     LoadReport, SafetensorsCheckpoint, WeightMapping, load_weights, parse_hf_config,
@@ -115,8 +116,8 @@ impl HfVitArchitecture {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HfVitConfig {
-    /// Named preset applied first (`vit-b16`: 224 px, patch 16, D 768, 12 layers, 12 heads,
-    /// MLP 3072); the size fields of the same section are then ignored.
+    /// Named preset (`vit-b16`: 224 px, patch 16, D 768, 12 layers, 12 heads, MLP 3072) that
+    /// fixes the size fields; setting one next to it is an error naming both keys.
     pub preset: Option<String>,
     /// Native (and expected input) image side in pixels.
     pub image_size: usize,
@@ -141,8 +142,8 @@ pub struct HfVitConfig {
     /// Build the pooler (`pooler.dense`); default: only when `pooling = "pooler"`, so unused
     /// parameters are neither counted nor trained. `false` with `pooling = "pooler"` is an error.
     pub add_pooling_layer: Option<bool>,
-    /// HF `ViTModel` directory (`config.json` + `model.safetensors`); its `config.json` then
-    /// sets the architecture (preset and size fields are ignored).
+    /// HF `ViTModel` directory (`config.json` + `model.safetensors`); its `config.json` sets the
+    /// architecture, so a preset or size field next to it is an error naming both keys.
     pub weights: Option<PathBuf>,
     /// Keep random values for parameters missing from `weights` instead of failing.
     pub allow_missing: bool,
@@ -173,9 +174,38 @@ impl Default for HfVitConfig {
     }
 }
 
+/// The architecture fields that a `preset` or a `weights` checkpoint fixes.
+const SIZE_FIELDS: [&str; 9] = [
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "layer_norm_eps",
+    "qkv_bias",
+];
+
 impl HfVitConfig {
+    /// Refuses size fields next to `preset` or `weights` (they would be ignored), naming both.
+    pub fn check_explicit(&self) -> Result<(), CleftError> {
+        if self.weights.is_some() && self.preset.is_some() {
+            return Err(CleftError::Config(
+                "vision.weights fixes the architecture, so vision.preset cannot be set too".into(),
+            ));
+        }
+        let reason = match (&self.weights, &self.preset) {
+            (Some(_), _) => "vision.weights",
+            (None, Some(_)) => "vision.preset",
+            (None, None) => return Ok(()),
+        };
+        refuse_explicit(self, "vision", reason, &SIZE_FIELDS)
+    }
+
     /// The architecture this section describes (after `preset`), without `weights`.
     pub fn architecture(&self) -> Result<HfVitArchitecture, CleftError> {
+        self.check_explicit()?;
         let arch = match self.preset.as_deref() {
             None => HfVitArchitecture {
                 hidden_size: self.hidden_size,
@@ -280,9 +310,35 @@ pub fn load_hf_vit(
 
 #[typetag::serde(name = "hf-vit")]
 impl VisionEncoderConfig for HfVitConfig {
+    fn input(&self) -> Result<Option<ImageInput>, CleftError> {
+        self.check_explicit()?;
+        let (arch, origin) = match (&self.weights, &self.preset) {
+            (Some(dir), _) => (
+                parse_hf_config::<HfVitArchitecture>(dir)?,
+                format!("vision.weights → {}/config.json ", dir.display()),
+            ),
+            (None, Some(preset)) => (
+                self.architecture()?,
+                format!("vision.preset = \"{preset}\" → "),
+            ),
+            (None, None) => (self.architecture()?, "vision.".into()),
+        };
+        let size = match self.input_size {
+            Some(size) => Keyed::new(size, "vision.input_size"),
+            None => Keyed::new(arch.image_size, format!("{origin}image_size")),
+        };
+        Ok(Some(ImageInput {
+            channels: Keyed::new(arch.num_channels, format!("{origin}num_channels")),
+            size: Some(size),
+        }))
+    }
+
     fn build(&self, device: &Device) -> Result<Component<dyn VisionEncoder>, CleftError> {
         let model = match &self.weights {
-            Some(dir) => load_hf_vit(dir, self, device)?.0,
+            Some(dir) => {
+                self.check_explicit()?;
+                load_hf_vit(dir, self, device)?.0
+            }
             None => self.init(device)?,
         };
         Ok(Component::<dyn VisionEncoder>::new(model))

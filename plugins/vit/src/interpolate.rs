@@ -117,7 +117,9 @@ mod tests {
             let sums: Vec<f32> = m.chunks(37).map(|row| row.iter().sum()).collect();
             Tolerance::f32_ops().check("row sums", &sums, &[1.0; 16]);
             let identity = bicubic_matrix(5, 5, antialias);
-            let expected: Vec<f32> = (0..25).map(|k| if k % 6 == 0 { 1.0 } else { 0.0 }).collect();
+            let expected: Vec<f32> = (0..25)
+                .map(|k| if k % 6 == 0 { 1.0 } else { 0.0 })
+                .collect();
             Tolerance::f32_ops().check("same size", &identity, &expected);
         }
     }

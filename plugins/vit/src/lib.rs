@@ -16,7 +16,9 @@ pub mod load;
 mod model;
 
 use burn::prelude::*;
+use cleft_core::contract::{ImageInput, Keyed, refuse_explicit};
 use cleft_core::registry::VisionEncoderConfig;
+use cleft_core::weights::parse_hf_config;
 use cleft_core::{CleftError, Component, VisionEncoder};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -48,8 +50,8 @@ pub enum VitPooling {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VitConfig {
-    /// Named preset applied first (`vit-s14`, `vit-b14-reg`, `vit-b16`); explicit fields in the
-    /// same section are ignored when a preset is set, so keep one or the other.
+    /// Named preset (`vit-s14`, `vit-b14-reg`, `vit-b16`) that fixes the size fields; setting a
+    /// size field next to it is an error naming both keys.
     pub preset: Option<String>,
     /// Native (and expected input) image side in pixels.
     pub image_size: usize,
@@ -76,8 +78,8 @@ pub struct VitConfig {
     /// Position-grid resize convention (`bicubic` = HF, `bicubic_antialias` = torch.hub DINOv2).
     pub pos_embed_interpolation: PosEmbedInterpolation,
     /// HF `Dinov2Model` / `Dinov2WithRegistersModel` directory (`config.json` +
-    /// `model.safetensors`); its `config.json` then sets the architecture (preset and size
-    /// fields are ignored).
+    /// `model.safetensors`); its `config.json` sets the architecture, so a preset or size field
+    /// next to it is an error naming both keys.
     pub weights: Option<PathBuf>,
     /// Keep random values for parameters missing from `weights` instead of failing.
     pub allow_missing: bool,
@@ -109,9 +111,39 @@ impl Default for VitConfig {
     }
 }
 
+/// The architecture fields that a `preset` or a `weights` checkpoint fixes.
+const SIZE_FIELDS: [&str; 10] = [
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "mlp_ratio",
+    "num_register_tokens",
+    "layerscale_value",
+    "layer_norm_eps",
+];
+
 impl VitConfig {
+    /// Refuses size fields next to `preset` or `weights` (they would be ignored), naming both.
+    pub fn check_explicit(&self) -> Result<(), CleftError> {
+        if self.weights.is_some() && self.preset.is_some() {
+            return Err(CleftError::Config(
+                "vision.weights fixes the architecture, so vision.preset cannot be set too".into(),
+            ));
+        }
+        let reason = match (&self.weights, &self.preset) {
+            (Some(_), _) => "vision.weights",
+            (None, Some(_)) => "vision.preset",
+            (None, None) => return Ok(()),
+        };
+        refuse_explicit(self, "vision", reason, &SIZE_FIELDS)
+    }
+
     /// The configuration after applying `preset`, if any.
     pub fn resolved(&self) -> Result<Self, CleftError> {
+        self.check_explicit()?;
         // DINOv2 checkpoints carry a 37×37 position grid (518 px); CLEFT feeds 224 px and resizes
         // it. ViT-B/16 is native at 224.
         let base = |hidden_size, heads, patch_size, registers| Self {
@@ -164,9 +196,44 @@ impl VitConfig {
 
 #[typetag::serde(name = "vit")]
 impl VisionEncoderConfig for VitConfig {
+    fn input(&self) -> Result<Option<ImageInput>, CleftError> {
+        self.check_explicit()?;
+        let (channels, image_size, origin) = match (&self.weights, &self.preset) {
+            (Some(dir), _) => {
+                let hf: load::HfDinov2Config = parse_hf_config(dir)?;
+                let origin = format!("vision.weights → {}/config.json ", dir.display());
+                (hf.num_channels, hf.image_size, origin)
+            }
+            (None, preset) => {
+                let resolved = self.resolved()?;
+                let origin = match preset {
+                    Some(preset) => format!("vision.preset = \"{preset}\" → "),
+                    None => "vision.".into(),
+                };
+                (
+                    resolved.num_channels,
+                    resolved.input_size.unwrap_or(resolved.image_size),
+                    origin,
+                )
+            }
+        };
+        let size = match self.input_size {
+            Some(size) => Keyed::new(size, "vision.input_size"),
+            None if self.preset.is_some() => Keyed::new(image_size, format!("{origin}input_size")),
+            None => Keyed::new(image_size, format!("{origin}image_size")),
+        };
+        Ok(Some(ImageInput {
+            channels: Keyed::new(channels, format!("{origin}num_channels")),
+            size: Some(size),
+        }))
+    }
+
     fn build(&self, device: &Device) -> Result<Component<dyn VisionEncoder>, CleftError> {
         let model = match &self.weights {
-            Some(dir) => load_dinov2(dir, self, device)?.0,
+            Some(dir) => {
+                self.check_explicit()?;
+                load_dinov2(dir, self, device)?.0
+            }
             None => {
                 let config = self.resolved()?;
                 let model = Dinov2Model::init(&config, device);

@@ -11,7 +11,6 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::{gelu, softmax};
 use cleft_core::{VisionEncoder, VisionOutput};
 
@@ -161,12 +160,13 @@ impl Layer {
     }
 }
 
+/// N(0, 0.02), initialised lazily (on first access) so that the caller decides the seed.
 fn normal_param<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
-    Param::from_tensor(Tensor::random(
-        shape,
-        Distribution::Normal(0.0, 0.02),
-        device,
-    ))
+    burn::nn::Initializer::Normal {
+        mean: 0.0,
+        std: 0.02,
+    }
+    .init(shape, device)
 }
 
 impl Dinov2Model {

@@ -154,11 +154,19 @@ pub fn check_golden<const D: usize>(stem: &str, name: &str, actual: Tensor<D>) {
 /// Holds a merged model's output to the unmerged one's: float32 rounding of the merged weights,
 /// with HF PEFT's own merged-vs-unmerged distance on the same adapter (`noise.json →
 /// merge.tiny_gpt2/<method>`) as the spread.
-pub fn check_merged<const D: usize>(what: &str, method: &str, merged: Tensor<D>, unmerged: Tensor<D>) {
+pub fn check_merged<const D: usize>(
+    what: &str,
+    method: &str,
+    merged: Tensor<D>,
+    unmerged: Tensor<D>,
+) {
     let key = format!("tiny_gpt2/{method}");
     let spread = cleft_testing::merge_noise(&key).unwrap_or_else(|e| panic!("{e}"));
     cleft_testing::Tolerance::f32_ops()
-        .with_spread(spread, &format!("noise.json merge.{key} (HF PEFT's own merge)"))
+        .with_spread(
+            spread,
+            &format!("noise.json merge.{key} (HF PEFT's own merge)"),
+        )
         .check(
             what,
             &cleft_testing::values(merged),
