@@ -4,15 +4,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use cleft_core::burn::module::Module;
-use cleft_core::burn::prelude::Device;
 use cleft_core::device::parse_device;
-use cleft_core::eval::{ZeroShotReport, zero_shot};
-use cleft_core::model::ClipModel;
 use cleft_core::registry::Split;
-use cleft_core::train::checkpoint::write_atomic;
-use cleft_core::train::{TrainOptions, train_contrastive};
+use cleft_core::store::write_atomic;
 use cleft_core::{ExperimentConfig, Registry};
+use cleft_train::eval::ZeroShotReport;
+use cleft_train::{Experiment, TrainOptions};
 
 /// The demo configuration, embedded so the demo needs no files.
 pub const DEMO_CONFIG: &str = include_str!("../../configs/tiny/cleft.toml");
@@ -30,45 +27,37 @@ pub fn run(registry: &Registry, device: &str, steps: Option<usize>, output: Path
         "cleft demo: training the tiny CLEFT configuration for {} steps on synthetic chest radiographs ({device:?})",
         config.train.steps
     );
-    let outcome = train_contrastive(
-        &config,
-        &device,
-        &TrainOptions {
-            progress: true,
-            ..Default::default()
-        },
-    )?;
-    let first = outcome.history.first().map(|m| m.loss).unwrap_or(f64::NAN);
-    let last = outcome.history.last().map(|m| m.loss).unwrap_or(f64::NAN);
+    let mut experiment = Experiment::build(&config, &device)?;
+    let (history, _) = experiment.train(&TrainOptions {
+        progress: true,
+        ..Default::default()
+    })?;
+    let first = history.first().map(|m| m.loss).unwrap_or(f64::NAN);
+    let last = history.last().map(|m| m.loss).unwrap_or(f64::NAN);
     eprintln!("training loss {first:.3} -> {last:.3}");
-    let report = evaluate(&config, &outcome.model, &device, Split::Test)?;
+    let (steps, batch) = (history.len() as f64, config.train.batch_size as f64);
+    let step_time: f64 = history.iter().map(|m| batch / m.samples_per_sec).sum();
+    let waited: f64 = history.iter().map(|m| m.data_wait_s).sum();
+    eprintln!(
+        "{:.1} steps/s; the trainer waited for data {:.2}% of the step time",
+        steps / step_time,
+        100.0 * waited / step_time
+    );
+    let report = evaluate(&experiment, Split::Test)?;
     print_report(&report);
     println!(
         "run directory: {}  ({:.0} s)",
-        outcome.run_dir.display(),
+        config.output.dir.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-/// Zero-shot evaluation of `model` on `split` of the config's data set; writes
-/// `zero_shot.json` into the run directory.
-pub fn evaluate(
-    config: &ExperimentConfig,
-    model: &ClipModel,
-    device: &Device,
-    split: Split,
-) -> Result<ZeroShotReport> {
-    let dataset = config.data.build(split)?;
-    let model = model.valid();
-    let report = zero_shot(
-        &model,
-        dataset.as_ref(),
-        &config.eval.prompt_template,
-        config.eval.batch_size,
-        device,
-    )?;
-    let path = config.output.dir.join("zero_shot.json");
+/// Zero-shot evaluation of the experiment's model on `split`; writes `zero_shot.json` into the
+/// run directory.
+pub fn evaluate(experiment: &Experiment, split: Split) -> Result<ZeroShotReport> {
+    let report = experiment.evaluate(split)?;
+    let path = experiment.config().output.dir.join("zero_shot.json");
     let json = serde_json::to_string_pretty(&report)?;
     write_atomic(&path, json.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(report)

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use cleft_core::device::{compiled_devices, default_device_name, open_device, parse_device};
 use cleft_core::registry::Split;
-use cleft_core::train::{TrainEnd, TrainOptions, train_contrastive, train_prompt};
 use cleft_core::{ExperimentConfig, Registry};
+use cleft_train::{Experiment, TrainEnd, TrainOptions, train_prompt};
 
 #[derive(Parser)]
 #[command(
@@ -203,13 +203,13 @@ fn train(
         (None, Some(run_dir)) => run_dir.join("config.toml"),
         (None, None) => unreachable!("clap requires --config or --resume"),
     };
-    let mut experiment = ExperimentConfig::load(&config_path, registry)?;
+    let mut config = ExperimentConfig::load(&config_path, registry)?;
     if let Some(run_dir) = &resume {
-        experiment.output.dir = run_dir.clone();
+        config.output.dir = run_dir.clone();
     } else if let Some(output) = output {
-        experiment.output.dir = output;
+        config.output.dir = output;
     }
-    let device = open_device(device, experiment.train.precision)?;
+    let device = open_device(device, config.train.precision)?;
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -227,13 +227,13 @@ fn train(
         interrupt: Some(interrupt),
     };
     if stage == Stage::Prompt {
-        let outcome = train_prompt(&experiment, &device, &options)
+        let outcome = train_prompt(&config, &device, &options)
             .with_context(|| format!("stage 2 of {}", config_path.display()))?;
         if let TrainEnd::Interrupted { checkpoint } = &outcome.end {
             eprintln!(
                 "stopped at {}; continue with `cleft train --stage prompt --resume {}`",
                 checkpoint.display(),
-                experiment.output.dir.display()
+                config.output.dir.display()
             );
             std::process::exit(130);
         }
@@ -246,19 +246,21 @@ fn train(
         );
         return Ok(());
     }
-    let outcome = train_contrastive(&experiment, &device, &options)
+    let mut experiment = Experiment::build(&config, &device)?;
+    let (_, end) = experiment
+        .train(&options)
         .with_context(|| format!("training {}", config_path.display()))?;
-    if let TrainEnd::Interrupted { checkpoint } = &outcome.end {
+    if let TrainEnd::Interrupted { checkpoint } = &end {
         eprintln!(
             "stopped at {}; continue with `cleft train --resume {}`",
             checkpoint.display(),
-            outcome.run_dir.display()
+            config.output.dir.display()
         );
         std::process::exit(130);
     }
-    let report = demo::evaluate(&experiment, &outcome.model, &device, Split::Test)?;
+    let report = demo::evaluate(&experiment, Split::Test)?;
     demo::print_report(&report);
-    eprintln!("run directory: {}", outcome.run_dir.display());
+    eprintln!("run directory: {}", config.output.dir.display());
     Ok(())
 }
 

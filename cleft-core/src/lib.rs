@@ -8,7 +8,8 @@
 //!   [`Component`]s (see [`bridge`]).
 //! - The [`registry`] of components and the TOML [`config`] that selects them by name, with
 //!   the cross-component [`contract`]s checked before anything is built.
-//! - The composed [`model::ClipModel`], stage-1 [`train`]ing and zero-shot [`eval`]uation.
+//! - The composed [`model::ClipModel`] (tensors in, tensors out) and weight files ([`store`]);
+//!   training, checkpoints and evaluation live in the `cleft-train` crate.
 //! - Explicit [`device`] selection among the backends compiled in (`flex`, `tch`, `cuda`).
 
 pub mod bridge;
@@ -17,7 +18,6 @@ pub mod contract;
 pub mod data;
 pub mod device;
 pub mod error;
-pub mod eval;
 pub mod model;
 pub mod objective;
 pub mod params;
@@ -25,8 +25,8 @@ pub mod peft;
 pub mod prompt;
 pub mod random;
 pub mod registry;
+pub mod store;
 pub mod text;
-pub mod train;
 pub mod vision;
 pub mod weights;
 

@@ -50,10 +50,21 @@ impl ClipModel {
 
     /// Builds every component from `config` on `device` (PEFT applied to the text encoder).
     pub fn build(config: &ExperimentConfig, device: &Device) -> Result<Self> {
+        let adapter = config.peft.as_ref().map(|peft| peft.build()).transpose()?;
+        Self::build_with_adapter(config, adapter.as_deref(), device)
+    }
+
+    /// Builds every component from `config` on `device`, tuning the text encoder with `adapter`
+    /// (already built, e.g. kept by an experiment for export) instead of building it again.
+    pub fn build_with_adapter(
+        config: &ExperimentConfig,
+        adapter: Option<&dyn crate::peft::PeftAdapter>,
+        device: &Device,
+    ) -> Result<Self> {
         let vision = config.vision.build(device)?;
         let mut text = config.text.build(device)?;
-        if let Some(peft) = &config.peft {
-            text = peft.build()?.apply(text)?;
+        if let Some(adapter) = adapter {
+            text = adapter.apply(text)?;
         }
         let projection = |d_in| {
             LinearConfig::new(d_in, config.projection.dim)

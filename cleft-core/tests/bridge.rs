@@ -165,14 +165,14 @@ fn save_then_load_round_trips_bit_exactly_by_path() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("composed.safetensors");
     let original = composed(&device);
-    cleft_core::train::checkpoint::save_safetensors(&original, &file).unwrap();
+    cleft_core::store::save_safetensors(&original, &file).unwrap();
     let mut restored = composed(&device);
     assert_ne!(
         snapshot(&original),
         snapshot(&restored),
         "fresh init differs"
     );
-    cleft_core::train::checkpoint::load_safetensors(&mut restored, &file).unwrap();
+    cleft_core::store::load_safetensors(&mut restored, &file).unwrap();
     assert_eq!(snapshot(&original), snapshot(&restored));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -187,14 +187,14 @@ fn loading_a_checkpoint_with_a_missing_tensor_names_it() {
     let dir = std::env::temp_dir().join(format!("cleft-bridge-missing-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("head.safetensors");
-    cleft_core::train::checkpoint::save_safetensors(
+    cleft_core::store::save_safetensors(
         &HeadOnly {
             head: LinearConfig::new(3, 2).init(&device),
         },
         &file,
     )
     .unwrap();
-    let message = cleft_core::train::checkpoint::load_safetensors(&mut composed(&device), &file)
+    let message = cleft_core::store::load_safetensors(&mut composed(&device), &file)
         .unwrap_err()
         .to_string();
     assert!(message.contains("vision.patch.weight"), "{message}");

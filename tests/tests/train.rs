@@ -3,8 +3,8 @@
 use cleft_core::burn::module::{Module, ModuleVisitor, Param};
 use cleft_core::burn::prelude::*;
 use cleft_core::model::ClipModel;
-use cleft_core::train::{TrainOptions, train_contrastive};
 use cleft_tests::fast_config;
+use cleft_train::{TrainOptions, train_contrastive};
 
 #[derive(Default)]
 struct Params {
@@ -161,8 +161,7 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
     config.prompt_train.lr = 0.1;
     config.prompt_train.checkpoint_every = 6;
     let outcome =
-        cleft_core::train::train_prompt(&config, &Device::flex(), &TrainOptions::default())
-            .unwrap();
+        cleft_train::train_prompt(&config, &Device::flex(), &TrainOptions::default()).unwrap();
     assert_eq!(outcome.history.len(), 12);
 
     // The learned context lowers the stage-2 loss on a fixed set of single-finding images.
@@ -179,14 +178,14 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
         .map(|n| n.to_lowercase())
         .collect();
     let trained = outcome.model.valid();
-    let before = cleft_core::train::PromptModel {
-        prompt: cleft_core::train::initial_prompt(&config, &trained.clip, &device).unwrap(),
+    let before = cleft_train::PromptModel {
+        prompt: cleft_train::initial_prompt(&config, &trained.clip, &device).unwrap(),
         clip: trained.clip.clone(),
     };
     let recipe = config.prompt_train.recipe;
-    let loss = |model: &cleft_core::train::PromptModel| {
+    let loss = |model: &cleft_train::PromptModel| {
         let text = &model.clip.text;
-        let batch = cleft_core::train::loader::read_batch(
+        let batch = cleft_train::loader::read_batch(
             data.as_ref(),
             &single,
             text.tokenizer().as_ref(),
@@ -195,7 +194,7 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
         .unwrap()
         .to_device(&device);
         let class_tokens = model.class_tokens(&names, &device).unwrap();
-        cleft_core::train::prompt_loss(model, batch, recipe, &class_tokens).into_scalar::<f64>()
+        cleft_train::prompt_loss(model, batch, recipe, &class_tokens).into_scalar::<f64>()
     };
     let (initial, learned) = (loss(&before), loss(&trained));
     assert!(
@@ -230,16 +229,14 @@ fn stage_two_recipes_train_exactly_their_parameters() {
     let mut config = fast_config(&dir, 10);
     train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
     let mut stage1 = ClipModel::build_seeded(&config, &Device::flex(), 0).unwrap();
-    cleft_core::train::checkpoint::load_safetensors(&mut stage1, &dir.join("model.safetensors"))
-        .unwrap();
+    cleft_train::checkpoint::load_safetensors(&mut stage1, &dir.join("model.safetensors")).unwrap();
     let stage1 = params(&stage1);
     config.prompt_train.steps = 4;
     config.prompt_train.batch_size = 16;
     for recipe in [PromptRecipe::Paper, PromptRecipe::Released] {
         config.prompt_train.recipe = recipe;
         let outcome =
-            cleft_core::train::train_prompt(&config, &Device::flex(), &TrainOptions::default())
-                .unwrap();
+            cleft_train::train_prompt(&config, &Device::flex(), &TrainOptions::default()).unwrap();
         let after = params(&outcome.model.clip);
         for ((path, old), (_, new)) in stage1.iter().zip(&after) {
             let image_side = ["vision.", "vision_projection.", "objective."]
@@ -296,4 +293,31 @@ fn two_trainings_on_two_threads_give_exactly_their_solo_losses() {
         (a.join().unwrap(), b.join().unwrap())
     });
     assert_eq!(together, solo);
+}
+
+/// One experiment serves stage 1, stage 2 and export: stage 2 continues from the trained model
+/// in memory (no rebuild, no reload), and the adapter that tuned the text encoder is the one
+/// that exports it.
+#[test]
+fn one_experiment_trains_both_stages_and_exports_without_rebuilding() {
+    let dir = std::env::temp_dir().join(format!("cleft-experiment-{}", std::process::id()));
+    let mut config = fast_config(&dir, 8);
+    config.prompt_train.steps = 3;
+    config.prompt_train.batch_size = 16;
+    let mut experiment = cleft_train::Experiment::build(&config, &Device::flex()).unwrap();
+    assert_eq!(experiment.adapter().unwrap().method(), "lora");
+    experiment.train(&TrainOptions::default()).unwrap();
+    let trained = params(experiment.model());
+    // Stage 2 without model.safetensors on disk: it can only have used the model in memory.
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let outcome = experiment.train_prompt(&TrainOptions::default()).unwrap();
+    assert_eq!(outcome.history.len(), 3);
+    assert!(
+        params(&outcome.model.clip) == trained,
+        "the paper recipe keeps the stage-1 model as trained"
+    );
+    let export = dir.join("exported");
+    experiment.export_adapter(&export).unwrap();
+    assert!(export.join("adapter_model.safetensors").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

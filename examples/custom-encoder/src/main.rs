@@ -7,9 +7,9 @@ use anyhow::Result;
 use cleft_core::ExperimentConfig;
 use cleft_core::burn::module::Module;
 use cleft_core::device::parse_device;
-use cleft_core::eval::zero_shot;
 use cleft_core::registry::Split;
-use cleft_core::train::{TrainOptions, train_contrastive};
+use cleft_train::eval::zero_shot;
+use cleft_train::{TrainOptions, train_contrastive};
 
 const TINY: &str = include_str!("../../../configs/tiny/cleft.toml");
 

@@ -8,7 +8,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use cleft_core::peft::AdapterLoadReport;
-use cleft_core::train::checkpoint::write_atomic;
+use cleft_core::store::write_atomic;
 use cleft_core::{CleftError, Component, TextEncoder};
 use safetensors::{Dtype, SafeTensors};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CleftError, Result};
+use cleft_core::error::{CleftError, Result};
 
 /// One training step's metrics (a line of `metrics.jsonl` and a row of `metrics.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::error::{CleftError, Result};
-use crate::train::metrics::StepMetrics;
+use crate::metrics::StepMetrics;
+use cleft_core::error::{CleftError, Result};
 
 const FONT: &str = "sans-serif";
 

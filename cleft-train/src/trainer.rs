@@ -10,21 +10,21 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOpti
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::{ExperimentConfig, TrainConfig};
-use crate::data::ImageTextDataset;
-use crate::error::{CleftError, Result};
-use crate::model::ClipModel;
-use crate::peft::PeftAdapter;
-use crate::registry::Split;
-use crate::train::checkpoint::{
+use crate::checkpoint::{
     list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic,
 };
-use crate::train::loader::{Loader, LoaderOptions};
-use crate::train::lock::RunLock;
-use crate::train::metrics::{MetricsLog, StepMetrics};
-use crate::train::plots::plot_history;
-use crate::train::schedule::learning_rate;
-use crate::train::state::TrainState;
+use crate::experiment::Experiment;
+use crate::loader::{Loader, LoaderOptions};
+use crate::lock::RunLock;
+use crate::metrics::{MetricsLog, StepMetrics};
+use crate::plots::plot_history;
+use crate::schedule::learning_rate;
+use crate::state::TrainState;
+use cleft_core::config::{ExperimentConfig, TrainConfig};
+use cleft_core::data::ImageTextDataset;
+use cleft_core::error::{CleftError, Result};
+use cleft_core::model::ClipModel;
+use cleft_core::registry::Split;
 
 /// How a training run starts, reports progress and can be stopped.
 #[derive(Debug, Clone, Default)]
@@ -160,13 +160,14 @@ pub fn gradient_norm<M: Module>(model: &M, grads: &GradientsParams, device: &Dev
         .sqrt()
 }
 
-/// Trains `config` on `device` (stage 1).
+/// Trains `config` on `device` (stage 1): builds an [`Experiment`] and trains it.
 ///
 /// Writes into the run directory: the resolved `config.toml`, per-step `metrics.jsonl` and
 /// `metrics.csv`, resumable checkpoints every `train.checkpoint_every` steps and at the end
 /// (`checkpoints/step-N/`, newest `train.keep_checkpoints` kept), the final `model.safetensors`,
-/// the PEFT adapter alone in HF PEFT layout (`adapter/`), and `loss.png` / `lr.png`. With [`TrainOptions::resume`] the run continues from its newest
-/// checkpoint and produces exactly the losses an uninterrupted run would (on the CPU).
+/// the PEFT adapter alone in HF PEFT layout (`adapter/`), and `loss.png` / `lr.png`. With
+/// [`TrainOptions::resume`] the run continues from its newest checkpoint and produces exactly the
+/// losses an uninterrupted run would (on the same machine and build).
 ///
 /// A non-finite loss or gradient norm stops training with an error naming the step; checkpoints
 /// already written stay valid.
@@ -175,24 +176,31 @@ pub fn train_contrastive(
     device: &Device,
     options: &TrainOptions,
 ) -> Result<TrainOutcome> {
+    let mut experiment = Experiment::build(config, device)?;
+    let (history, end) = experiment.train(options)?;
+    Ok(TrainOutcome {
+        model: experiment.into_model(),
+        history,
+        run_dir: config.output.dir.clone(),
+        end,
+    })
+}
+
+/// Stage 1 on an experiment's model, in place.
+pub(crate) fn train_stage1(
+    experiment: &mut Experiment,
+    options: &TrainOptions,
+) -> Result<(Vec<StepMetrics>, TrainEnd)> {
+    let config = experiment.config();
     let train = &config.train;
     validate(train)?;
-    if crate::device::precision_of(device) != Some(train.precision) {
-        return Err(CleftError::Device(format!(
-            "train.precision = {:?} but the device computes in {:?}; open it with \
-             cleft_core::device::open_device(name, precision)",
-            train.precision,
-            device.settings().float_dtype
-        )));
-    }
     let run_dir = config.output.dir.clone();
     let _lock = RunLock::acquire(&run_dir)?;
     if !options.resume {
         write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
     }
-
-    let device = device.clone().autodiff();
-    let mut model = ClipModel::build_seeded(config, &device, train.seed)?;
+    let device = experiment.device().clone();
+    let mut model = experiment.model().clone();
     let resume_from = if options.resume {
         list_checkpoints(&run_dir)?.pop().map(|(_, dir)| dir)
     } else {
@@ -258,17 +266,13 @@ pub fn train_contrastive(
                 save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
             progress
                 .abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
-            return Ok(TrainOutcome {
-                model,
-                history,
-                run_dir,
-                end: TrainEnd::Interrupted { checkpoint },
-            });
+            experiment.set_model(model);
+            return Ok((history, TrainEnd::Interrupted { checkpoint }));
         }
         let started = Instant::now();
         let step = state.step;
         let lr = learning_rate(train, step);
-        crate::peft::set_dropout_seeds(&mut model.text, train.seed, step);
+        cleft_core::peft::set_dropout_seeds(&mut model.text, train.seed, step);
         let micro = accumulate_gradients(&model, &mut loader, &mut state, config, &device)?;
         let mut grads = micro.grads;
         let grad_squares = gradient_squares(&model, &grads, &device);
@@ -316,31 +320,12 @@ pub fn train_contrastive(
     }
     progress.finish();
     save_safetensors(&model, &run_dir.join("model.safetensors"))?;
-    if let Some(peft) = &config.peft {
-        export_adapter(peft.build()?.as_ref(), &model, &run_dir)?;
+    experiment.set_model(model);
+    if experiment.adapter().is_some() {
+        experiment.export_adapter(&run_dir.join("adapter"))?;
     }
     plot_history(&history, &run_dir)?;
-    Ok(TrainOutcome {
-        model,
-        history,
-        run_dir,
-        end: TrainEnd::Completed,
-    })
-}
-
-/// Writes the text encoder's adapter alone, in HF PEFT layout, to `RUN_DIR/adapter/` (via a temp
-/// directory renamed when complete).
-fn export_adapter(adapter: &dyn PeftAdapter, model: &ClipModel, run_dir: &Path) -> Result<()> {
-    let temp = run_dir.join(".adapter.tmp");
-    let target = run_dir.join("adapter");
-    for dir in [&temp, &target] {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| CleftError::io(dir, e))?;
-        }
-    }
-    std::fs::create_dir_all(&temp).map_err(|e| CleftError::io(&temp, e))?;
-    adapter.save(&model.text, &temp)?;
-    std::fs::rename(&temp, &target).map_err(|e| CleftError::io(&target, e))
+    Ok((history, TrainEnd::Completed))
 }
 
 fn validate(train: &TrainConfig) -> Result<()> {

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{CleftError, Result};
+use cleft_core::error::{CleftError, Result};
 
 /// Exclusive use of a run directory, held until dropped.
 #[derive(Debug)]

@@ -19,26 +19,25 @@ use burn::prelude::*;
 use burn::tensor::Int;
 use burn::tensor::activation::log_softmax;
 
-use crate::bridge::Component;
-use crate::config::{ExperimentConfig, PromptRecipe};
-use crate::data::{ImageTextDataset, ImageTextSample};
-use crate::error::{CleftError, Result};
+use crate::checkpoint::{list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors};
 use crate::eval::{ZeroShotReport, zero_shot_with};
-use crate::model::{ClipModel, l2_normalize};
-use crate::objective::PairLabels;
-use crate::prompt::PromptLearner;
-use crate::registry::Split;
-use crate::train::checkpoint::{
-    list_checkpoints, load_checkpoint, load_safetensors, save_checkpoint, save_safetensors,
-};
-use crate::train::loader::{DeviceBatch, Loader, LoaderOptions};
-use crate::train::metrics::{MetricsLog, StepMetrics};
-use crate::train::plots::plot_history;
-use crate::train::schedule::learning_rate;
-use crate::train::state::TrainState;
-use crate::train::trainer::{
+use crate::experiment::Experiment;
+use crate::loader::{DeviceBatch, Loader, LoaderOptions};
+use crate::metrics::{MetricsLog, StepMetrics};
+use crate::plots::plot_history;
+use crate::schedule::learning_rate;
+use crate::state::TrainState;
+use crate::trainer::{
     PendingStep, PendingSteps, TrainEnd, TrainOptions, gradient_squares, progress_bar,
 };
+use cleft_core::bridge::Component;
+use cleft_core::config::{ExperimentConfig, PromptRecipe};
+use cleft_core::data::{ImageTextDataset, ImageTextSample};
+use cleft_core::error::{CleftError, Result};
+use cleft_core::model::{ClipModel, l2_normalize};
+use cleft_core::objective::PairLabels;
+use cleft_core::prompt::PromptLearner;
+use cleft_core::registry::Split;
 
 /// A stage-1 model plus the prompt learner being trained.
 #[derive(Module, Debug)]
@@ -188,7 +187,7 @@ pub struct PromptOutcome {
     pub end: TrainEnd,
 }
 
-fn sgd(settings: &crate::config::PromptTrainConfig) -> ModuleOptimizer {
+fn sgd(settings: &cleft_core::config::PromptTrainConfig) -> ModuleOptimizer {
     SgdConfig::new()
         .with_momentum(Some(MomentumConfig {
             momentum: settings.momentum,
@@ -202,7 +201,8 @@ fn sgd(settings: &crate::config::PromptTrainConfig) -> ModuleOptimizer {
 }
 
 /// Trains the `[prompt]` learner on the stage-1 model saved in the run directory
-/// (`model.safetensors`), by the `[prompt_train]` recipe. Writes `prompt/` into the run
+/// (`model.safetensors`), by the `[prompt_train]` recipe: builds an [`Experiment`], loads the
+/// stage-1 weights into it and runs [`Experiment::train_prompt`]. Writes `prompt/` into the run
 /// directory: checkpoints, metrics, plots, `prompt.safetensors` (the learned context) and
 /// `zero_shot.json` (evaluated with the learned prompts). With [`TrainOptions::resume`] it
 /// continues from the newest `prompt/checkpoints/` entry.
@@ -211,25 +211,30 @@ pub fn train_prompt(
     device: &Device,
     options: &TrainOptions,
 ) -> Result<PromptOutcome> {
-    let settings = &config.prompt_train;
-    // Fail before loading anything when there is no prompt learner to train.
+    // Fail before building anything when there is no prompt learner to train.
     config.prompt.as_ref().ok_or_else(|| {
         CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
     })?;
-    let stage1 = config.output.dir.join("model.safetensors");
-    if !stage1.is_file() {
-        return Err(CleftError::Training(format!(
-            "{}: no stage-1 model; run `cleft train --config …` (stage contrastive) first",
-            stage1.display()
-        )));
-    }
-    let _lock = crate::train::lock::RunLock::acquire(&config.output.dir)?;
+    let mut experiment = Experiment::build(config, device)?;
+    experiment.load_stage1()?;
+    experiment.train_prompt(options)
+}
+
+/// Stage 2 on `clip` (a stage-1 model on the autodiff `device`), without rebuilding it.
+pub(crate) fn train_prompt_on(
+    clip: ClipModel,
+    config: &ExperimentConfig,
+    device: &Device,
+    options: &TrainOptions,
+) -> Result<PromptOutcome> {
+    let settings = &config.prompt_train;
+    config.prompt.as_ref().ok_or_else(|| {
+        CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
+    })?;
+    let _lock = crate::lock::RunLock::acquire(&config.output.dir)?;
     let run_dir = config.output.dir.join("prompt");
     std::fs::create_dir_all(&run_dir).map_err(|e| CleftError::io(&run_dir, e))?;
-
-    let device = device.clone().autodiff();
-    let mut clip = ClipModel::build_seeded(config, &device, config.train.seed)?;
-    load_safetensors(&mut clip, &stage1)?;
+    let device = device.clone();
     let prompt = initial_prompt(config, &clip, &device)?;
     let trainable = match settings.recipe {
         PromptRecipe::Paper => r"^prompt\..*",
@@ -394,7 +399,7 @@ pub fn train_prompt(
         &inner,
     )?;
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
-    crate::train::checkpoint::write_atomic(&run_dir.join("zero_shot.json"), json.as_bytes())?;
+    crate::checkpoint::write_atomic(&run_dir.join("zero_shot.json"), json.as_bytes())?;
     Ok(PromptOutcome {
         model,
         history,
@@ -416,9 +421,9 @@ pub fn initial_prompt(
         CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
     })?;
     let prompt = prompt_config.build(&clip.text, device)?;
-    crate::random::initialize_seeded(
+    cleft_core::random::initialize_seeded(
         &prompt,
-        crate::random::derive_seed(config.train.seed, "prompt"),
+        cleft_core::random::derive_seed(config.train.seed, "prompt"),
     );
     Ok(prompt)
 }

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 
-use crate::data::ImageTextDataset;
-use crate::error::{CleftError, Result};
-use crate::text::{TextTokenizer, TokenBatch};
-use crate::train::state::{BatchOrder, TrainState};
+use crate::state::{BatchOrder, TrainState};
+use cleft_core::data::ImageTextDataset;
+use cleft_core::error::{CleftError, Result};
+use cleft_core::text::{TextTokenizer, TokenBatch};
 
 /// One training batch on the host, ready to become tensors.
 #[derive(Debug, Clone)]
@@ -331,7 +331,7 @@ fn collate_host(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::ImageTextSample;
+    use cleft_core::data::ImageTextSample;
 
     /// Sample `i`: a 1×2×2 image holding `i` and the training seed's low bits, caption `"w{i}"`.
     #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! The learning-rate schedule of the reference code: linear warm-up, then cosine decay.
 
-use crate::config::{PromptTrainConfig, TrainConfig};
+use cleft_core::config::{PromptTrainConfig, TrainConfig};
 
 /// The warm-up + cosine schedule's parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -3,9 +3,9 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::data::{ImageTextDataset, collate};
-use crate::error::{CleftError, Result};
-use crate::model::ClipModel;
+use cleft_core::data::{ImageTextDataset, collate};
+use cleft_core::error::{CleftError, Result};
+use cleft_core::model::ClipModel;
 
 /// Zero-shot results in the spirit of CLIP_benchmark's JSON.
 #[derive(Debug, Clone, Serialize)]
