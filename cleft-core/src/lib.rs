@@ -12,6 +12,7 @@
 //!   training, checkpoints and evaluation live in the `cleft-train` crate.
 //! - Explicit [`device`] selection among the backends compiled in (`flex`, `tch`, `cuda`).
 
+pub mod attention;
 pub mod bridge;
 pub mod config;
 pub mod contract;

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::{Bool, Int};
+use cleft_core::attention::{attention, merge_heads, split_heads};
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{TextEncoder, TextTokenizer};
 
@@ -92,19 +93,13 @@ impl BertLayer {
     /// # Shapes
     /// - `x`: `[B, L, H]`; `masked`: `[B, 1, 1, L]` (true = padded key); output `[B, L, H]`.
     pub fn forward(&self, x: Tensor<3>, masked: Tensor<4, Bool>, heads: usize) -> Tensor<3> {
-        let [batch, len, hidden] = x.dims();
-        let head_dim = hidden / heads;
-        let split = |t: Tensor<3>| t.reshape([batch, len, heads, head_dim]).swap_dims(1, 2);
+        let head_dim = x.dims()[2] / heads;
         let attn = &self.attention.self_;
-        let q = split(attn.query.forward(x.clone()));
-        let k = split(attn.key.forward(x.clone()));
-        let v = split(attn.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
-        let scores = scores.mask_fill(masked.expand([batch, heads, len, len]), f32::MIN);
-        let context = softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, len, hidden]);
+        let q = split_heads(attn.query.forward(x.clone()), heads);
+        let k = split_heads(attn.key.forward(x.clone()), heads);
+        let v = split_heads(attn.value.forward(x.clone()), heads);
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let context = merge_heads(attention(q, k, v, Some(masked), scale));
         let attended = self.attention.output.forward(context, x);
         let inner = gelu(self.intermediate.dense.forward(attended.clone()));
         self.output.forward(inner, attended)

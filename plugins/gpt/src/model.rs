@@ -19,8 +19,9 @@ use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu_approximate, softmax};
+use burn::tensor::activation::gelu_approximate;
 use burn::tensor::{Bool, Int};
+use cleft_core::attention::{attention, merge_heads, split_heads};
 use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
@@ -51,26 +52,17 @@ impl Gpt2Attention {
         masked: Tensor<4, Bool>,
         prefix: Option<&(Tensor<4>, Tensor<4>)>,
     ) -> Tensor<3> {
-        let [batch, len, embed] = x.dims();
+        let [batch, _, embed] = x.dims();
         let head_dim = embed / self.heads;
-        let split = |t: Tensor<3>| {
-            t.reshape([batch, len, self.heads, head_dim])
-                .swap_dims(1, 2)
-        };
         let qkv = self.c_attn.forward(x).chunk(3, 2);
-        let [q, mut k, mut v] = [0, 1, 2].map(|i| split(qkv[i].clone()));
+        let [q, mut k, mut v] = [0, 1, 2].map(|i| split_heads(qkv[i].clone(), self.heads));
         if let Some((prefix_k, prefix_v)) = prefix {
             let [_, heads, n, dim] = prefix_k.dims();
             k = Tensor::cat(vec![prefix_k.clone().expand([batch, heads, n, dim]), k], 2);
             v = Tensor::cat(vec![prefix_v.clone().expand([batch, heads, n, dim]), v], 2);
         }
         let scale = 1.0 / ((head_dim as f64).sqrt() * self.score_divisor);
-        let scores = q.matmul(k.swap_dims(2, 3)) * scale;
-        let weights = softmax(scores.mask_fill(masked, f32::MIN), 3);
-        let context = weights
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, len, embed]);
+        let context = merge_heads(attention(q, k, v, Some(masked), scale));
         self.c_proj.forward(context)
     }
 }

@@ -22,8 +22,9 @@ use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::{Bool, Int, TensorData};
+use cleft_core::attention::{attention, merge_heads};
 use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
@@ -144,13 +145,8 @@ impl LlamaAttention {
                 .reshape([batch, heads, total, hd])
         };
         let (k, v) = (repeat(k), repeat(v));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt();
-        let weights = softmax(scores.mask_fill(masked, f32::MIN), 3);
-        let context = weights
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, len, heads * hd]);
-        self.o_proj.forward(context)
+        let context = attention(q, k, v, Some(masked), 1.0 / (hd as f64).sqrt());
+        self.o_proj.forward(merge_heads(context))
     }
 }
 

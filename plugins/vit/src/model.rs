@@ -11,7 +11,8 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
+use cleft_core::attention::{attention, merge_heads, split_heads};
 use cleft_core::{VisionEncoder, VisionOutput};
 
 use crate::interpolate::{PosEmbedInterpolation, resize_grid};
@@ -131,19 +132,13 @@ pub struct Dinov2Model {
 
 impl Layer {
     fn attention(&self, x: Tensor<3>, heads: usize) -> Tensor<3> {
-        let [batch, len, dim] = x.dims();
-        let head_dim = dim / heads;
-        let split = |t: Tensor<3>| t.reshape([batch, len, heads, head_dim]).swap_dims(1, 2);
+        let head_dim = x.dims()[2] / heads;
         let attn = &self.attention.attention;
-        let q = split(attn.query.forward(x.clone()));
-        let k = split(attn.key.forward(x.clone()));
-        let v = split(attn.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
-        let context = softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, len, dim]);
-        self.attention.output.dense.forward(context)
+        let q = split_heads(attn.query.forward(x.clone()), heads);
+        let k = split_heads(attn.key.forward(x.clone()), heads);
+        let v = split_heads(attn.value.forward(x), heads);
+        let context = attention(q, k, v, None, 1.0 / (head_dim as f64).sqrt());
+        self.attention.output.dense.forward(merge_heads(context))
     }
 
     /// # Shapes
