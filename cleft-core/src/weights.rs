@@ -2,8 +2,8 @@
 //!
 //! - [`TensorSource`]: named host tensors (`f32`, PyTorch layout). [`SafetensorsCheckpoint`]
 //!   reads a HF directory (`model.safetensors`, or a sharded `model.safetensors.index.json`) or a
-//!   single `.safetensors` file with the `safetensors` crate; other formats (GGUF) implement the
-//!   trait in their plugin.
+//!   single `.safetensors` file through burn-store (memory-mapped, each tensor read when asked
+//!   for); other formats (GGUF) implement the trait in their plugin.
 //! - [`load_weights`] walks a module with burn's `ModuleMapper`, derives each parameter's
 //!   checkpoint key from its path (burn `LayerNorm`/`RmsNorm` `gamma`/`beta` → HF
 //!   `weight`/`bias`, optional segment renames), transposes HF `Linear` weights (`[out, in]`) into
@@ -17,8 +17,11 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{ModuleStore, SafetensorsStore};
+use burn::tensor::DType;
 use burn::tensor::TensorData;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 
 use crate::error::{CleftError, Result};
 
@@ -65,19 +68,14 @@ pub trait TensorSource {
     fn read(&self, name: &str) -> Result<HostTensor>;
 }
 
-struct StoredTensor {
-    file: usize,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    /// Byte range inside the file.
-    range: (usize, usize),
-}
-
 /// A safetensors checkpoint: one file, a HF model directory, or a sharded directory.
+///
+/// Read through burn-store's [`SafetensorsStore`]: each file is memory-mapped and a tensor's
+/// bytes are only read when [`TensorSource::read`] asks for it, so opening a multi-gigabyte
+/// checkpoint costs its header, and loading it never holds a second copy of the file.
 pub struct SafetensorsCheckpoint {
     origin: PathBuf,
-    files: Vec<Vec<u8>>,
-    tensors: BTreeMap<String, StoredTensor>,
+    tensors: BTreeMap<String, PackTensor>,
 }
 
 impl std::fmt::Debug for SafetensorsCheckpoint {
@@ -118,7 +116,6 @@ impl SafetensorsCheckpoint {
         };
         let mut checkpoint = Self {
             origin: path.to_path_buf(),
-            files: Vec::new(),
             tensors: BTreeMap::new(),
         };
         for file in files {
@@ -128,59 +125,84 @@ impl SafetensorsCheckpoint {
     }
 
     fn add_file(&mut self, file: &Path) -> Result<()> {
-        let bytes = std::fs::read(file).map_err(|e| CleftError::io(file, e))?;
-        let (header_len, metadata) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| checkpoint_error(file, format!("not a safetensors file: {e}")))?;
-        let start = 8 + header_len;
-        let index = self.files.len();
-        for (name, info) in metadata.tensors() {
-            let (begin, end) = info.data_offsets;
-            let stored = StoredTensor {
-                file: index,
-                dtype: info.dtype,
-                shape: info.shape.clone(),
-                range: (start + begin, start + end),
-            };
-            if self.tensors.insert(name.clone(), stored).is_some() {
+        if !file.is_file() {
+            return Err(CleftError::io(
+                file,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        let mut store = SafetensorsStore::from_file(file);
+        let tensors = store
+            .get_all_tensors()
+            .map_err(|e| checkpoint_error(file, format!("not a readable safetensors file: {e}")))?;
+        for (name, tensor) in tensors {
+            if self.tensors.insert(name.clone(), tensor.clone()).is_some() {
                 return Err(checkpoint_error(
                     file,
                     format!("tensor {name} appears in two shards"),
                 ));
             }
         }
-        self.files.push(bytes);
         Ok(())
     }
 
     /// The dtype of tensor `name`.
     pub fn dtype(&self, name: &str) -> Option<Dtype> {
-        self.tensors.get(name).map(|t| t.dtype)
+        self.tensors.get(name).and_then(|t| match t.dtype {
+            DType::F64 => Some(Dtype::F64),
+            DType::F32 => Some(Dtype::F32),
+            DType::F16 => Some(Dtype::F16),
+            DType::BF16 => Some(Dtype::BF16),
+            DType::I64 => Some(Dtype::I64),
+            DType::I32 => Some(Dtype::I32),
+            DType::I16 => Some(Dtype::I16),
+            DType::I8 => Some(Dtype::I8),
+            DType::U64 => Some(Dtype::U64),
+            DType::U32 => Some(Dtype::U32),
+            DType::U16 => Some(Dtype::U16),
+            DType::U8 => Some(Dtype::U8),
+            DType::Bool(_) => Some(Dtype::BOOL),
+            _ => None,
+        })
     }
 
-    fn stored(&self, name: &str) -> Result<(&StoredTensor, &[u8])> {
-        let stored = self
+    /// The stored tensor and its bytes (read from the mapping now).
+    fn stored(&self, name: &str) -> Result<(&PackTensor, burn::tensor::Bytes)> {
+        let tensor = self
             .tensors
             .get(name)
             .ok_or_else(|| checkpoint_error(&self.origin, format!("no tensor named {name}")))?;
-        Ok((
-            stored,
-            &self.files[stored.file][stored.range.0..stored.range.1],
-        ))
+        let bytes = tensor
+            .to_bytes()
+            .map_err(|e| checkpoint_error(&self.origin, format!("{name}: cannot read: {e}")))?;
+        let expected = tensor.shape.num_elements() * tensor.dtype.size();
+        if bytes.len() != expected {
+            return Err(checkpoint_error(
+                &self.origin,
+                format!(
+                    "{name}: {} bytes stored for a {:?} {:?} tensor, expected {expected}",
+                    bytes.len(),
+                    tensor.dtype,
+                    tensor.shape.to_vec()
+                ),
+            ));
+        }
+        Ok((tensor, bytes))
     }
 
     /// Tensor `name` as `i64` (integer dtypes only), with its shape.
     pub fn read_i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
         let (stored, bytes) = self.stored(name)?;
         let values = match stored.dtype {
-            Dtype::I64 => bytes
+            DType::I64 => bytes
                 .chunks_exact(8)
                 .map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default()))
                 .collect(),
-            Dtype::I32 => bytes
+            DType::I32 => bytes
                 .chunks_exact(4)
                 .map(|b| i64::from(i32::from_le_bytes(b.try_into().unwrap_or_default())))
                 .collect(),
-            Dtype::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
+            DType::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
             other => {
                 return Err(checkpoint_error(
                     &self.origin,
@@ -188,7 +210,7 @@ impl SafetensorsCheckpoint {
                 ));
             }
         };
-        Ok((stored.shape.clone(), values))
+        Ok((stored.shape.to_vec(), values))
     }
 }
 
@@ -215,29 +237,29 @@ impl TensorSource for SafetensorsCheckpoint {
     }
 
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.tensors.get(name).map(|t| t.shape.clone())
+        self.tensors.get(name).map(|t| t.shape.to_vec())
     }
 
     fn read(&self, name: &str) -> Result<HostTensor> {
         let (stored, bytes) = self.stored(name)?;
         let data: Vec<f32> = match stored.dtype {
-            Dtype::F32 => bytes
+            DType::F32 => bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
-            Dtype::F16 => bytes
+            DType::F16 => bytes
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
-            Dtype::BF16 => bytes
+            DType::BF16 => bytes
                 .chunks_exact(2)
                 .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
-            Dtype::F64 => bytes
+            DType::F64 => bytes
                 .chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()) as f32)
                 .collect(),
-            Dtype::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
+            DType::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
             other => {
                 return Err(checkpoint_error(
                     &self.origin,
@@ -246,7 +268,7 @@ impl TensorSource for SafetensorsCheckpoint {
             }
         };
         Ok(HostTensor {
-            shape: stored.shape.clone(),
+            shape: stored.shape.to_vec(),
             data,
         })
     }
@@ -501,9 +523,9 @@ pub fn summarize_safetensors(path: &Path) -> Result<CheckpointSummary> {
         summary.tensors += 1;
         if matches!(
             stored.dtype,
-            Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64
         ) {
-            summary.parameters += stored.shape.iter().product::<usize>() as u64;
+            summary.parameters += stored.shape.num_elements() as u64;
         }
     }
     Ok(summary)
