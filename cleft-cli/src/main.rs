@@ -1,5 +1,6 @@
 //! `cleft`: CLEFT training, evaluation and inspection from the command line.
 
+mod bench;
 mod demo;
 mod inspect;
 
@@ -103,6 +104,31 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Time a stage-1 step, zero-shot inference or text encoding of a config on random inputs
+    /// (the cleft side of `tools/bench/compare.py`); prints one JSON line.
+    Bench {
+        /// Experiment configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// `train`, `zeroshot` or `text`.
+        #[arg(long, value_enum, default_value_t = bench::What::Train)]
+        what: bench::What,
+        /// Batch size (default: train.batch_size for train, eval.batch_size otherwise).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Token positions per text, the pooled pad included.
+        #[arg(long, default_value_t = 15)]
+        text_len: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Device.
+        #[arg(long, default_value_t = default_device_name().to_string())]
+        device: String,
+    },
     /// List the devices compiled into this build.
     Devices,
     /// Total and trainable parameters per component, from the architecture alone (no weights,
@@ -181,6 +207,26 @@ fn run(cli: Cli) -> Result<()> {
             images,
         } => inspect::embed_image(&model, &images, size, &parse_device(&device)?),
         Command::Params { configs } => print_params(&registry, &configs),
+        Command::Bench {
+            config,
+            what,
+            batch,
+            text_len,
+            steps,
+            warmup,
+            device,
+        } => bench::run(
+            &registry,
+            &bench::BenchOptions {
+                config: &config,
+                what,
+                batch,
+                text_len,
+                steps,
+                warmup,
+                device: &device,
+            },
+        ),
         Command::Devices => {
             for (name, summary) in compiled_devices() {
                 println!("{name:<12} {summary}");

@@ -56,6 +56,28 @@ fn losses(run_dir: &Path) -> Vec<(usize, u64)> {
         .collect()
 }
 
+/// Waits until `checkpoint` exists, then SIGKILLs `child` somewhere after it (possibly in the
+/// middle of writing a later checkpoint).
+fn kill_after_checkpoint(mut child: std::process::Child, checkpoint: &Path) {
+    let started = Instant::now();
+    while !checkpoint.is_dir() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(
+        u64::from(std::process::id() % 7) * 40,
+    ));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 fn checkpoint_steps(run_dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(run_dir.join("checkpoints"))
         .map(|entries| {
@@ -85,30 +107,13 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_losses() {
 
     let killed = work.join("killed");
     let config = write_config(&work, &killed, "1e-3");
-    let mut child = cleft()
+    let child = cleft()
         .args(["train", "--config"])
         .arg(&config)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while !killed.join("checkpoints/step-00000003").is_dir() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // Somewhere after the first checkpoint, possibly mid-write of a later one.
-    std::thread::sleep(Duration::from_millis(
-        u64::from(std::process::id() % 7) * 40,
-    ));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_after_checkpoint(child, &killed.join("checkpoints/step-00000003"));
     assert!(
         checkpoint_steps(&killed)
             .iter()
@@ -347,29 +352,13 @@ fn a_stage_two_run_killed_with_sigkill_resumes_to_the_uninterrupted_losses() {
     let killed = work.join("killed");
     let config = config_for(&killed);
     run(&["train", "--config"], &config);
-    let mut child = cleft()
+    let child = cleft()
         .args(["train", "--stage", "prompt", "--config"])
         .arg(&config)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while !killed.join("prompt/checkpoints/step-00000003").is_dir() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(
-        u64::from(std::process::id() % 5) * 30,
-    ));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_after_checkpoint(child, &killed.join("prompt/checkpoints/step-00000003"));
     run(&["train", "--stage", "prompt", "--resume"], &killed);
     assert_eq!(
         losses(&killed.join("prompt")),

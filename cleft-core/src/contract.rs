@@ -152,6 +152,28 @@ pub fn explicit_fields<T: Serialize + Default>(config: &T, fields: &[&str]) -> V
         .collect()
 }
 
+/// Refuses a section's size `fields` next to a `weights` checkpoint or a `preset` (both fix the
+/// architecture), and `weights` next to `preset`, naming the keys.
+pub fn refuse_overridden<T: Serialize + Default>(
+    config: &T,
+    section: &str,
+    has_weights: bool,
+    has_preset: bool,
+    fields: &[&str],
+) -> Result<()> {
+    let reason = match (has_weights, has_preset) {
+        (true, true) => {
+            return Err(CleftError::Config(format!(
+                "{section}.weights fixes the architecture, so {section}.preset cannot be set too"
+            )));
+        }
+        (true, false) => format!("{section}.weights"),
+        (false, true) => format!("{section}.preset"),
+        (false, false) => return Ok(()),
+    };
+    refuse_explicit(config, section, &reason, fields)
+}
+
 /// An error when `fields` of section `section` were set next to `reason_key` (a preset or a
 /// checkpoint that already fixes them).
 pub fn refuse_explicit<T: Serialize + Default>(

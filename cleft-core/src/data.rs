@@ -58,6 +58,26 @@ pub struct ImageTextBatch {
     pub labels: Tensor<2>,
 }
 
+/// Checks that sample `index` has an image of `shape` `[C, H, W]` and `classes` labels (what
+/// its data set declares), naming the sample otherwise.
+pub fn check_sample(
+    sample: &ImageTextSample,
+    index: usize,
+    shape: [usize; 3],
+    classes: usize,
+) -> Result<()> {
+    let [c, h, w] = shape;
+    if sample.image.len() != c * h * w || sample.labels.len() != classes {
+        return Err(CleftError::Data(format!(
+            "sample {index}: image has {} values and {} labels, expected {} ({c}x{h}x{w}) and {classes}",
+            sample.image.len(),
+            sample.labels.len(),
+            c * h * w
+        )));
+    }
+    Ok(())
+}
+
 /// Reads `indices` from `dataset` and stacks them into one batch on `device`.
 ///
 /// # Shapes
@@ -74,14 +94,7 @@ pub fn collate(
     let mut captions = Vec::with_capacity(indices.len());
     for &index in indices {
         let sample = dataset.get(index)?;
-        if sample.image.len() != c * h * w || sample.labels.len() != classes {
-            return Err(CleftError::Data(format!(
-                "sample {index}: image has {} values and {} labels, expected {} ({c}x{h}x{w}) and {classes}",
-                sample.image.len(),
-                sample.labels.len(),
-                c * h * w
-            )));
-        }
+        check_sample(&sample, index, [c, h, w], classes)?;
         pixels.extend_from_slice(&sample.image);
         labels.extend_from_slice(&sample.labels);
         captions.push(sample.caption);

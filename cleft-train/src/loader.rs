@@ -17,7 +17,7 @@ use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
 
 use crate::state::{BatchOrder, TrainState};
-use cleft_core::data::ImageTextDataset;
+use cleft_core::data::{ImageTextDataset, check_sample};
 use cleft_core::error::{CleftError, Result};
 use cleft_core::text::{TextTokenizer, TokenBatch};
 
@@ -305,14 +305,7 @@ fn collate_host(
             Some(seed) => dataset.get_for_training(index, seed)?,
             None => dataset.get(index)?,
         };
-        if sample.image.len() != c * h * w || sample.labels.len() != classes {
-            return Err(CleftError::Data(format!(
-                "sample {index}: image has {} values and {} labels, expected {} ({c}x{h}x{w}) and {classes}",
-                sample.image.len(),
-                sample.labels.len(),
-                c * h * w
-            )));
-        }
+        check_sample(&sample, index, [c, h, w], classes)?;
         images.extend_from_slice(&sample.image);
         labels.extend_from_slice(&sample.labels);
         captions.push(sample.caption);

@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use burn::module::{Module, ParamGroup};
@@ -312,11 +311,7 @@ pub(crate) fn train_prompt_on(
     };
 
     while state.step < settings.steps {
-        if options
-            .interrupt
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::SeqCst))
-        {
+        if options.interrupted() {
             flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
             let checkpoint = save_checkpoint(
                 &run_dir,

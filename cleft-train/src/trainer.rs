@@ -38,6 +38,15 @@ pub struct TrainOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
 }
 
+impl TrainOptions {
+    /// Whether an interrupt was requested (checkpoint and stop before the next step).
+    pub fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrainEnd {
@@ -256,11 +265,7 @@ pub(crate) fn train_stage1(
     };
 
     while state.step < train.steps {
-        if options
-            .interrupt
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::SeqCst))
-        {
+        if options.interrupted() {
             flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
             let checkpoint =
                 save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;

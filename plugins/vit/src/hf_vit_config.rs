@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use cleft_core::contract::{ImageInput, Keyed, refuse_explicit};
+use cleft_core::contract::{ImageInput, Keyed, refuse_overridden};
 use cleft_core::registry::VisionEncoderConfig;
 use cleft_core::weights::{
     LoadReport, SafetensorsCheckpoint, WeightMapping, load_weights, parse_hf_config,
@@ -190,17 +190,13 @@ const SIZE_FIELDS: [&str; 9] = [
 impl HfVitConfig {
     /// Refuses size fields next to `preset` or `weights` (they would be ignored), naming both.
     pub fn check_explicit(&self) -> Result<(), CleftError> {
-        if self.weights.is_some() && self.preset.is_some() {
-            return Err(CleftError::Config(
-                "vision.weights fixes the architecture, so vision.preset cannot be set too".into(),
-            ));
-        }
-        let reason = match (&self.weights, &self.preset) {
-            (Some(_), _) => "vision.weights",
-            (None, Some(_)) => "vision.preset",
-            (None, None) => return Ok(()),
-        };
-        refuse_explicit(self, "vision", reason, &SIZE_FIELDS)
+        refuse_overridden(
+            self,
+            "vision",
+            self.weights.is_some(),
+            self.preset.is_some(),
+            &SIZE_FIELDS,
+        )
     }
 
     /// The architecture this section describes (after `preset`), without `weights`.

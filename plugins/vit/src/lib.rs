@@ -16,7 +16,7 @@ pub mod load;
 mod model;
 
 use burn::prelude::*;
-use cleft_core::contract::{ImageInput, Keyed, refuse_explicit};
+use cleft_core::contract::{ImageInput, Keyed, refuse_overridden};
 use cleft_core::registry::VisionEncoderConfig;
 use cleft_core::weights::parse_hf_config;
 use cleft_core::{CleftError, Component, VisionEncoder};
@@ -128,17 +128,13 @@ const SIZE_FIELDS: [&str; 10] = [
 impl VitConfig {
     /// Refuses size fields next to `preset` or `weights` (they would be ignored), naming both.
     pub fn check_explicit(&self) -> Result<(), CleftError> {
-        if self.weights.is_some() && self.preset.is_some() {
-            return Err(CleftError::Config(
-                "vision.weights fixes the architecture, so vision.preset cannot be set too".into(),
-            ));
-        }
-        let reason = match (&self.weights, &self.preset) {
-            (Some(_), _) => "vision.weights",
-            (None, Some(_)) => "vision.preset",
-            (None, None) => return Ok(()),
-        };
-        refuse_explicit(self, "vision", reason, &SIZE_FIELDS)
+        refuse_overridden(
+            self,
+            "vision",
+            self.weights.is_some(),
+            self.preset.is_some(),
+            &SIZE_FIELDS,
+        )
     }
 
     /// The configuration after applying `preset`, if any.
