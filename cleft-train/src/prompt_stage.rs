@@ -22,12 +22,12 @@ use crate::checkpoint::{list_checkpoints, load_checkpoint, save_checkpoint, save
 use crate::eval::{ZeroShotReport, zero_shot_with};
 use crate::experiment::Experiment;
 use crate::loader::{DeviceBatch, Loader, LoaderOptions};
-use crate::metrics::{MetricsLog, StepMetrics};
+use crate::metrics::StepMetrics;
 use crate::plots::plot_history;
 use crate::schedule::learning_rate;
 use crate::state::TrainState;
 use crate::trainer::{
-    PendingStep, PendingSteps, TrainEnd, TrainOptions, gradient_squares, progress_bar,
+    PendingStep, StepLog, TrainEnd, TrainOptions, gradient_squares, progress_bar,
 };
 use cleft_core::bridge::Component;
 use cleft_core::config::{ExperimentConfig, PromptRecipe};
@@ -294,25 +294,14 @@ pub(crate) fn train_prompt_on(
     // The paper recipe scores every image against the same class prompts: tokenised once.
     let class_tokens = model.class_tokens(&class_names, &device)?;
 
-    let (mut log, mut history) = MetricsLog::open(&run_dir, state.step)?;
     let progress = progress_bar(settings.steps, state.step, options.progress);
-    let mut pending = PendingSteps::default();
-    let flush = |pending: &mut PendingSteps,
-                 history: &mut Vec<StepMetrics>,
-                 log: &mut MetricsLog,
-                 last: &Option<PathBuf>|
-     -> Result<()> {
-        for metrics in pending.read_back(last)? {
-            log.append(&metrics)?;
-            progress.set_message(format!("stage 2 loss {:.4}", metrics.loss));
-            history.push(metrics);
-        }
-        Ok(())
-    };
+    let mut log = StepLog::open(&run_dir, state.step, |m: &StepMetrics| {
+        format!("stage 2 loss {:.4}", m.loss)
+    })?;
 
     while state.step < settings.steps {
         if options.interrupted() {
-            flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
+            log.flush(&last_checkpoint, &progress)?;
             let checkpoint = save_checkpoint(
                 &run_dir,
                 &state,
@@ -324,7 +313,7 @@ pub(crate) fn train_prompt_on(
                 .abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
             return Ok(PromptOutcome {
                 model,
-                history,
+                history: log.history,
                 run_dir,
                 report: None,
                 end: TrainEnd::Interrupted { checkpoint },
@@ -343,7 +332,7 @@ pub(crate) fn train_prompt_on(
         model = optimizer.step(lr, model, grads);
         state.step += 1;
         progress.inc(1);
-        pending.push(PendingStep {
+        log.push(PendingStep {
             step,
             lr,
             loss: detached,
@@ -356,7 +345,7 @@ pub(crate) fn train_prompt_on(
         let checkpoint_now =
             state.step % settings.checkpoint_every.max(1) == 0 || state.step == settings.steps;
         if checkpoint_now || state.step % config.train.log_every.max(1) == 0 {
-            flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
+            log.flush(&last_checkpoint, &progress)?;
         }
         if checkpoint_now {
             last_checkpoint = Some(save_checkpoint(
@@ -370,7 +359,7 @@ pub(crate) fn train_prompt_on(
     }
     progress.finish_and_clear();
     save_safetensors(&model.prompt, &run_dir.join("prompt.safetensors"))?;
-    plot_history(&history, &run_dir)?;
+    plot_history(&log.history, &run_dir)?;
 
     let test = config.data.build(Split::Test)?;
     let valid = model.valid();
@@ -397,7 +386,7 @@ pub(crate) fn train_prompt_on(
     crate::checkpoint::write_atomic(&run_dir.join("zero_shot.json"), json.as_bytes())?;
     Ok(PromptOutcome {
         model,
-        history,
+        history: log.history,
         run_dir,
         report: Some(report),
         end: TrainEnd::Completed,

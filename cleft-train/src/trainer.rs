@@ -241,38 +241,27 @@ pub(crate) fn train_stage1(
         },
         state,
     )?;
-    let (mut log, mut history) = MetricsLog::open(&run_dir, state.step)?;
     let progress = progress_bar(train.steps, state.step, options.progress);
-    let mut pending = PendingSteps::default();
-    let flush = |pending: &mut PendingSteps,
-                 history: &mut Vec<StepMetrics>,
-                 log: &mut MetricsLog,
-                 last_checkpoint: &Option<PathBuf>|
-     -> Result<()> {
-        for metrics in pending.read_back(last_checkpoint)? {
-            log.append(&metrics)?;
-            progress.set_message(format!(
-                "loss {:.4}  lr {:.2e}  {:.1} samples/s  data wait {:.0}%",
-                metrics.loss,
-                metrics.lr,
-                metrics.samples_per_sec,
-                100.0 * metrics.data_wait_s * metrics.samples_per_sec
-                    / (train.batch_size * train.grad_accumulation) as f64
-            ));
-            history.push(metrics);
-        }
-        Ok(())
-    };
+    let samples = (train.batch_size * train.grad_accumulation) as f64;
+    let mut log = StepLog::open(&run_dir, state.step, move |m: &StepMetrics| {
+        format!(
+            "loss {:.4}  lr {:.2e}  {:.1} samples/s  data wait {:.0}%",
+            m.loss,
+            m.lr,
+            m.samples_per_sec,
+            100.0 * m.data_wait_s * m.samples_per_sec / samples
+        )
+    })?;
 
     while state.step < train.steps {
         if options.interrupted() {
-            flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
+            log.flush(&last_checkpoint, &progress)?;
             let checkpoint =
                 save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
             progress
                 .abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
             experiment.set_model(model);
-            return Ok((history, TrainEnd::Interrupted { checkpoint }));
+            return Ok((log.history, TrainEnd::Interrupted { checkpoint }));
         }
         let started = Instant::now();
         let step = state.step;
@@ -298,7 +287,7 @@ pub(crate) fn train_stage1(
         model = optimizer.step(lr, model, grads);
         state.step += 1;
         progress.inc(1);
-        pending.push(PendingStep {
+        log.push(PendingStep {
             step,
             lr,
             loss: micro.loss,
@@ -311,7 +300,7 @@ pub(crate) fn train_stage1(
         let checkpoint_now =
             state.step % train.checkpoint_every.max(1) == 0 || state.step == train.steps;
         if checkpoint_now || state.step % train.log_every.max(1) == 0 {
-            flush(&mut pending, &mut history, &mut log, &last_checkpoint)?;
+            log.flush(&last_checkpoint, &progress)?;
         }
         if checkpoint_now {
             last_checkpoint = Some(save_checkpoint(
@@ -329,8 +318,8 @@ pub(crate) fn train_stage1(
     if experiment.adapter().is_some() {
         experiment.export_adapter(&run_dir.join("adapter"))?;
     }
-    plot_history(&history, &run_dir)?;
-    Ok((history, TrainEnd::Completed))
+    plot_history(&log.history, &run_dir)?;
+    Ok((log.history, TrainEnd::Completed))
 }
 
 fn validate(train: &TrainConfig) -> Result<()> {
@@ -410,21 +399,18 @@ pub(crate) struct PendingStep {
 
 /// Steps not yet read back; [`PendingSteps::read_back`] transfers all their scalars at once.
 #[derive(Default)]
-pub(crate) struct PendingSteps {
+struct PendingSteps {
     steps: Vec<PendingStep>,
 }
 
 impl PendingSteps {
-    pub(crate) fn push(&mut self, step: PendingStep) {
+    fn push(&mut self, step: PendingStep) {
         self.steps.push(step);
     }
 
     /// One device→host transfer for every pending scalar; the first non-finite loss or gradient
     /// norm is an error naming its step (before any checkpoint could store its weights).
-    pub(crate) fn read_back(
-        &mut self,
-        last_checkpoint: &Option<PathBuf>,
-    ) -> Result<Vec<StepMetrics>> {
+    fn read_back(&mut self, last_checkpoint: &Option<PathBuf>) -> Result<Vec<StepMetrics>> {
         let steps = std::mem::take(&mut self.steps);
         let Some(first) = steps.first() else {
             return Ok(Vec::new());
@@ -476,6 +462,52 @@ impl PendingSteps {
             });
         }
         Ok(out)
+    }
+}
+
+/// The metrics of a run: steps waiting on the device, the logs in the run directory, and the
+/// history read back so far.
+pub(crate) struct StepLog {
+    pending: PendingSteps,
+    log: MetricsLog,
+    pub(crate) history: Vec<StepMetrics>,
+    describe: Box<dyn Fn(&StepMetrics) -> String>,
+}
+
+impl StepLog {
+    /// Opens the logs of `run_dir` from `first_step` (see [`MetricsLog::open`]); `describe`
+    /// writes the progress-bar message of a step.
+    pub(crate) fn open(
+        run_dir: &Path,
+        first_step: usize,
+        describe: impl Fn(&StepMetrics) -> String + 'static,
+    ) -> Result<Self> {
+        let (log, history) = MetricsLog::open(run_dir, first_step)?;
+        Ok(Self {
+            pending: PendingSteps::default(),
+            log,
+            history,
+            describe: Box::new(describe),
+        })
+    }
+
+    /// Keeps a finished step's device scalars for the next flush.
+    pub(crate) fn push(&mut self, step: PendingStep) {
+        self.pending.push(step);
+    }
+
+    /// Reads every pending step back (one transfer), logs it and shows the last on `progress`.
+    pub(crate) fn flush(
+        &mut self,
+        last_checkpoint: &Option<PathBuf>,
+        progress: &ProgressBar,
+    ) -> Result<()> {
+        for metrics in self.pending.read_back(last_checkpoint)? {
+            self.log.append(&metrics)?;
+            progress.set_message((self.describe)(&metrics));
+            self.history.push(metrics);
+        }
+        Ok(())
     }
 }
 
