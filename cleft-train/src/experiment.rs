@@ -14,6 +14,7 @@ use cleft_core::registry::Split;
 use cleft_core::store::load_safetensors;
 
 use crate::eval::{ZeroShotReport, zero_shot};
+use crate::lock::RunLock;
 use crate::metrics::StepMetrics;
 use crate::prompt_stage::{PromptOutcome, train_prompt_on};
 use crate::trainer::{TrainEnd, TrainOptions, train_stage1};
@@ -24,6 +25,8 @@ use crate::trainer::{TrainEnd, TrainOptions, train_stage1};
 /// Stage 1 trains the model in place; stage 2 continues from it without a rebuild; evaluation
 /// and adapter export use the same objects.
 pub struct Experiment<'a> {
+    /// The run directory belongs to this experiment while it exists (one process per run).
+    _lock: RunLock,
     config: &'a ExperimentConfig,
     device: Device,
     adapter: Option<Box<dyn PeftAdapter>>,
@@ -43,9 +46,10 @@ impl std::fmt::Debug for Experiment<'_> {
 }
 
 impl<'a> Experiment<'a> {
-    /// Builds the model of `config` on `device` (made autodiff), every parameter initialised
-    /// from `derive_seed(train.seed, path)`. The config's contracts were checked when it loaded;
-    /// the device must compute in `train.precision`.
+    /// Locks the run directory (`output.dir`, refused while another process or experiment holds
+    /// it) and builds the model of `config` on `device` (made autodiff), every parameter
+    /// initialised from `derive_seed(train.seed, path)`. The config's contracts were checked
+    /// when it loaded; the device must compute in `train.precision`.
     pub fn build(config: &'a ExperimentConfig, device: &Device) -> Result<Self> {
         if cleft_core::device::precision_of(device) != Some(config.train.precision) {
             return Err(CleftError::Device(format!(
@@ -55,11 +59,13 @@ impl<'a> Experiment<'a> {
                 device.settings().float_dtype
             )));
         }
+        let lock = RunLock::acquire(&config.output.dir)?;
         let device = device.clone().autodiff();
         let adapter = config.peft.as_ref().map(|peft| peft.build()).transpose()?;
         let model = ClipModel::build_with_adapter(config, adapter.as_deref(), &device)?;
         cleft_core::random::initialize_seeded(&model, config.train.seed);
         Ok(Self {
+            _lock: lock,
             config,
             device,
             adapter,

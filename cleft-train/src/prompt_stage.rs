@@ -230,7 +230,6 @@ pub(crate) fn train_prompt_on(
     config.prompt.as_ref().ok_or_else(|| {
         CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
     })?;
-    let _lock = crate::lock::RunLock::acquire(&config.output.dir)?;
     let run_dir = config.output.dir.join("prompt");
     std::fs::create_dir_all(&run_dir).map_err(|e| CleftError::io(&run_dir, e))?;
     let device = device.clone();

@@ -15,7 +15,6 @@ use crate::checkpoint::{
 };
 use crate::experiment::Experiment;
 use crate::loader::{Loader, LoaderOptions};
-use crate::lock::RunLock;
 use crate::metrics::{MetricsLog, StepMetrics};
 use crate::plots::plot_history;
 use crate::schedule::learning_rate;
@@ -204,7 +203,6 @@ pub(crate) fn train_stage1(
     let train = &config.train;
     validate(train)?;
     let run_dir = config.output.dir.clone();
-    let _lock = RunLock::acquire(&run_dir)?;
     if !options.resume {
         write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
     }
