@@ -2,7 +2,8 @@
 //!
 //! The same workloads as `tools/bench/reference.py`, on random inputs of the same shapes:
 //! - `train`: one stage-1 step — forward of both towers, CLIP loss, backward, gradient norm read
-//!   back, AdamW step, loss read back (the data loader is not part of it);
+//!   back, AdamW step, loss and the objective's metrics read back, as the reference does (the
+//!   trainer itself reads them once per `train.log_every`; the data loader is not part of it);
 //! - `zeroshot`: images → ViT → projection → logits against 5 class embeddings → softmax, read
 //!   back;
 //! - `text`: texts → text tower (+ PEFT) → projection, read back.
@@ -138,6 +139,10 @@ pub fn run(registry: &Registry, options: &BenchOptions) -> Result<()> {
                 norm = gradient_norm(&model, &grads, &train_device);
                 model = optimizer.step(config.train.lr, model, grads);
                 loss_value = output.loss.into_scalar::<f64>();
+                // The reference reads the objective's metrics back every step too.
+                for (_, metric) in output.metrics {
+                    let _ = metric.into_scalar::<f64>();
+                }
                 if step >= options.warmup {
                     times.push(started.elapsed().as_secs_f64());
                 }
