@@ -117,6 +117,9 @@ pub struct Loader {
     results: Receiver<Outcome>,
     pending: BTreeMap<u64, Result<HostBatch>>,
     next: u64,
+    /// Detached when the loader is dropped, never joined (a drop must not wait for an image
+    /// decode): workers stop at their next send, the planner once every worker has dropped the
+    /// job queue.
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -186,15 +189,6 @@ impl Loader {
             })?;
             self.pending.insert(sequence, outcome);
         }
-    }
-}
-
-impl Drop for Loader {
-    fn drop(&mut self) {
-        // Workers stop at their next send (the receiver is gone), the planner when every worker
-        // has dropped the job queue; they are detached rather than joined so a drop never waits
-        // for an image decode.
-        self.threads.clear();
     }
 }
 
