@@ -1,0 +1,1 @@
+//! Real medical data sets (skeleton; being written).

@@ -1,0 +1,1 @@
+//! Medical image reading and CLEFT's image pipeline (skeleton; being written).
