@@ -45,6 +45,20 @@ pub trait ImageTextDataset: Send + Sync + fmt::Debug {
     fn image_shape(&self) -> [usize; 3];
     /// Names of the finding labels (zero-shot class names), `K` entries.
     fn label_names(&self) -> Vec<String>;
+    /// Files this data set asks to keep in the run directory: a drawn evaluation selection, the
+    /// samples skipped under `on_bad_sample = "skip"` so far, … The default has none.
+    fn run_files(&self) -> Vec<RunFile> {
+        Vec::new()
+    }
+}
+
+/// A text file a data set records in the run directory (see [`ImageTextDataset::run_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFile {
+    /// File name inside the run directory (no directories).
+    pub name: String,
+    /// Its contents.
+    pub contents: String,
 }
 
 /// A collated batch on a device.

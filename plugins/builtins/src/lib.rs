@@ -7,7 +7,7 @@
 use cleft_core::Registry;
 
 /// The registry with every built-in plugin (vision `vit`, text `gpt2`, peft `lora`, objective
-/// `clip`, data `synthetic-cxr`).
+/// `clip`, data `synthetic-cxr`, `chexpert`, `rsna`, `embed`, `image-text-csv`, …).
 pub fn registry() -> Registry {
     // Referencing an item of each crate keeps its `inventory` submissions in the binary.
     std::hint::black_box((
@@ -21,6 +21,7 @@ pub fn registry() -> Registry {
         cleft_objectives::ConvirtLossConfig::default as fn() -> _,
         cleft_synthetic::SyntheticCxrConfig::default as fn() -> _,
         cleft_prompt::ContextPromptConfig::default as fn() -> _,
+        cleft_datasets::ChexpertConfig::default as fn() -> _,
     ));
     Registry::builtin()
 }
