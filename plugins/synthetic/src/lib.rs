@@ -8,7 +8,12 @@
 //! patient with …"). The test split holds single-finding images balanced over the five classes,
 //! like CheXpert-5x200.
 
+mod disk;
 mod render;
+mod reports;
+
+pub use disk::{SynthTree, SynthTreeOptions, write_chexpert_tree};
+pub use reports::report;
 
 use cleft_core::CleftError;
 use cleft_core::contract::{ImageShape, Keyed};
@@ -122,6 +127,16 @@ pub struct SyntheticCxr {
 }
 
 impl SyntheticCxr {
+    /// One split of the generator (what `build` opens, as the concrete type).
+    pub fn new(config: SyntheticCxrConfig, split: Split) -> Self {
+        let len = match split {
+            Split::Train => config.train_size,
+            Split::Valid => config.valid_size,
+            Split::Test => config.test_size,
+        };
+        Self { config, split, len }
+    }
+
     fn rng(&self, index: usize) -> StdRng {
         let stream = match self.split {
             Split::Train => 1u64,
