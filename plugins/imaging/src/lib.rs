@@ -1,1 +1,27 @@
-//! Medical image reading and CLEFT's image pipeline (skeleton; being written).
+//! Medical image reading (PNG, JPEG, DICOM) and CLEFT's image pipeline.
+//!
+//! [`read_grey`] decodes a file into a [`GreyImage`] (row-major `[height, width]`, 0..=255);
+//! [`ImageOptions::prepare`] turns it into the model input `[channels, image_size, image_size]`:
+//! resize the longest side to `load_size`, zero-pad to a square, crop to the Otsu foreground,
+//! resize to `image_size`, optionally augment (training reads), normalise.
+//!
+//! The pipeline follows upstream CLEFT's preprocessing: images are grey, scaled to 0–255,
+//! MONOCHROME1 inverted, and cropped to the body by Otsu's threshold.
+
+mod augment;
+mod dicom;
+mod dicom_grey;
+mod error;
+mod grey;
+mod options;
+mod otsu;
+mod pipeline;
+mod read;
+mod resize;
+
+pub use dicom::{DicomFrame, DicomOptions, VoiFunction, VoiWindow, read_dicom_frame};
+pub use error::ImagingError;
+pub use grey::GreyImage;
+pub use options::{AugmentOptions, ImageOptions};
+pub use otsu::otsu_threshold;
+pub use read::read_grey;
