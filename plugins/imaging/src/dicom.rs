@@ -78,8 +78,11 @@ pub struct DicomFrame {
 ///
 /// Decodes every transfer syntax `dicom-pixeldata` can with the `native` and `openjp2`
 /// features: implicit / explicit VR little endian, explicit VR big endian, deflated, RLE
-/// lossless, JPEG baseline / extended / lossless, JPEG 2000 (lossless and lossy). Others (JPEG-LS,
-/// JPEG XL, HTJ2K, video, unknown UIDs) are refused naming the UID and its name.
+/// lossless, JPEG baseline / extended / lossless, JPEG 2000 (lossless and lossy; HTJ2K is
+/// registered with the same decoder but untested here). Others (JPEG-LS, JPEG XL, video, unknown
+/// UIDs) are refused with [`ImagingError::UnsupportedTransferSyntax`] naming the UID and its name.
+/// Unreadable or truncated files give [`ImagingError::Dicom`] naming the file and the failing
+/// step.
 pub fn read_dicom_frame(path: &Path) -> Result<DicomFrame, ImagingError> {
     std::fs::metadata(path).map_err(|source| ImagingError::Io {
         path: path.to_path_buf(),
@@ -123,11 +126,21 @@ pub fn read_dicom_frame(path: &Path) -> Result<DicomFrame, ImagingError> {
     })
 }
 
-fn dicom_error(path: &Path, stage: &'static str, error: impl std::fmt::Display) -> ImagingError {
+/// The error with its chain of causes (the top-level messages of `dicom-object` are terse).
+fn dicom_error(path: &Path, stage: &'static str, error: impl std::error::Error) -> ImagingError {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_message = cause.to_string();
+        if !message.contains(&cause_message) {
+            message = format!("{message}: {cause_message}");
+        }
+        source = cause.source();
+    }
     ImagingError::Dicom {
         path: path.to_path_buf(),
         stage,
-        message: error.to_string(),
+        message,
     }
 }
 

@@ -223,50 +223,47 @@ fn flip_with_probability_one_mirrors_exactly() {
     }
 }
 
+/// A change to the default options.
+type Change = fn(&mut ImageOptions);
+
 #[test]
 fn validate_refuses_bad_values_naming_the_key() {
     ImageOptions::default().validate("data.image").unwrap();
-    let cases: Vec<(Box<dyn Fn(&mut ImageOptions)>, &str)> = vec![
+    let cases: Vec<(Change, &str)> = vec![
+        (|o| o.channels = 2, "data.image.channels = 2 must be 1 or 3"),
+        (|o| o.image_size = 0, "data.image.image_size = 0"),
         (
-            Box::new(|o| o.channels = 2),
-            "data.image.channels = 2 must be 1 or 3",
-        ),
-        (Box::new(|o| o.image_size = 0), "data.image.image_size = 0"),
-        (
-            Box::new(|o| o.load_size = 100),
+            |o| o.load_size = 100,
             "data.image.load_size = 100 must be at least image_size = 224",
         ),
-        (Box::new(|o| o.std = 0.0), "data.image.std = 0"),
+        (|o| o.std = 0.0, "data.image.std = 0"),
         (
-            Box::new(|o| o.augment.flip_p = 1.5),
+            |o| o.augment.flip_p = 1.5,
             "data.image.augment.flip_p = 1.5 must be in [0, 1]",
         ),
         (
-            Box::new(|o| o.augment.jitter_p = -0.1),
+            |o| o.augment.jitter_p = -0.1,
             "data.image.augment.jitter_p = -0.1",
         ),
+        (|o| o.augment.blur_p = 2.0, "data.image.augment.blur_p = 2"),
         (
-            Box::new(|o| o.augment.blur_p = 2.0),
-            "data.image.augment.blur_p = 2",
-        ),
-        (
-            Box::new(|o| o.augment.blur_kernel = 6),
+            |o| o.augment.blur_kernel = 6,
             "data.image.augment.blur_kernel = 6 must be odd",
         ),
         (
-            Box::new(|o| o.augment.blur_sigma = [2.0, 1.0]),
+            |o| o.augment.blur_sigma = [2.0, 1.0],
             "data.image.augment.blur_sigma = [2, 1]",
         ),
         (
-            Box::new(|o| o.augment.scale = [0.0, 1.0]),
+            |o| o.augment.scale = [0.0, 1.0],
             "data.image.augment.scale = [0, 1]",
         ),
         (
-            Box::new(|o| o.augment.degrees = -5.0),
+            |o| o.augment.degrees = -5.0,
             "data.image.augment.degrees = -5",
         ),
         (
-            Box::new(|o| o.augment.translate = 1.5),
+            |o| o.augment.translate = 1.5,
             "data.image.augment.translate = 1.5",
         ),
     ];
