@@ -1,7 +1,7 @@
 //! Resampling helpers on row-major `[height, width]` intensities in 0..=1.
 
-use image::imageops::{self, FilterType};
-use image::{ImageBuffer, Luma};
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageBuffer, Luma};
 
 /// A row-major `[height, width]` grey plane with intensities in 0..=1.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,18 +14,38 @@ pub(crate) struct Plane {
 impl Plane {
     /// Resized to `[height, width]` with `image`'s triangle (bilinear) filter, whose support
     /// widens with the downscale factor: an antialiased bilinear like PIL's / torchvision's.
+    ///
+    /// Goes through a 16-bit `DynamicImage` (quantisation step 1/65535) because its resize is
+    /// compiled inside `image` at the dependencies' opt-level; a generic `imageops::resize` on
+    /// f32 pixels would be instantiated in this crate: 5x slower in dev builds (RG1: 0.64 s
+    /// against 0.13 s per `prepare`).
     pub fn resized(&self, width: usize, height: usize) -> Plane {
         if (width, height) == (self.width, self.height) {
             return self.clone();
         }
-        let buffer: ImageBuffer<Luma<f32>, Vec<f32>> =
-            ImageBuffer::from_raw(self.width as u32, self.height as u32, self.pixels.clone())
+        let quantised = self
+            .pixels
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
+            .collect();
+        let buffer: ImageBuffer<Luma<u16>, Vec<u16>> =
+            ImageBuffer::from_raw(self.width as u32, self.height as u32, quantised)
                 .expect("plane holds width * height pixels");
-        let resized = imageops::resize(&buffer, width as u32, height as u32, FilterType::Triangle);
+        let resized = DynamicImage::ImageLuma16(buffer).resize_exact(
+            width as u32,
+            height as u32,
+            FilterType::Triangle,
+        );
+        let pixels = resized
+            .into_luma16()
+            .into_raw()
+            .into_iter()
+            .map(|v| f32::from(v) / 65535.0)
+            .collect();
         Plane {
             width,
             height,
-            pixels: resized.into_raw(),
+            pixels,
         }
     }
 

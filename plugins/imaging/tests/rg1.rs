@@ -178,3 +178,25 @@ fn grey_of_the_radiograph_is_inverted_min_max_or_windowed() {
         );
     }
 }
+
+/// The whole pipeline on the real radiograph: `[3, 224, 224]`, within the normalised range, and
+/// training reads differ from evaluation reads only through the augmentation.
+#[test]
+fn the_radiograph_loads_as_model_input() {
+    let path = require_asset("dicom/RG1_J2KR.dcm");
+    let options = cleft_imaging::ImageOptions::default();
+    let started = std::time::Instant::now();
+    let input = options.load(&path, None).unwrap();
+    eprintln!("RG1_J2KR load (decode + prepare): {:?}", started.elapsed());
+    assert_eq!(input.len(), 3 * 224 * 224);
+    assert!(input.iter().all(|v| (-1.0..=1.0).contains(v)));
+    let spread = input.iter().fold(f32::INFINITY, |a, &b| a.min(b))
+        ..input.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    assert!(
+        spread.end - spread.start > 1.5,
+        "a radiograph spans most of the range: {spread:?}"
+    );
+    let augmented = options.load(&path, Some(1)).unwrap();
+    assert_eq!(augmented.len(), input.len());
+    assert_ne!(augmented, input);
+}
