@@ -1,7 +1,9 @@
 //! `cleft`: CLEFT training, evaluation and inspection from the command line.
 
 mod bench;
+mod compare;
 mod demo;
+mod eval;
 mod inspect;
 
 use std::path::PathBuf;
@@ -71,6 +73,38 @@ enum Command {
         /// Run directory.
         #[arg(long, default_value = "runs/demo")]
         output: PathBuf,
+    },
+    /// Evaluate a finished run: zero-shot and linear probe on its test split; prints every
+    /// metric and writes eval.json, eval.md, roc.png and confusion.png into the run directory.
+    Eval {
+        /// Run directory (holds config.toml and model.safetensors).
+        #[arg(long)]
+        run: PathBuf,
+        /// Device to run on.
+        #[arg(long, default_value_t = default_device_name().to_string())]
+        device: String,
+        /// Skip the linear probe (zero-shot only).
+        #[arg(long)]
+        no_probe: bool,
+        /// Zero-shot class embeddings: the config's templates or the stage-2 learned context.
+        #[arg(long, value_enum, default_value_t = eval::Prompt::Template)]
+        prompt: eval::Prompt,
+    },
+    /// Train (or with --reuse, reuse finished runs) and evaluate several configs; one table of
+    /// trainable parameters, zero-shot and linear-probe results, also as compare.md / .csv.
+    Compare {
+        /// Experiment configurations (TOML), each with its own output.dir.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Where compare.md and compare.csv go.
+        #[arg(long, default_value = "runs/compare")]
+        output: PathBuf,
+        /// Reuse a run directory that already holds a finished run of the same resolved config.
+        #[arg(long)]
+        reuse: bool,
+        /// Device to run on.
+        #[arg(long, default_value_t = default_device_name().to_string())]
+        device: String,
     },
     /// Architecture, parameter count and dtype of a checkpoint directory or GGUF file.
     Inspect {
@@ -194,6 +228,18 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             output,
         } => demo::run(&registry, &device, steps, output),
+        Command::Eval {
+            run,
+            device,
+            no_probe,
+            prompt,
+        } => eval::run(&registry, &run, &device, !no_probe, prompt),
+        Command::Compare {
+            configs,
+            output,
+            reuse,
+            device,
+        } => compare::run(&registry, &configs, &output, reuse, &device),
         Command::Inspect { path } => inspect::inspect(&path),
         Command::EmbedText {
             model,

@@ -179,17 +179,70 @@ impl Default for PromptTrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
-    /// Zero-shot prompt; `{}` is replaced by the lower-cased class name.
+    /// Zero-shot prompt; `{}` is replaced by the lower-cased class name. Used when `templates`
+    /// is empty (the form every config before templates used).
     pub prompt_template: String,
+    /// Zero-shot prompt templates (each with `{}`); when non-empty they replace
+    /// `prompt_template`.
+    pub templates: Vec<String>,
+    /// With several templates: average each class's normalised embeddings over the templates
+    /// and re-normalise (CLIP's prompt ensembling); otherwise the first template is the
+    /// reported one and every template is also scored on its own.
+    pub ensemble: bool,
     /// Images per evaluation batch.
     pub batch_size: usize,
+    /// `[eval.probe]`: the linear probe on frozen image features.
+    pub probe: ProbeConfig,
+}
+
+impl EvalConfig {
+    /// The zero-shot templates in effect: `templates`, or `prompt_template` alone.
+    pub fn effective_templates(&self) -> Vec<String> {
+        if self.templates.is_empty() {
+            vec![self.prompt_template.clone()]
+        } else {
+            self.templates.clone()
+        }
+    }
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             prompt_template: "this is a chest x ray of a patient with {}".into(),
+            templates: Vec::new(),
+            ensemble: true,
             batch_size: 64,
+            probe: ProbeConfig::default(),
+        }
+    }
+}
+
+/// Linear-probe settings: multinomial logistic regression on frozen image features, trained on
+/// fractions of the training split, each drawn with every seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Fractions of the (single-label) training split, each in `(0, 1]`.
+    pub fractions: Vec<f64>,
+    /// One stratified subset per fraction and seed; results are averaged over the seeds.
+    pub seeds: Vec<u64>,
+    /// Full-batch optimiser steps.
+    pub steps: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// L2 penalty `weight_decay / 2 · ‖W‖²` on the weights (not the bias).
+    pub weight_decay: f64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            fractions: vec![0.01, 0.1, 1.0],
+            seeds: vec![42, 43, 44],
+            steps: 500,
+            lr: 0.01,
+            weight_decay: 1e-4,
         }
     }
 }

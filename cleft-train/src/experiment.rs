@@ -13,7 +13,8 @@ use cleft_core::peft::PeftAdapter;
 use cleft_core::registry::Split;
 use cleft_core::store::load_safetensors;
 
-use crate::eval::{ZeroShotReport, zero_shot};
+use crate::eval::zero_shot::configured_class_embeddings;
+use crate::eval::{ZeroShotReport, zero_shot_with};
 use crate::lock::RunLock;
 use crate::metrics::StepMetrics;
 use crate::prompt_stage::{PromptOutcome, train_prompt_on};
@@ -103,9 +104,12 @@ impl<'a> Experiment<'a> {
         self.adapter.as_deref()
     }
 
-    /// One split of the data set.
+    /// One split of the data set; the files it asks to keep (e.g. a drawn test selection) are
+    /// written into the run directory.
     pub fn dataset(&self, split: Split) -> Result<Box<dyn ImageTextDataset>> {
-        self.config.data.build(split)
+        let dataset = self.config.data.build(split)?;
+        crate::run_files::write_run_files(dataset.as_ref(), &self.config.output.dir)?;
+        Ok(dataset)
     }
 
     /// Loads the stage-1 weights of the run directory (`model.safetensors`) into the model.
@@ -131,16 +135,25 @@ impl<'a> Experiment<'a> {
         train_prompt_on(self.model.clone(), self.config, &self.device, options)
     }
 
-    /// Zero-shot evaluation of the current model on `split` with the config's prompt template.
+    /// Zero-shot evaluation of the current model on `split` with the config's prompt templates
+    /// (`[eval] templates`, ensembled when `ensemble`, or `prompt_template`).
     pub fn evaluate(&self, split: Split) -> Result<ZeroShotReport> {
         let dataset = self.dataset(split)?;
         let model = self.model.valid();
-        zero_shot(
+        let device = self.device.clone().inner();
+        let (class_embeddings, prompts) = configured_class_embeddings(
+            &model,
+            &dataset.label_names(),
+            &self.config.eval,
+            &device,
+        )?;
+        zero_shot_with(
             &model,
             dataset.as_ref(),
-            &self.config.eval.prompt_template,
+            class_embeddings,
+            prompts,
             self.config.eval.batch_size,
-            &self.device.clone().inner(),
+            &device,
         )
     }
 

@@ -19,6 +19,7 @@ pub mod schedule;
 pub mod state;
 mod trainer;
 
+pub use eval::{EvalOptions, EvalReport, PromptSource, evaluate_run};
 pub use experiment::Experiment;
 pub use lock::RunLock;
 pub use metrics::StepMetrics;

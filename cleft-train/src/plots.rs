@@ -8,9 +8,9 @@ use plotters::style::{FontStyle, register_font};
 use crate::metrics::StepMetrics;
 use cleft_core::error::{CleftError, Result};
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     // The embedded DejaVu Sans keeps plots independent of the fonts installed on the machine.
     REGISTERED.call_once(|| {

@@ -1,18 +1,24 @@
 //! Zero-shot classification: class prompts encoded once, images scored by scaled cosine.
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 use serde::Serialize;
 
-use cleft_core::data::{ImageTextDataset, collate};
+use cleft_core::config::EvalConfig;
+use cleft_core::data::ImageTextDataset;
 use cleft_core::error::{CleftError, Result};
-use cleft_core::model::ClipModel;
+use cleft_core::model::{ClipModel, l2_normalize};
+
+use super::features::{encode_images, read_back, single_label};
+use super::metrics::{ClassificationMetrics, classification_metrics};
 
 /// Zero-shot results in the spirit of CLIP_benchmark's JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct ZeroShotReport {
     /// Class names in label order.
     pub classes: Vec<String>,
-    /// Prompts used, one per class.
+    /// Prompts used, one per class (with several ensembled templates: the first template's,
+    /// the others listed in the evaluation report).
     pub prompts: Vec<String>,
     /// Number of images scored (those with exactly one positive label).
     pub images: usize,
@@ -22,6 +28,94 @@ pub struct ZeroShotReport {
     pub macro_auc: f64,
     /// Accuracy of a uniform random guess, `1 / classes`.
     pub chance: f64,
+    /// Every metric: balanced accuracy, macro F1, per-class table, confusion matrix.
+    pub metrics: ClassificationMetrics,
+    /// Softmax scores `[images][classes]` (for ROC curves; not serialised).
+    #[serde(skip)]
+    pub scores: Vec<Vec<f32>>,
+    /// True class of each scored image (not serialised).
+    #[serde(skip)]
+    pub targets: Vec<usize>,
+}
+
+impl ZeroShotReport {
+    /// The report of softmax `scores` against `targets`.
+    pub fn from_scores(
+        classes: Vec<String>,
+        prompts: Vec<String>,
+        scores: Vec<Vec<f32>>,
+        targets: Vec<usize>,
+    ) -> Self {
+        let metrics = classification_metrics(&scores, &targets, &classes);
+        Self {
+            chance: 1.0 / classes.len().max(1) as f64,
+            accuracy: metrics.accuracy,
+            macro_auc: metrics.macro_auc,
+            images: targets.len(),
+            classes,
+            prompts,
+            metrics,
+            scores,
+            targets,
+        }
+    }
+}
+
+/// `template` with `{}` replaced by each lower-cased class name; a template without `{}` is an
+/// error (every class would get the same prompt).
+pub fn class_prompts(template: &str, classes: &[String]) -> Result<Vec<String>> {
+    if !template.contains("{}") {
+        return Err(CleftError::Config(format!(
+            "zero-shot template {template:?} has no `{{}}` for the class name"
+        )));
+    }
+    Ok(classes
+        .iter()
+        .map(|name| template.replace("{}", &name.to_lowercase()))
+        .collect())
+}
+
+/// Class embeddings `[K, P]` from several templates: each template's normalised class
+/// embeddings averaged over the templates and re-normalised (CLIP's prompt ensembling; one
+/// template gives its embeddings unchanged).
+pub fn ensemble_class_embeddings(
+    model: &ClipModel,
+    classes: &[String],
+    templates: &[String],
+    device: &Device,
+) -> Result<Tensor<2>> {
+    if let [only] = templates {
+        return model.encode_texts(&class_prompts(only, classes)?, device);
+    }
+    let mut sum: Option<Tensor<2>> = None;
+    for template in templates {
+        let embeddings = model.encode_texts(&class_prompts(template, classes)?, device)?;
+        sum = Some(match sum {
+            Some(sum) => sum + embeddings,
+            None => embeddings,
+        });
+    }
+    let sum =
+        sum.ok_or_else(|| CleftError::Config("zero-shot needs at least one template".into()))?;
+    Ok(l2_normalize(sum))
+}
+
+/// The class embeddings `[K, P]` and the prompts (the first template's) that `eval` asks for:
+/// every template ensembled when `eval.ensemble`, else the first template alone.
+pub fn configured_class_embeddings(
+    model: &ClipModel,
+    classes: &[String],
+    eval: &EvalConfig,
+    device: &Device,
+) -> Result<(Tensor<2>, Vec<String>)> {
+    let templates = eval.effective_templates();
+    let used = if eval.ensemble {
+        &templates[..]
+    } else {
+        &templates[..1.min(templates.len())]
+    };
+    let embeddings = ensemble_class_embeddings(model, classes, used, device)?;
+    Ok((embeddings, class_prompts(&templates[0], classes)?))
 }
 
 /// Scores every single-label image of `dataset` against one prompt per class.
@@ -36,11 +130,7 @@ pub fn zero_shot(
     batch_size: usize,
     device: &Device,
 ) -> Result<ZeroShotReport> {
-    let classes = dataset.label_names();
-    let prompts: Vec<String> = classes
-        .iter()
-        .map(|name| template.replace("{}", &name.to_lowercase()))
-        .collect();
+    let prompts = class_prompts(template, &dataset.label_names())?;
     let class_embeddings = model.encode_texts(&prompts, device)?;
     zero_shot_with(
         model,
@@ -62,132 +152,48 @@ pub fn zero_shot_with(
     batch_size: usize,
     device: &Device,
 ) -> Result<ZeroShotReport> {
-    let classes = dataset.label_names();
-    let scale = model.objective.logit_scale();
-
-    let mut targets = Vec::new();
-    let mut selected = Vec::new();
-    for index in 0..dataset.len() {
-        let labels = dataset.labels(index)?;
-        let positives: Vec<usize> = (0..labels.len()).filter(|&k| labels[k] > 0.5).collect();
-        if let [only] = positives[..] {
-            targets.push(only);
-            selected.push(index);
-        }
-    }
-    if selected.is_empty() {
+    let selection = single_label(dataset)?;
+    if selection.indices.is_empty() {
         return Err(CleftError::Data(
             "zero-shot: no image has exactly one positive label".into(),
         ));
     }
-
-    let mut scores: Vec<Vec<f32>> = Vec::with_capacity(selected.len());
-    for chunk in selected.chunks(batch_size.max(1)) {
-        let batch = collate(dataset, chunk, device)?;
-        let image = model.encode_images(batch.images);
-        let logits = image.matmul(class_embeddings.clone().transpose()) * scale.clone().unsqueeze();
-        let probabilities = burn::tensor::activation::softmax(logits, 1);
-        let values = probabilities
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| {
-                CleftError::Invalid(format!("zero-shot: cannot read scores back: {e:?}"))
-            })?;
-        scores.extend(values.chunks(classes.len()).map(<[f32]>::to_vec));
-    }
-    let correct = scores
-        .iter()
-        .zip(&targets)
-        .filter(|(row, target)| argmax(row) == **target)
-        .count();
-    let aucs: Vec<f64> = (0..classes.len())
-        .filter_map(|k| {
-            let column: Vec<f32> = scores.iter().map(|row| row[k]).collect();
-            let positive: Vec<bool> = targets.iter().map(|&t| t == k).collect();
-            roc_auc(&column, &positive)
-        })
-        .collect();
-    Ok(ZeroShotReport {
-        chance: 1.0 / classes.len() as f64,
-        accuracy: correct as f64 / targets.len() as f64,
-        macro_auc: aucs.iter().sum::<f64>() / aucs.len().max(1) as f64,
-        images: targets.len(),
-        classes,
+    let features = encode_images(model, dataset, &selection.indices, batch_size, device)?;
+    let scores = zero_shot_scores(
+        model,
+        &features.projected,
+        features.projected_dim,
+        class_embeddings,
+        device,
+    )?;
+    Ok(ZeroShotReport::from_scores(
+        dataset.label_names(),
         prompts,
-    })
+        scores,
+        selection.targets,
+    ))
 }
 
-fn argmax(row: &[f32]) -> usize {
-    (0..row.len()).fold(0, |best, k| if row[k] > row[best] { k } else { best })
-}
-
-/// ROC AUC (Mann–Whitney U, ties counted half); `None` when one class is absent.
-pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut ranks = vec![0.0; scores.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start;
-        while end + 1 < order.len() && scores[order[end + 1]] == scores[order[start]] {
-            end += 1;
-        }
-        let average_rank = (start + end) as f64 / 2.0 + 1.0;
-        for &index in &order[start..=end] {
-            ranks[index] = average_rank;
-        }
-        start = end + 1;
-    }
-    let n_pos = positive.iter().filter(|&&p| p).count() as f64;
-    let n_neg = positive.len() as f64 - n_pos;
-    if n_pos == 0.0 || n_neg == 0.0 {
-        return None;
-    }
-    let rank_sum: f64 = ranks
-        .iter()
-        .zip(positive)
-        .filter(|(_, p)| **p)
-        .map(|(r, _)| r)
-        .sum();
-    Some((rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::roc_auc;
-
-    #[test]
-    fn auc_of_perfect_inverted_and_tied_rankings() {
-        assert_eq!(
-            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
-            Some(1.0)
-        );
-        assert_eq!(
-            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
-            Some(0.0)
-        );
-        assert_eq!(
-            roc_auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]),
-            Some(0.5)
-        );
-        assert_eq!(roc_auc(&[0.1, 0.2], &[true, true]), None);
-    }
-
-    #[test]
-    fn auc_matches_pair_counting() {
-        // 3 positives, 2 negatives: pairs (p > n) = 5 of 6, one tie counted half.
-        let scores = [0.3, 0.7, 0.5, 0.2, 0.5];
-        let positive = [false, true, true, false, true];
-        let pairs = [
-            (0.7, 0.3),
-            (0.7, 0.2),
-            (0.5, 0.3),
-            (0.5, 0.2),
-            (0.5, 0.3),
-            (0.5, 0.2),
-        ];
-        let expected = pairs.iter().filter(|(p, n)| p > n).count() as f64 / 6.0;
-        assert!((roc_auc(&scores, &positive).unwrap() - expected).abs() < 1e-12);
-    }
+/// Softmax over classes of `exp(logit_scale) · cosine` for image embeddings `[N, P]` (row-major,
+/// normalised) against class embeddings `[K, P]`.
+pub fn zero_shot_scores(
+    model: &ClipModel,
+    image_embeddings: &[f32],
+    dim: usize,
+    class_embeddings: Tensor<2>,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let classes = class_embeddings.dims()[0];
+    let rows = image_embeddings.len() / dim.max(1);
+    let images: Tensor<2> = Tensor::from_data(
+        TensorData::new(image_embeddings.to_vec(), [rows, dim]),
+        device,
+    );
+    let scale = model.objective.logit_scale();
+    let logits = images.matmul(class_embeddings.transpose()) * scale.unsqueeze();
+    let probabilities = burn::tensor::activation::softmax(logits, 1);
+    Ok(read_back(probabilities)?
+        .chunks(classes.max(1))
+        .map(<[f32]>::to_vec)
+        .collect())
 }

@@ -1,0 +1,101 @@
+//! Image features computed once per split and shared by zero-shot and the linear probe.
+
+use burn::prelude::*;
+
+use cleft_core::data::{ImageTextDataset, collate};
+use cleft_core::error::{CleftError, Result};
+use cleft_core::model::{ClipModel, l2_normalize};
+
+/// The images of a split with exactly one positive label (as in CheXpert-5x200: multi-finding
+/// and finding-free images have no single class), and those labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingleLabel {
+    /// Data set indices.
+    pub indices: Vec<usize>,
+    /// The positive class of each.
+    pub targets: Vec<usize>,
+}
+
+/// Selects the single-positive images of `dataset` (labels only; no image is read).
+pub fn single_label(dataset: &dyn ImageTextDataset) -> Result<SingleLabel> {
+    let mut selection = SingleLabel {
+        indices: Vec::new(),
+        targets: Vec::new(),
+    };
+    for index in 0..dataset.len() {
+        let labels = dataset.labels(index)?;
+        let mut positives = (0..labels.len()).filter(|&k| labels[k] > 0.5);
+        if let (Some(only), None) = (positives.next(), positives.next()) {
+            selection.indices.push(index);
+            selection.targets.push(only);
+        }
+    }
+    Ok(selection)
+}
+
+/// Features of a set of images, row-major.
+#[derive(Debug, Clone)]
+pub struct ImageFeatures {
+    /// The vision encoder's pooled output `[N, D]` (before the projection: what the linear
+    /// probe reads, as upstream's `Linear(768, C)` does).
+    pub pooled: Vec<f32>,
+    /// `D`.
+    pub pooled_dim: usize,
+    /// Projected, L2-normalised embeddings `[N, P]` (what zero-shot scores).
+    pub projected: Vec<f32>,
+    /// `P`.
+    pub projected_dim: usize,
+}
+
+impl ImageFeatures {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.pooled.len() / self.pooled_dim.max(1)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pooled feature rows.
+    pub fn pooled_rows(&self) -> Vec<Vec<f64>> {
+        self.pooled
+            .chunks(self.pooled_dim.max(1))
+            .map(|row| row.iter().map(|&v| f64::from(v)).collect())
+            .collect()
+    }
+}
+
+/// Encodes `indices` of `dataset` in batches of `batch_size` (one vision forward per image).
+pub fn encode_images(
+    model: &ClipModel,
+    dataset: &dyn ImageTextDataset,
+    indices: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> Result<ImageFeatures> {
+    let mut features = ImageFeatures {
+        pooled: Vec::new(),
+        pooled_dim: model.vision.dim(),
+        projected: Vec::new(),
+        projected_dim: 0,
+    };
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let batch = collate(dataset, chunk, device)?;
+        let pooled = model.vision.forward(batch.images).pooled;
+        let projected = l2_normalize(model.vision_projection.forward(pooled.clone()));
+        features.projected_dim = projected.dims()[1];
+        features.pooled.extend(read_back(pooled)?);
+        features.projected.extend(read_back(projected)?);
+    }
+    Ok(features)
+}
+
+pub(crate) fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| CleftError::Invalid(format!("evaluation: cannot read values back: {e:?}")))
+}
