@@ -319,18 +319,23 @@ pub fn linear_probe(
     for &fraction in &config.fractions {
         let mut runs = Vec::new();
         let mut train_samples = Vec::new();
+        let mut fitted: Vec<(Vec<usize>, ClassificationMetrics)> = Vec::new();
         for &seed in &config.seeds {
             let subset = stratified_subset(train.1, classes.len(), fraction, seed);
+            train_samples.push(subset.len());
+            // The fit is deterministic: a subset drawn before (every seed's at 100 %) gives the
+            // same probe.
+            if let Some((_, metrics)) = fitted.iter().find(|(drawn, _)| *drawn == subset) {
+                runs.push(metrics.clone());
+                continue;
+            }
             let features: Vec<Vec<f64>> = subset.iter().map(|&i| train.0[i].clone()).collect();
             let targets: Vec<usize> = subset.iter().map(|&i| train.1[i]).collect();
             let probe =
                 LogisticRegression::fit(&features, &targets, classes.len(), &standardiser, config);
-            runs.push(classification_metrics(
-                &probe.predict(test.0),
-                test.1,
-                classes,
-            ));
-            train_samples.push(subset.len());
+            let metrics = classification_metrics(&probe.predict(test.0), test.1, classes);
+            runs.push(metrics.clone());
+            fitted.push((subset, metrics));
         }
         let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
         results.push(ProbeFraction {

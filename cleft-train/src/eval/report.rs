@@ -154,12 +154,17 @@ impl EvalReport {
         let z = &self.zero_shot;
         let _ = writeln!(
             out,
-            "## Zero-shot ({} prompts{})\n\nTemplates: {}. Chance {}%.\n",
+            "## Zero-shot ({} prompts{})\n\n{}: {}. Chance {}%.\n",
             self.prompt.source,
             if self.prompt.ensemble {
                 ", ensembled"
             } else {
                 ""
+            },
+            if self.prompt.source == "learned" {
+                "Learned context"
+            } else {
+                "Templates"
             },
             self.prompt
                 .templates
