@@ -2,6 +2,7 @@
 
 mod bench;
 mod compare;
+mod data;
 mod demo;
 mod eval;
 mod inspect;
@@ -165,6 +166,11 @@ enum Command {
     },
     /// List the devices compiled into this build.
     Devices,
+    /// Data set tools (`cleft data synth`: the synthetic benchmark on disk).
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
     /// Total and trainable parameters per component, from the architecture alone (no weights,
     /// no allocation). With several configs, each is compared with the last one (the baseline).
     Params {
@@ -273,6 +279,7 @@ fn run(cli: Cli) -> Result<()> {
                 device: &device,
             },
         ),
+        Command::Data { command } => data::run(command),
         Command::Devices => {
             for (name, summary) in compiled_devices() {
                 println!("{name:<12} {summary}");

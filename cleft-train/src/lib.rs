@@ -15,6 +15,7 @@ pub mod lock;
 pub mod metrics;
 pub mod plots;
 pub mod prompt_stage;
+pub mod run_files;
 pub mod schedule;
 pub mod state;
 mod trainer;

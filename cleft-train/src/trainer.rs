@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use crate::run_files::write_run_files;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{
@@ -226,9 +227,9 @@ pub(crate) fn train_stage1(
     };
     let mut last_checkpoint = resume_from;
 
-    let dataset: Arc<dyn ImageTextDataset> = Arc::from(config.data.build(Split::Train)?);
+    let dataset: Arc<dyn ImageTextDataset> = Arc::from(experiment.dataset(Split::Train)?);
     let mut loader = Loader::new(
-        dataset,
+        dataset.clone(),
         model.text.tokenizer(),
         LoaderOptions {
             batch_size: train.batch_size,
@@ -256,6 +257,7 @@ pub(crate) fn train_stage1(
             log.flush(&last_checkpoint, &progress)?;
             let checkpoint =
                 save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
+            write_run_files(dataset.as_ref(), &run_dir)?;
             progress
                 .abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
             experiment.set_model(model);
@@ -301,6 +303,7 @@ pub(crate) fn train_stage1(
             log.flush(&last_checkpoint, &progress)?;
         }
         if checkpoint_now {
+            write_run_files(dataset.as_ref(), &run_dir)?;
             last_checkpoint = Some(save_checkpoint(
                 &run_dir,
                 &state,
