@@ -55,6 +55,13 @@ fn minimal(kind: ComponentKind, name: &str, extra: &str) -> String {
         let chosen = if section_kind == kind { name } else { default };
         if !chosen.is_empty() {
             text += &format!("[{}]\ntype = \"{chosen}\"\n", section_kind.section());
+            // Data sets read from files default to upstream's images (224 px, 3 channels).
+            if section_kind == ComponentKind::Vision
+                && kind == ComponentKind::Dataset
+                && name != "synthetic-cxr"
+            {
+                text += "image_size = 224\npatch_size = 16\nnum_channels = 3\n";
+            }
             if section_kind == kind {
                 text += extra;
             }

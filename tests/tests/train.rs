@@ -122,8 +122,22 @@ fn every_tiny_config_trains_and_its_loss_falls() {
         .collect();
     names.sort();
     assert!(names.len() >= 4, "{names:?}");
+    // Configs reading the synthetic benchmark on disk (`cleft data synth`) get a small one.
+    let synth = std::env::temp_dir().join(format!("cleft-tiny-synth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&synth);
+    let tree = cleft_synthetic::SynthTreeOptions {
+        train: 160,
+        valid: 10,
+        test_per_class: 10,
+        size: 64,
+        seed: 7,
+    };
+    cleft_synthetic::write_chexpert_tree(&synth, &tree, &|_, _| {}).unwrap();
     for path in names {
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"data/synth", &format!("\"{}", synth.display()))
+            .replace("per_class = 200", "per_class = 10");
         let mut config =
             cleft_tests::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let run = std::env::temp_dir().join(format!(
@@ -146,6 +160,7 @@ fn every_tiny_config_trains_and_its_loss_falls() {
         );
         std::fs::remove_dir_all(&run).unwrap();
     }
+    std::fs::remove_dir_all(&synth).unwrap();
 }
 
 #[test]
