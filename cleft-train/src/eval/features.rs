@@ -18,13 +18,33 @@ pub struct SingleLabel {
 
 /// Selects the single-positive images of `dataset` (labels only; no image is read).
 pub fn single_label(dataset: &dyn ImageTextDataset) -> Result<SingleLabel> {
+    single_label_among(dataset, &dataset.label_names())
+}
+
+/// Selects the images of `dataset` with exactly one of `classes` positive, targets indexing
+/// `classes`. Labels are matched by name, so a training split with more labels than the test
+/// split (CheXpert's 14 findings against 5x200's five classes) gives the test split's classes;
+/// a class the data set does not label is an error naming it.
+pub fn single_label_among(dataset: &dyn ImageTextDataset, classes: &[String]) -> Result<SingleLabel> {
+    let names = dataset.label_names();
+    let columns = classes
+        .iter()
+        .map(|class| {
+            names.iter().position(|name| name == class).ok_or_else(|| {
+                CleftError::Data(format!(
+                    "evaluation: the data set has no label `{class}` (its labels: {})",
+                    names.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut selection = SingleLabel {
         indices: Vec::new(),
         targets: Vec::new(),
     };
     for index in 0..dataset.len() {
         let labels = dataset.labels(index)?;
-        let mut positives = (0..labels.len()).filter(|&k| labels[k] > 0.5);
+        let mut positives = (0..columns.len()).filter(|&k| labels[columns[k]] > 0.5);
         if let (Some(only), None) = (positives.next(), positives.next()) {
             selection.indices.push(index);
             selection.targets.push(only);
@@ -98,4 +118,58 @@ pub(crate) fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| CleftError::Invalid(format!("evaluation: cannot read values back: {e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cleft_core::data::ImageTextSample;
+
+    /// Labels only: `names` and one multi-hot row per sample.
+    #[derive(Debug)]
+    struct Labels {
+        names: Vec<String>,
+        rows: Vec<Vec<f32>>,
+    }
+
+    impl ImageTextDataset for Labels {
+        fn len(&self) -> usize {
+            self.rows.len()
+        }
+        fn get(&self, index: usize) -> Result<ImageTextSample> {
+            Ok(ImageTextSample {
+                image: vec![0.0],
+                caption: String::new(),
+                labels: self.rows[index].clone(),
+            })
+        }
+        fn image_shape(&self) -> [usize; 3] {
+            [1, 1, 1]
+        }
+        fn label_names(&self) -> Vec<String> {
+            self.names.clone()
+        }
+    }
+
+    #[test]
+    fn training_labels_are_matched_to_the_test_classes_by_name() {
+        let train = Labels {
+            names: ["Fracture", "Edema", "Cardiomegaly", "No Finding"].map(String::from).to_vec(),
+            rows: vec![
+                vec![1.0, 1.0, 0.0, 0.0], // Edema only among the classes (Fracture is not one)
+                vec![0.0, 1.0, 1.0, 0.0], // two classes: left out
+                vec![0.0, 0.0, 1.0, 0.0], // Cardiomegaly
+                vec![0.0, 0.0, 0.0, 1.0], // none: left out
+            ],
+        };
+        let classes = ["Cardiomegaly", "Edema"].map(String::from).to_vec();
+        let selection = single_label_among(&train, &classes).unwrap();
+        assert_eq!(selection.indices, [0, 2]);
+        assert_eq!(selection.targets, [1, 0]);
+        // Every label counts when the classes are the data set's own.
+        assert_eq!(single_label(&train).unwrap().indices, [2, 3]);
+        let missing = ["Atelectasis"].map(String::from).to_vec();
+        let error = single_label_among(&train, &missing).unwrap_err().to_string();
+        assert!(error.contains("no label `Atelectasis`") && error.contains("Fracture"), "{error}");
+    }
 }

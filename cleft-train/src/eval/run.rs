@@ -11,7 +11,7 @@ use cleft_core::model::ClipModel;
 use cleft_core::registry::{Registry, Split};
 use cleft_core::store::{load_safetensors, write_atomic};
 
-use super::features::{ImageFeatures, encode_images, single_label};
+use super::features::{ImageFeatures, encode_images, single_label, single_label_among};
 use super::plots::{plot_confusion, plot_roc};
 use super::probe::{Summary, linear_probe};
 use super::report::{EvalReport, ProbeReport, PromptReport, SplitSizes, TemplateResult};
@@ -81,7 +81,7 @@ pub fn evaluate_run(
     let train = experiment.dataset(Split::Train)?;
     let classes = test.label_names();
     let test_selection = single_label(test.as_ref())?;
-    let train_selection = single_label(train.as_ref())?;
+    let train_selection = single_label_among(train.as_ref(), &classes)?;
     if test_selection.indices.is_empty() {
         return Err(CleftError::Data(
             "evaluation: no test image has exactly one positive label".into(),
