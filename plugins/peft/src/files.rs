@@ -330,7 +330,7 @@ pub(crate) fn load_specs(
     specs: &[TensorSpec],
     dir: &Path,
 ) -> Result<(Component<dyn TextEncoder>, AdapterLoadReport), CleftError> {
-    let mut file = read_adapter_tensors(dir)?;
+    let mut file = strip_task_head_prefix(read_adapter_tensors(dir)?, specs);
     let shapes: HashMap<String, Vec<usize>> = cleft_core::peft::named_params(&encoder)
         .into_iter()
         .map(|p| (p.path, p.shape))
@@ -352,13 +352,26 @@ pub(crate) fn load_specs(
         values.insert(spec.path.clone(), spec.to_param(value, &shape));
     }
     if !missing.is_empty() || !mismatched.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!(
+                "{} of {} adapter tensors missing ({}); keys in the file not matched: {}",
+                missing.len(),
+                specs.len(),
+                first_few(&missing),
+                first_few(&file.keys().cloned().collect::<Vec<_>>())
+            ));
+        }
+        if !mismatched.is_empty() {
+            parts.push(format!(
+                "{} shape mismatches ({})",
+                mismatched.len(),
+                first_few(&mismatched)
+            ));
+        }
         return Err(CleftError::Checkpoint {
             path: dir.join(WEIGHTS_FILE),
-            message: format!(
-                "missing adapter tensors: [{}]; shape mismatches: [{}]",
-                missing.join(", "),
-                mismatched.join("; ")
-            ),
+            message: parts.join("; "),
         });
     }
     let report = AdapterLoadReport {
@@ -366,4 +379,66 @@ pub(crate) fn load_specs(
         loaded: values.len(),
     };
     Ok((write_params(encoder, values)?, report))
+}
+
+/// At most three items, then how many more: an error names a few keys, not a hundred.
+fn first_few(items: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = items
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        text.push_str(&format!(", … {} more", items.len() - SHOWN));
+    }
+    if text.is_empty() {
+        text.push_str("no tensors");
+    }
+    text
+}
+
+/// Renames `base_model.model.<head>.<path>` keys to `base_model.model.<path>` when the file was
+/// saved by HF PEFT from a task-head model (`LlamaForCausalLM` wraps the encoder as `model.`,
+/// `GPT2LMHeadModel` as `transformer.`, `BertForSequenceClassification` as `bert.`) and the
+/// adapter is loaded onto the bare encoder, as transformers strips a head's `base_model_prefix`.
+///
+/// The head segment is not listed per architecture: it is the one first segment whose removal
+/// turns file keys into the keys `specs` expect. Files in which any expected key is present as
+/// is are left alone, so an encoder that really has such a submodule never loses it.
+fn strip_task_head_prefix(
+    file: BTreeMap<String, HostTensor>,
+    specs: &[TensorSpec],
+) -> BTreeMap<String, HostTensor> {
+    let expected: std::collections::HashSet<&str> = specs.iter().map(|s| s.key.as_str()).collect();
+    if expected.is_empty() || file.keys().any(|key| expected.contains(key.as_str())) {
+        return file;
+    }
+    let stripped = |key: &str| -> Option<(String, String)> {
+        let rest = key.strip_prefix(MODEL_PREFIX)?;
+        let (head, path) = rest.split_once('.')?;
+        Some((head.to_string(), format!("{MODEL_PREFIX}{path}")))
+    };
+    let mut matches: BTreeMap<String, usize> = BTreeMap::new();
+    for key in file.keys() {
+        if let Some((head, key)) = stripped(key)
+            && expected.contains(key.as_str())
+        {
+            *matches.entry(head).or_default() += 1;
+        }
+    }
+    let Some(head) = matches
+        .into_iter()
+        .max_by_key(|(_, count)| *count)
+        .map(|(head, _)| head)
+    else {
+        return file;
+    };
+    file.into_iter()
+        .map(|(key, value)| match stripped(&key) {
+            Some((h, path)) if h == head => (path, value),
+            _ => (key, value),
+        })
+        .collect()
 }

@@ -150,6 +150,45 @@ fn loading_fails_on_missing_tensors_and_reports_unexpected_ones() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn an_adapter_saved_from_gpt2_lm_head_model_loads_onto_the_bare_encoder() {
+    // GPT2LMHeadModel holds the encoder as `transformer.`; PEFT writes that into every key.
+    let device = Device::flex();
+    let source = golden("tiny-gpt2-lora");
+    let dir = adapter_with_keys(&source, "lm-head", |key| {
+        key.replacen("base_model.model.", "base_model.model.transformer.", 1)
+    });
+    let (_, encoder, report) = from_pretrained(tiny_gpt2(&device), &dir).unwrap();
+    assert_eq!(report.loaded, 4, "A and B for 2 layers");
+    assert!(report.unexpected.is_empty(), "{:?}", report.unexpected);
+    let (_, reference, _) = from_pretrained(tiny_gpt2(&device), &source).unwrap();
+    assert_eq!(
+        max_abs_diff(hidden(&encoder, &device), hidden(&reference, &device)),
+        0.0,
+        "the same weights load"
+    );
+    check_golden("tiny_gpt2", "lora_last_hidden_state", hidden(&encoder, &device));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_head_segment_matching_nothing_is_not_stripped() {
+    let device = Device::flex();
+    let dir = adapter_with_keys(&golden("tiny-gpt2-lora"), "no-head", |key| {
+        key.replacen(".attn.", ".attention.", 1)
+    });
+    let error = from_pretrained(tiny_gpt2(&device), &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("4 of 4 adapter tensors missing")
+            && error.contains("base_model.model.h.0.attn.c_attn.lora_A.weight")
+            && error.contains("1 more"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn write_raw(
     dir: &std::path::Path,
     tensors: &std::collections::BTreeMap<String, cleft_peft::files::HostTensor>,

@@ -4,6 +4,8 @@
 //! here and give the same outputs; merging LoRA/IA3 keeps them. Needs the real weights: run
 //! `tools/fetch-assets.sh`.
 
+mod common;
+
 use std::any::Any;
 
 use cleft_core::Component;
@@ -151,4 +153,37 @@ fn smollm2_prompt_tuning_made_by_hf_peft_matches() {
     let (adapter, _, hidden) = check_hf_adapter("prompt", 1, &device);
     assert_eq!(adapter.method(), "prompt_tuning");
     assert_eq!(hidden.dims()[1], 4 + inputs(&device).0.dims()[1]);
+}
+
+#[test]
+fn smollm2_lora_saved_from_llama_for_causal_lm_loads_onto_the_bare_encoder() {
+    // LlamaForCausalLM holds the encoder as `model.`: `base_model.model.model.layers.N.…`.
+    let device = Device::flex();
+    let dir = common::adapter_with_keys(&golden_dir().join("smollm2-lora"), "causal-lm", |key| {
+        key.replacen("base_model.model.", "base_model.model.model.", 1)
+    });
+    let (_, encoder, report) = from_pretrained(smollm2(&device), &dir).unwrap();
+    assert_eq!(report.loaded, 4 * 30);
+    assert!(report.unexpected.is_empty(), "{:?}", report.unexpected);
+    let (hidden, pooled) = outputs(&encoder, &device);
+    golden().check("lora_last_hidden_state", hidden);
+    golden().check("lora_pooled", pooled);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_wrong_adapter_names_a_few_missing_keys_and_the_count() {
+    let device = Device::flex();
+    let dir = common::adapter_with_keys(&golden_dir().join("smollm2-lora"), "wrong", |key| {
+        key.replacen(".self_attn.", ".attention.", 1)
+    });
+    let error = from_pretrained(smollm2(&device), &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("120 of 120 adapter tensors missing") && error.contains("117 more"),
+        "{error}"
+    );
+    assert!(error.len() < 800, "short: {} chars: {error}", error.len());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

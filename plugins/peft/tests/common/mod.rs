@@ -178,3 +178,30 @@ pub fn check_merged<const D: usize>(
 pub fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
+
+/// Copies the adapter directory `from` into a fresh temporary directory named after `tag`, with
+/// every tensor key rewritten by `rename` (e.g. to the keys PEFT writes for a task-head model).
+pub fn adapter_with_keys(from: &Path, tag: &str, rename: impl Fn(&str) -> String) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cleft-peft-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        from.join("adapter_config.json"),
+        dir.join("adapter_config.json"),
+    )
+    .unwrap();
+    let tensors = read_safetensors(&from.join("adapter_model.safetensors")).unwrap();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, t)| {
+            let data = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (rename(k), data, t.shape.clone())
+        })
+        .collect();
+    let views = bytes.iter().map(|(k, d, s)| {
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d);
+        (k.clone(), view.unwrap())
+    });
+    safetensors::tensor::serialize_to_file(views, None, &dir.join("adapter_model.safetensors"))
+        .unwrap();
+    dir
+}
