@@ -6,6 +6,7 @@ mod data;
 mod demo;
 mod eval;
 mod inspect;
+mod predict;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,6 +91,28 @@ enum Command {
         /// Zero-shot class embeddings: the config's templates or the stage-2 learned context.
         #[arg(long, value_enum, default_value_t = eval::Prompt::Template)]
         prompt: eval::Prompt,
+    },
+    /// Zero-shot class probabilities of image files (PNG, JPEG, DICOM) with a trained run: per
+    /// image, the classes by probability, top first.
+    Predict {
+        /// Run directory (holds config.toml and model.safetensors).
+        #[arg(long)]
+        run: PathBuf,
+        /// Class names, comma-separated ("Atelectasis,Cardiomegaly,…").
+        #[arg(long)]
+        classes: String,
+        /// Class prompts: the config's templates or the stage-2 learned context.
+        #[arg(long, value_enum, default_value_t = eval::Prompt::Template)]
+        prompt: eval::Prompt,
+        /// Device to run on.
+        #[arg(long, default_value_t = default_device_name().to_string())]
+        device: String,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
     },
     /// Train (or with --reuse, reuse finished runs) and evaluate several configs; one table of
     /// trainable parameters, zero-shot and linear-probe results, also as compare.md / .csv.
@@ -240,6 +263,24 @@ fn run(cli: Cli) -> Result<()> {
             no_probe,
             prompt,
         } => eval::run(&registry, &run, &device, !no_probe, prompt),
+        Command::Predict {
+            run,
+            classes,
+            prompt,
+            device,
+            json,
+            images,
+        } => predict::run(
+            &registry,
+            &predict::PredictArgs {
+                run: &run,
+                classes: &classes,
+                prompt,
+                device: &device,
+                json,
+                images: &images,
+            },
+        ),
         Command::Compare {
             configs,
             output,

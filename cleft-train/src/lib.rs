@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod eval;
 pub mod experiment;
+pub mod inference;
 pub mod loader;
 pub mod lock;
 pub mod metrics;
@@ -22,6 +23,7 @@ mod trainer;
 
 pub use eval::{EvalOptions, EvalReport, PromptSource, evaluate_run};
 pub use experiment::Experiment;
+pub use inference::{Predictor, PromptChoice};
 pub use lock::RunLock;
 pub use metrics::StepMetrics;
 pub use prompt_stage::{PromptModel, PromptOutcome, initial_prompt, prompt_loss, train_prompt};

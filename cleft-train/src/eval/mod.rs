@@ -12,5 +12,8 @@ pub mod zero_shot;
 
 pub use metrics::{ClassMetrics, ClassificationMetrics, classification_metrics, roc_auc};
 pub use report::EvalReport;
-pub use run::{EvalOptions, PromptSource, evaluate_run, sha256_hex};
+pub use run::{
+    EvalOptions, PromptSource, evaluate_run, learned_class_embeddings, learned_prompt_path,
+    load_learned_prompt, sha256_hex,
+};
 pub use zero_shot::{ZeroShotReport, zero_shot, zero_shot_with};

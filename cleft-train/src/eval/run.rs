@@ -261,23 +261,10 @@ impl ZeroShotRun<'_> {
     }
 
     fn with_learned_context(&self, run_dir: &Path) -> Result<ZeroShotOutcome> {
-        let path = run_dir.join("prompt").join("prompt.safetensors");
-        if !path.is_file() {
-            return Err(CleftError::Training(format!(
-                "{}: no learned prompt; run `cleft train --stage prompt --resume {}` … first \
-                 (stage 2), or evaluate with template prompts",
-                path.display(),
-                run_dir.display()
-            )));
-        }
-        let mut prompt = initial_prompt(self.config, self.model, self.device)?;
-        load_safetensors(&mut prompt, &path)?;
+        let prompt_model = load_learned_prompt(self.config, self.model, run_dir, self.device)?;
+        let path = learned_prompt_path(run_dir);
         let names: Vec<String> = self.classes.iter().map(|c| c.to_lowercase()).collect();
-        let prompt_model = PromptModel {
-            clip: self.model.clone(),
-            prompt,
-        };
-        let embeddings = prompt_model.encode_with_context(&names, self.device)?;
+        let embeddings = learned_class_embeddings(&prompt_model, self.classes, self.device)?;
         let tokens = prompt_model.prompt.num_context_tokens();
         let prompts = names
             .iter()
@@ -291,6 +278,47 @@ impl ZeroShotRun<'_> {
         };
         Ok((report, prompt, Vec::new()))
     }
+}
+
+/// Where stage 2 saves the learned context of the run in `run_dir`.
+pub fn learned_prompt_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("prompt").join("prompt.safetensors")
+}
+
+/// `model` with the stage-2 learned context of the run in `run_dir`
+/// ([`learned_prompt_path`]); a run without one is an error that says how to make it.
+pub fn load_learned_prompt(
+    config: &ExperimentConfig,
+    model: &ClipModel,
+    run_dir: &Path,
+    device: &Device,
+) -> Result<PromptModel> {
+    let path = learned_prompt_path(run_dir);
+    if !path.is_file() {
+        return Err(CleftError::Training(format!(
+            "{}: no learned prompt; run `cleft train --stage prompt --resume {}` … first \
+             (stage 2), or use template prompts",
+            path.display(),
+            run_dir.display()
+        )));
+    }
+    let mut prompt = initial_prompt(config, model, device)?;
+    load_safetensors(&mut prompt, &path)?;
+    Ok(PromptModel {
+        clip: model.clone(),
+        prompt,
+    })
+}
+
+/// Class embeddings `[K, P]`: the learned context before each lower-cased class name, as
+/// stage 2 trains and evaluates it.
+pub fn learned_class_embeddings(
+    prompt_model: &PromptModel,
+    classes: &[String],
+    device: &Device,
+) -> Result<Tensor<2>> {
+    let names: Vec<String> = classes.iter().map(|c| c.to_lowercase()).collect();
+    prompt_model.encode_with_context(&names, device)
 }
 
 /// `[data] type` of a resolved config text.
