@@ -55,8 +55,11 @@ pub fn run(registry: &Registry, args: &PredictArgs<'_>) -> Result<()> {
     let ranked: Vec<Vec<(&str, f32)>> = probabilities
         .iter()
         .map(|row| {
-            let mut pairs: Vec<(&str, f32)> =
-                classes.iter().map(String::as_str).zip(row.iter().copied()).collect();
+            let mut pairs: Vec<(&str, f32)> = classes
+                .iter()
+                .map(String::as_str)
+                .zip(row.iter().copied())
+                .collect();
             pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
             pairs
         })

@@ -105,9 +105,7 @@ impl Predictor {
         load_safetensors(&mut model, &weights)?;
         let prompt = match prompt {
             PromptChoice::Template => None,
-            PromptChoice::Learned => {
-                Some(load_learned_prompt(&config, &model, run_dir, device)?)
-            }
+            PromptChoice::Learned => Some(load_learned_prompt(&config, &model, run_dir, device)?),
         };
         let image_options = image_options_of(&config, &model)?;
         Ok(Self {
@@ -242,4 +240,3 @@ fn image_options_of(config: &ExperimentConfig, model: &ClipModel) -> Result<Imag
     options.augment.enabled = false;
     Ok(options)
 }
-

@@ -167,7 +167,11 @@ fn an_adapter_saved_from_gpt2_lm_head_model_loads_onto_the_bare_encoder() {
         0.0,
         "the same weights load"
     );
-    check_golden("tiny_gpt2", "lora_last_hidden_state", hidden(&encoder, &device));
+    check_golden(
+        "tiny_gpt2",
+        "lora_last_hidden_state",
+        hidden(&encoder, &device),
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
