@@ -194,23 +194,9 @@ fn cleft_predict_ranks_the_drawn_finding_first() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let rows = report.as_array().unwrap();
     assert_eq!(rows.len(), 5);
-    let mut right = 0;
-    for (row, &(_, class)) in rows.iter().zip(&drawn) {
-        let ranked = row["classes"].as_array().unwrap();
-        assert_eq!(ranked.len(), 5);
-        let p: Vec<f64> = ranked
-            .iter()
-            .map(|c| c["probability"].as_f64().unwrap())
-            .collect();
-        assert!(
-            p.windows(2).all(|w| w[0] >= w[1]),
-            "sorted, top first: {p:?}"
-        );
-        right += usize::from(ranked[0]["class"] == FINDINGS[class]);
-    }
     assert!(
-        right >= 4,
-        "{right} of 5 drawn findings ranked first: {report:#}"
+        ranked_first(rows, &drawn) >= 4,
+        "of 5 drawn findings ranked first: {report:#}"
     );
 
     let text = Command::new(env!("CARGO_BIN_EXE_cleft"))
@@ -226,7 +212,75 @@ fn cleft_predict_ranks_the_drawn_finding_first() {
         .unwrap();
     let line = String::from_utf8_lossy(&text.stdout);
     assert!(
-        line.starts_with(&format!("{}: ", paths[0].display())) && line.contains("Edema 0."),
+        line.starts_with(&format!("{}: ", paths[0].display()))
+            && line.contains("Edema ")
+            && line.contains("Atelectasis "),
         "{line}"
+    );
+}
+
+/// How many rows of `cleft predict --json` rank the drawn class first; each row sorted.
+fn ranked_first(rows: &[serde_json::Value], drawn: &[(usize, usize)]) -> usize {
+    let mut right = 0;
+    for (row, &(_, class)) in rows.iter().zip(drawn) {
+        let ranked = row["classes"].as_array().unwrap();
+        assert_eq!(ranked.len(), 5);
+        let p: Vec<f64> = ranked
+            .iter()
+            .map(|c| c["probability"].as_f64().unwrap())
+            .collect();
+        assert!(
+            p.windows(2).all(|w| w[0] >= w[1]),
+            "sorted, top first: {p:?}"
+        );
+        right += usize::from(ranked[0]["class"] == FINDINGS[class]);
+    }
+    right
+}
+
+#[test]
+fn cleft_predict_with_the_learned_context_of_stage_2() {
+    let trained = trained_run();
+    let run = trained.parent().unwrap().join("run-stage2");
+    let copy = Command::new("cp")
+        .args(["-r", trained.to_str().unwrap(), run.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let cleft = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_cleft"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    };
+    cleft(&[
+        "train",
+        "--stage",
+        "prompt",
+        "--resume",
+        run.to_str().unwrap(),
+    ]);
+    let split = test_split();
+    let drawn = one_per_class(&split);
+    let mut args = vec!["predict".to_string(), "--prompt".into(), "learned".into()];
+    args.extend(["--json".into(), "--run".into(), run.display().to_string()]);
+    args.extend(["--classes".into(), FINDINGS.join(",")]);
+    for &(index, class) in &drawn {
+        let path = run.join(format!("{index}-{class}.png"));
+        write_png(&split.get(index).unwrap().image, 32, &path);
+        args.push(path.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let report: serde_json::Value = serde_json::from_slice(&cleft(&args)).unwrap();
+    let right = ranked_first(report.as_array().unwrap(), &drawn);
+    assert!(
+        right >= 4,
+        "{right} of 5 drawn findings ranked first: {report:#}"
     );
 }
