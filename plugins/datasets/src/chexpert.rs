@@ -207,9 +207,9 @@ impl ChexpertConfig {
                 let parsed = match value {
                     "" => Some(false),
                     _ => match value.parse::<f32>() {
-                        Ok(v) if v == 1.0 => Some(true),
-                        Ok(v) if v == 0.0 => Some(false),
-                        Ok(v) if v == -1.0 => Some(self.uncertain == Uncertain::Positive),
+                        Ok(1.0) => Some(true),
+                        Ok(0.0) => Some(false),
+                        Ok(-1.0) => Some(self.uncertain == Uncertain::Positive),
                         _ => None,
                     },
                 };

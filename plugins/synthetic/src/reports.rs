@@ -59,9 +59,9 @@ pub fn report(findings: &[usize], rng: &mut StdRng) -> String {
         .iter()
         .map(|&k| *POSITIVE[k].choose(rng).unwrap_or(&POSITIVE[k][0]))
         .collect();
-    for k in 0..NEGATIVE.len() {
+    for (k, phrasings) in NEGATIVE.iter().enumerate() {
         if !findings.contains(&k) && rng.random_bool(0.5) {
-            sentences.push(NEGATIVE[k].choose(rng).unwrap_or(&NEGATIVE[k][0]));
+            sentences.push(phrasings.choose(rng).unwrap_or(&phrasings[0]));
         }
     }
     // Positive statements first in a random order, then negations as drawn.
