@@ -58,8 +58,11 @@ pub fn run(command: DataCommand) -> Result<()> {
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_message("writing");
-            let tree = write_chexpert_tree(&out, &options, &|done, _| bar.set_position(done as u64))
-                .with_context(|| format!("writing the synthetic benchmark to {}", out.display()))?;
+            let tree =
+                write_chexpert_tree(&out, &options, &|done, _| bar.set_position(done as u64))
+                    .with_context(|| {
+                        format!("writing the synthetic benchmark to {}", out.display())
+                    })?;
             bar.finish_and_clear();
             println!(
                 "{} images under {}\n  train: {}\n  valid: {}\n  test (5x200-style): {}",

@@ -25,7 +25,10 @@ pub fn single_label(dataset: &dyn ImageTextDataset) -> Result<SingleLabel> {
 /// `classes`. Labels are matched by name, so a training split with more labels than the test
 /// split (CheXpert's 14 findings against 5x200's five classes) gives the test split's classes;
 /// a class the data set does not label is an error naming it.
-pub fn single_label_among(dataset: &dyn ImageTextDataset, classes: &[String]) -> Result<SingleLabel> {
+pub fn single_label_among(
+    dataset: &dyn ImageTextDataset,
+    classes: &[String],
+) -> Result<SingleLabel> {
     let names = dataset.label_names();
     let columns = classes
         .iter()
@@ -154,7 +157,9 @@ mod tests {
     #[test]
     fn training_labels_are_matched_to_the_test_classes_by_name() {
         let train = Labels {
-            names: ["Fracture", "Edema", "Cardiomegaly", "No Finding"].map(String::from).to_vec(),
+            names: ["Fracture", "Edema", "Cardiomegaly", "No Finding"]
+                .map(String::from)
+                .to_vec(),
             rows: vec![
                 vec![1.0, 1.0, 0.0, 0.0], // Edema only among the classes (Fracture is not one)
                 vec![0.0, 1.0, 1.0, 0.0], // two classes: left out
@@ -169,7 +174,12 @@ mod tests {
         // Every label counts when the classes are the data set's own.
         assert_eq!(single_label(&train).unwrap().indices, [2, 3]);
         let missing = ["Atelectasis"].map(String::from).to_vec();
-        let error = single_label_among(&train, &missing).unwrap_err().to_string();
-        assert!(error.contains("no label `Atelectasis`") && error.contains("Fracture"), "{error}");
+        let error = single_label_among(&train, &missing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("no label `Atelectasis`") && error.contains("Fracture"),
+            "{error}"
+        );
     }
 }

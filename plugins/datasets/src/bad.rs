@@ -25,7 +25,12 @@ pub struct BadSamples {
 
 impl BadSamples {
     /// Under `Fail` the error `source: message`; under `Skip` records it and returns `Ok`.
-    pub fn handle(&self, policy: OnBadSample, source: &str, message: &str) -> Result<(), CleftError> {
+    pub fn handle(
+        &self,
+        policy: OnBadSample,
+        source: &str,
+        message: &str,
+    ) -> Result<(), CleftError> {
         match policy {
             OnBadSample::Fail => Err(CleftError::Data(format!(
                 "{source}: {message} (set `on_bad_sample = \"skip\"` in [data] to leave such samples out)"
@@ -53,7 +58,10 @@ impl BadSamples {
         }
         let mut contents = String::from("source\treason\n");
         for (source, reason) in skipped.iter() {
-            contents.push_str(&format!("{source}\t{}\n", reason.replace(['\t', '\n'], " ")));
+            contents.push_str(&format!(
+                "{source}\t{}\n",
+                reason.replace(['\t', '\n'], " ")
+            ));
         }
         Some(RunFile {
             name: format!("skipped-{dataset}.tsv"),

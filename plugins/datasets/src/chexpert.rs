@@ -146,7 +146,11 @@ pub fn synthesise_caption(positives: &[&str], max_words: usize) -> String {
 
 /// Lower-cases, drops non-ASCII characters and keeps at most `max_words` words.
 pub fn clean_caption(text: &str, max_words: usize) -> String {
-    let ascii: String = text.chars().filter(char::is_ascii).collect::<String>().to_lowercase();
+    let ascii: String = text
+        .chars()
+        .filter(char::is_ascii)
+        .collect::<String>()
+        .to_lowercase();
     ascii
         .split_whitespace()
         .take(max_words)
@@ -180,7 +184,9 @@ impl ChexpertConfig {
             return Err(CleftError::Invalid("data.labels is empty".into()));
         }
         if self.test.per_class == 0 {
-            return Err(CleftError::Invalid("data.test.per_class must be at least 1".into()));
+            return Err(CleftError::Invalid(
+                "data.test.per_class must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -252,7 +258,10 @@ impl ChexpertConfig {
         let labels = label_names
             .iter()
             .map(|name| {
-                let k = CHEXPERT_FINDINGS.iter().position(|f| f == name).unwrap_or(0);
+                let k = CHEXPERT_FINDINGS
+                    .iter()
+                    .position(|f| f == name)
+                    .unwrap_or(0);
                 if row.positive[k] { 1.0 } else { 0.0 }
             })
             .collect();
@@ -288,7 +297,8 @@ impl ChexpertConfig {
             if !row.frontal {
                 continue;
             }
-            let positives: Vec<usize> = (0..five.len()).filter(|&k| row.positive[five[k]]).collect();
+            let positives: Vec<usize> =
+                (0..five.len()).filter(|&k| row.positive[five[k]]).collect();
             if let [only] = positives[..] {
                 per_class[only].push(index);
             }
@@ -415,22 +425,10 @@ pub(crate) fn image_shape_of(image: &ImageOptions) -> ImageShape {
     }
 }
 
-#[typetag::serde(name = "chexpert")]
-impl DatasetConfig for ChexpertConfig {
-    fn build(&self, split: Split) -> Result<Box<dyn ImageTextDataset>, CleftError> {
-        Ok(Box::new(self.open(split)?))
-    }
-
-    fn image_shape(&self) -> Result<Option<ImageShape>, CleftError> {
-        Ok(Some(image_shape_of(&self.image)))
-    }
-}
-
-cleft_core::register_component!(
-    Dataset,
+file_dataset!(
+    ChexpertConfig,
     "chexpert",
-    "CheXpert CSV + images; label-synthesised captions; CheXpert-5x200 as the test split",
-    ChexpertConfig
+    "CheXpert CSV + images; label-synthesised captions; CheXpert-5x200 as the test split"
 );
 
 /// `[data] type = "chexpert-5x200"`: only the zero-shot split, for evaluating on CheXpert

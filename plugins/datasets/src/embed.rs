@@ -7,14 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cleft_core::CleftError;
-use cleft_core::contract::ImageShape;
-use cleft_core::data::ImageTextDataset;
-use cleft_core::registry::{DatasetConfig, Split};
+use cleft_core::registry::Split;
 use cleft_imaging::ImageOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::bad::{BadSamples, OnBadSample};
-use crate::chexpert::image_shape_of;
 use crate::records::{Record, RecordSet};
 use crate::split::SplitFractions;
 use crate::table::{Table, cell};
@@ -110,8 +107,11 @@ impl EmbedConfig {
     }
 
     fn image_path(&self, path: &str) -> PathBuf {
-        let relative = path.strip_prefix(self.strip_prefix.as_str()).unwrap_or(path);
-        self.image_root.join(Path::new(relative.trim_start_matches('/')))
+        let relative = path
+            .strip_prefix(self.strip_prefix.as_str())
+            .unwrap_or(path);
+        self.image_root
+            .join(Path::new(relative.trim_start_matches('/')))
     }
 
     /// Opens one split (patients shuffled with `split.seed`). Images with no clinical row of a
@@ -130,7 +130,10 @@ impl EmbedConfig {
         let mut classes: HashMap<(String, String), Vec<usize>> = HashMap::new();
         for (_, row) in clinical.rows() {
             if let Some(class) = self.class_of(cell(row, asses_col), cell(row, density_col)) {
-                let key = (cell(row, acc_col).to_string(), cell(row, side_col).to_uppercase());
+                let key = (
+                    cell(row, acc_col).to_string(),
+                    cell(row, side_col).to_uppercase(),
+                );
                 let found = classes.entry(key).or_default();
                 if !found.contains(&class) {
                     found.push(class);
@@ -163,7 +166,10 @@ impl EmbedConfig {
                     bad.handle(
                         self.on_bad_sample,
                         &source,
-                        &format!("conflicting clinical labels for this image: {}", listed.join(" / ")),
+                        &format!(
+                            "conflicting clinical labels for this image: {}",
+                            listed.join(" / ")
+                        ),
                     )?;
                     continue;
                 }
@@ -203,20 +209,8 @@ impl EmbedConfig {
     }
 }
 
-#[typetag::serde(name = "embed")]
-impl DatasetConfig for EmbedConfig {
-    fn build(&self, split: Split) -> Result<Box<dyn ImageTextDataset>, CleftError> {
-        Ok(Box::new(self.open(split)?))
-    }
-
-    fn image_shape(&self) -> Result<Option<ImageShape>, CleftError> {
-        Ok(Some(image_shape_of(&self.image)))
-    }
-}
-
-cleft_core::register_component!(
-    Dataset,
+file_dataset!(
+    EmbedConfig,
     "embed",
-    "EMBED mammography: metadata + clinical tables -> BI-RADS (7) or density (4) per 2-D image",
-    EmbedConfig
+    "EMBED mammography: metadata + clinical tables -> BI-RADS (7) or density (4) per 2-D image"
 );

@@ -10,6 +10,30 @@
 //! errors name the file and line, and `on_bad_sample = "skip"` leaves bad samples out and lists
 //! them in the run directory.
 
+/// Registers a file-backed data set config: `open(split)` serves the split, `image` fixes the
+/// image shape contract.
+macro_rules! file_dataset {
+    ($config:ty, $name:literal, $summary:literal) => {
+        #[typetag::serde(name = $name)]
+        impl cleft_core::registry::DatasetConfig for $config {
+            fn build(
+                &self,
+                split: cleft_core::registry::Split,
+            ) -> Result<Box<dyn cleft_core::data::ImageTextDataset>, cleft_core::CleftError> {
+                Ok(Box::new(self.open(split)?))
+            }
+
+            fn image_shape(
+                &self,
+            ) -> Result<Option<cleft_core::contract::ImageShape>, cleft_core::CleftError> {
+                Ok(Some(crate::chexpert::image_shape_of(&self.image)))
+            }
+        }
+
+        cleft_core::register_component!(Dataset, $name, $summary, $config);
+    };
+}
+
 mod bad;
 mod chexpert;
 mod embed;

@@ -5,14 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cleft_core::CleftError;
-use cleft_core::contract::ImageShape;
-use cleft_core::data::ImageTextDataset;
-use cleft_core::registry::{DatasetConfig, Split};
+use cleft_core::registry::Split;
 use cleft_imaging::ImageOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::bad::{BadSamples, OnBadSample};
-use crate::chexpert::{clean_caption, image_shape_of};
+use crate::chexpert::clean_caption;
 use crate::records::{Record, RecordSet};
 use crate::table::{Table, cell};
 
@@ -102,7 +100,11 @@ impl ImageTextCsvConfig {
             }
             let (path, text) = (cell(row, path_col), cell(row, text_col));
             if path.is_empty() || text.is_empty() {
-                let column = if path.is_empty() { &self.path_column } else { &self.text_column };
+                let column = if path.is_empty() {
+                    &self.path_column
+                } else {
+                    &self.text_column
+                };
                 bad.handle(self.on_bad_sample, &source, &format!("empty `{column}`"))?;
                 continue;
             }
@@ -125,20 +127,8 @@ impl ImageTextCsvConfig {
     }
 }
 
-#[typetag::serde(name = "image-text-csv")]
-impl DatasetConfig for ImageTextCsvConfig {
-    fn build(&self, split: Split) -> Result<Box<dyn ImageTextDataset>, CleftError> {
-        Ok(Box::new(self.open(split)?))
-    }
-
-    fn image_shape(&self) -> Result<Option<ImageShape>, CleftError> {
-        Ok(Some(image_shape_of(&self.image)))
-    }
-}
-
-cleft_core::register_component!(
-    Dataset,
+file_dataset!(
+    ImageTextCsvConfig,
     "image-text-csv",
-    "any paired set: CSV with path, text and optional 0/1 label columns per split",
-    ImageTextCsvConfig
+    "any paired set: CSV with path, text and optional 0/1 label columns per split"
 );

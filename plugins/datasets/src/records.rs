@@ -156,7 +156,11 @@ impl ImageTextDataset for RecordSet {
     }
 
     fn image_shape(&self) -> [usize; 3] {
-        [self.image.channels, self.image.image_size, self.image.image_size]
+        [
+            self.image.channels,
+            self.image.image_size,
+            self.image.image_size,
+        ]
     }
 
     fn label_names(&self) -> Vec<String> {

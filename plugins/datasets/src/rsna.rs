@@ -7,14 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cleft_core::CleftError;
-use cleft_core::contract::ImageShape;
-use cleft_core::data::ImageTextDataset;
-use cleft_core::registry::{DatasetConfig, Split};
+use cleft_core::registry::Split;
 use cleft_imaging::ImageOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::bad::{BadSamples, OnBadSample};
-use crate::chexpert::image_shape_of;
 use crate::records::{Record, RecordSet};
 use crate::split::SplitFractions;
 use crate::table::{Table, cell};
@@ -115,20 +112,8 @@ impl RsnaConfig {
     }
 }
 
-#[typetag::serde(name = "rsna")]
-impl DatasetConfig for RsnaConfig {
-    fn build(&self, split: Split) -> Result<Box<dyn ImageTextDataset>, CleftError> {
-        Ok(Box::new(self.open(split)?))
-    }
-
-    fn image_shape(&self) -> Result<Option<ImageShape>, CleftError> {
-        Ok(Some(image_shape_of(&self.image)))
-    }
-}
-
-cleft_core::register_component!(
-    Dataset,
+file_dataset!(
+    RsnaConfig,
     "rsna",
-    "RSNA pneumonia: stage_2_train_labels.csv + DICOM images, one sample per patient, seeded split",
-    RsnaConfig
+    "RSNA pneumonia: stage_2_train_labels.csv + DICOM images, one sample per patient, seeded split"
 );

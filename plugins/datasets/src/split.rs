@@ -36,7 +36,9 @@ impl SplitFractions {
     /// Refuses fractions that are negative or do not sum to 1, naming `section`.
     pub fn check(&self, section: &str) -> Result<(), CleftError> {
         let sum = self.train + self.valid + self.test;
-        if [self.train, self.valid, self.test].iter().any(|f| !(0.0..=1.0).contains(f))
+        if [self.train, self.valid, self.test]
+            .iter()
+            .any(|f| !(0.0..=1.0).contains(f))
             || (sum - 1.0).abs() > 1e-9
         {
             return Err(CleftError::Invalid(format!(

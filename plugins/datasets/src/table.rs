@@ -17,20 +17,34 @@ pub(crate) struct Table {
 impl Table {
     /// Reads `path`. A row with another number of fields than the header is an error naming
     /// its line (`on_bad = Fail`) or is recorded in `bad` and left out (`Skip`).
-    pub(crate) fn read(path: &Path, on_bad: OnBadSample, bad: &BadSamples) -> Result<Self, CleftError> {
+    pub(crate) fn read(
+        path: &Path,
+        on_bad: OnBadSample,
+        bad: &BadSamples,
+    ) -> Result<Self, CleftError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
             .from_path(path)
-            .map_err(|e| CleftError::Data(format!("{}: cannot open the CSV: {e}", path.display())))?;
+            .map_err(|e| {
+                CleftError::Data(format!("{}: cannot open the CSV: {e}", path.display()))
+            })?;
         let headers = reader
             .headers()
-            .map_err(|e| CleftError::Data(format!("{}: cannot read the header row: {e}", path.display())))?
+            .map_err(|e| {
+                CleftError::Data(format!(
+                    "{}: cannot read the header row: {e}",
+                    path.display()
+                ))
+            })?
             .iter()
             .map(|h| h.trim().to_string())
             .collect::<Vec<_>>();
         if headers.iter().all(String::is_empty) {
-            return Err(CleftError::Data(format!("{}: empty file (no header row)", path.display())));
+            return Err(CleftError::Data(format!(
+                "{}: empty file (no header row)",
+                path.display()
+            )));
         }
         let mut rows = Vec::new();
         for record in reader.records() {
@@ -42,9 +56,9 @@ impl Table {
                 Err(error) => {
                     let line = error.position().map_or(0, |p| p.line());
                     let message = match error.kind() {
-                        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!(
-                            "has {len} fields, the header has {expected_len}"
-                        ),
+                        csv::ErrorKind::UnequalLengths {
+                            expected_len, len, ..
+                        } => format!("has {len} fields, the header has {expected_len}"),
                         _ => error.to_string(),
                     };
                     let source = format!("{}:{line}", path.display());

@@ -29,14 +29,33 @@ fn tree(name: &str) -> (PathBuf, PathBuf) {
         write_png(&root.join(&path), 24, 200);
         lines.push(chexpert_row(&path, frontal, view, findings));
     };
-    add(1, true, "AP", &[("Cardiomegaly", "1.0"), ("Edema", "-1.0"), ("Atelectasis", "1.0")]);
+    add(
+        1,
+        true,
+        "AP",
+        &[
+            ("Cardiomegaly", "1.0"),
+            ("Edema", "-1.0"),
+            ("Atelectasis", "1.0"),
+        ],
+    );
     add(2, false, "", &[("Cardiomegaly", "1.0")]);
-    add(3, true, "PA", &[("Lung Opacity", "1.0"), ("Support Devices", "1.0")]);
+    add(
+        3,
+        true,
+        "PA",
+        &[("Lung Opacity", "1.0"), ("Support Devices", "1.0")],
+    );
     add(4, true, "", &[("Edema", "1.0")]);
     for (k, class) in FIVE_CLASSES.iter().enumerate() {
         for i in 0..3 {
             // A second finding outside the five does not disqualify.
-            add(10 + 3 * k + i, true, "PA", &[(class, "1.0"), ("Fracture", "0.0")]);
+            add(
+                10 + 3 * k + i,
+                true,
+                "PA",
+                &[(class, "1.0"), ("Fracture", "0.0")],
+            );
         }
     }
     let csv = root.join("CheXpert-v1.0-small/train.csv");
@@ -140,12 +159,26 @@ fn five_by_two_hundred_is_balanced_single_label_seeded_recorded_and_excluded_fro
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].name, "chexpert-5x200.csv");
     assert!(files[0].contents.contains("seed 42"));
-    let selected: Vec<&str> = files[0].contents.lines().skip(2).map(|l| l.split(',').next().unwrap()).collect();
+    let selected: Vec<&str> = files[0]
+        .contents
+        .lines()
+        .skip(2)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     assert_eq!(selected.len(), 10);
     let train = config.open(Split::Train).unwrap();
     for record in train.records() {
-        let path = record.image.strip_prefix(&root).unwrap().to_str().unwrap().to_string();
-        assert!(!selected.contains(&path.as_str()), "{path} is in both splits");
+        let path = record
+            .image
+            .strip_prefix(&root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            !selected.contains(&path.as_str()),
+            "{path} is in both splits"
+        );
     }
     // Same seed, same draw; another seed draws another selection.
     assert_eq!(config.open(Split::Test).unwrap().records(), test.records());
@@ -166,7 +199,10 @@ fn five_by_two_hundred_is_balanced_single_label_seeded_recorded_and_excluded_fro
         ..config
     };
     let error = big.open(Split::Test).unwrap_err().to_string();
-    assert!(error.contains("Atelectasis") && error.contains("needs 4"), "{error}");
+    assert!(
+        error.contains("Atelectasis") && error.contains("needs 4"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -178,7 +214,9 @@ fn report_column_becomes_the_lower_cased_ascii_caption() {
     let row = chexpert_row(path, true, "PA", &[("Edema", "1.0")]);
     std::fs::write(
         &csv,
-        format!("{CHEXPERT_HEADER},Report\n{row},\"Findings: Pulmonary edema. No effusion — stable.\"\n"),
+        format!(
+            "{CHEXPERT_HEADER},Report\n{row},\"Findings: Pulmonary edema. No effusion — stable.\"\n"
+        ),
     )
     .unwrap();
     let config = ChexpertConfig {
@@ -193,7 +231,10 @@ fn report_column_becomes_the_lower_cased_ascii_caption() {
         ..config
     };
     let valid = config.open(Split::Valid).unwrap();
-    assert_eq!(valid.records()[0].caption, "findings: pulmonary edema. no effusion stable.");
+    assert_eq!(
+        valid.records()[0].caption,
+        "findings: pulmonary edema. no effusion stable."
+    );
     assert_eq!(valid.records()[0].labels, [1.0]);
 }
 
@@ -223,17 +264,28 @@ fn config_from_toml_through_the_registry_type_name() {
         ..ChexpertConfig::default()
     };
     let error = bad.open(Split::Train).unwrap_err().to_string();
-    assert!(error.contains("Pneumonitis") && error.contains(CHEXPERT_FINDINGS[0]), "{error}");
+    assert!(
+        error.contains("Pneumonitis") && error.contains(CHEXPERT_FINDINGS[0]),
+        "{error}"
+    );
 }
 
 #[test]
 fn bad_inputs_are_named_or_skipped_and_listed() {
     // A missing image file.
     let (root, csv) = tree("missing");
-    std::fs::remove_file(root.join("CheXpert-v1.0-small/train/patient00003/study1/view1_frontal.jpg")).unwrap();
-    let error = config(&root, &csv).open(Split::Train).unwrap_err().to_string();
+    std::fs::remove_file(
+        root.join("CheXpert-v1.0-small/train/patient00003/study1/view1_frontal.jpg"),
+    )
+    .unwrap();
+    let error = config(&root, &csv)
+        .open(Split::Train)
+        .unwrap_err()
+        .to_string();
     assert!(
-        error.contains("train.csv:4") && error.contains("patient00003") && error.contains("does not exist"),
+        error.contains("train.csv:4")
+            && error.contains("patient00003")
+            && error.contains("does not exist"),
         "{error}"
     );
     let skip = ChexpertConfig {
@@ -243,27 +295,59 @@ fn bad_inputs_are_named_or_skipped_and_listed() {
     let train = skip.open(Split::Train).unwrap();
     assert_eq!(train.len(), 6);
     let files = train.run_files();
-    let skipped = files.iter().find(|f| f.name.starts_with("skipped")).unwrap();
-    assert!(skipped.contents.contains("train.csv:4"), "{}", skipped.contents);
+    let skipped = files
+        .iter()
+        .find(|f| f.name.starts_with("skipped"))
+        .unwrap();
+    assert!(
+        skipped.contents.contains("train.csv:4"),
+        "{}",
+        skipped.contents
+    );
 
     // A malformed row (one field too many) and a label outside 1 / 0 / -1 / empty.
     let (root, csv) = tree("malformed");
     let mut text = std::fs::read_to_string(&csv).unwrap();
     text.push_str("CheXpert-v1.0-small/x.jpg,Male,50,Frontal,AP,,,,,,,,,,,,,,,extra\n");
     std::fs::write(&csv, &text).unwrap();
-    let error = config(&root, &csv).open(Split::Train).unwrap_err().to_string();
-    assert!(error.contains("train.csv:21") && error.contains("20 fields"), "{error}");
-    let text = text.lines().take(20).collect::<Vec<_>>().join("\n").replacen(",AP,,,1.0,", ",AP,,,2.0,", 1);
+    let error = config(&root, &csv)
+        .open(Split::Train)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("train.csv:21") && error.contains("20 fields"),
+        "{error}"
+    );
+    let text = text
+        .lines()
+        .take(20)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replacen(",AP,,,1.0,", ",AP,,,2.0,", 1);
     std::fs::write(&csv, text).unwrap();
-    let error = config(&root, &csv).open(Split::Train).unwrap_err().to_string();
-    assert!(error.contains("train.csv:2") && error.contains("`Cardiomegaly` = `2.0`"), "{error}");
+    let error = config(&root, &csv)
+        .open(Split::Train)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("train.csv:2") && error.contains("`Cardiomegaly` = `2.0`"),
+        "{error}"
+    );
 
     // A missing column.
     let (root, csv) = tree("column");
-    let text = std::fs::read_to_string(&csv).unwrap().replacen("AP/PA", "View", 1);
+    let text = std::fs::read_to_string(&csv)
+        .unwrap()
+        .replacen("AP/PA", "View", 1);
     std::fs::write(&csv, text).unwrap();
-    let error = config(&root, &csv).open(Split::Train).unwrap_err().to_string();
-    assert!(error.contains("train.csv") && error.contains("no column `AP/PA`"), "{error}");
+    let error = config(&root, &csv)
+        .open(Split::Train)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("train.csv") && error.contains("no column `AP/PA`"),
+        "{error}"
+    );
 
     // An unreadable image: named at read time, or replaced by the next sample and listed.
     let (root, csv) = tree("unreadable");
@@ -271,7 +355,10 @@ fn bad_inputs_are_named_or_skipped_and_listed() {
     std::fs::write(&broken, b"not a jpeg at all").unwrap();
     let train = config(&root, &csv).open(Split::Train).unwrap();
     let error = train.get(0).unwrap_err().to_string();
-    assert!(error.contains("patient00001") && error.contains("train.csv:2"), "{error}");
+    assert!(
+        error.contains("patient00001") && error.contains("train.csv:2"),
+        "{error}"
+    );
     let train = ChexpertConfig {
         on_bad_sample: OnBadSample::Skip,
         ..config(&root, &csv)
@@ -279,5 +366,10 @@ fn bad_inputs_are_named_or_skipped_and_listed() {
     .open(Split::Train)
     .unwrap();
     assert_eq!(train.get(0).unwrap().caption, train.records()[1].caption);
-    assert!(train.run_files().iter().any(|f| f.contents.contains("train.csv:2")));
+    assert!(
+        train
+            .run_files()
+            .iter()
+            .any(|f| f.contents.contains("train.csv:2"))
+    );
 }

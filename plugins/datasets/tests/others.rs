@@ -56,9 +56,19 @@ fn rsna_has_one_sample_per_patient_with_any_box_positive_and_disjoint_splits() {
         let data = config.open(split).unwrap();
         assert_eq!(data.label_names(), RSNA_CLASSES.map(String::from).to_vec());
         for record in data.records() {
-            let id = record.image.file_stem().unwrap().to_str().unwrap().to_string();
+            let id = record
+                .image
+                .file_stem()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
             let pneumonia = id == "p0" || id == "p6";
-            assert_eq!(record.labels, if pneumonia { [0.0, 1.0] } else { [1.0, 0.0] }, "{id}");
+            assert_eq!(
+                record.labels,
+                if pneumonia { [0.0, 1.0] } else { [1.0, 0.0] },
+                "{id}"
+            );
             assert!(seen.insert(id), "a patient is in two splits");
             total += 1;
         }
@@ -69,7 +79,10 @@ fn rsna_has_one_sample_per_patient_with_any_box_positive_and_disjoint_splits() {
     // A Target that is not 0/1 is named with its line.
     std::fs::write(&csv, text.replacen("p1,,,,,0", "p1,,,,,yes", 1)).unwrap();
     let error = config.open(Split::Train).unwrap_err().to_string();
-    assert!(error.contains("stage_2_train_labels.csv:4") && error.contains("Target"), "{error}");
+    assert!(
+        error.contains("stage_2_train_labels.csv:4") && error.contains("Target"),
+        "{error}"
+    );
     // A truncated DICOM: named at read time.
     std::fs::write(&csv, &text).unwrap();
     for i in 0..7 {
@@ -138,7 +151,11 @@ fn embed_joins_metadata_and_clinical_tables_by_accession_and_side() {
     // c is a C-view (not 2-D); e has BI-RADS X (no class); d takes the bilateral finding.
     assert_eq!(
         classes,
-        [("a".to_string(), 4), ("b".to_string(), 1), ("d".to_string(), 2)]
+        [
+            ("a".to_string(), 4),
+            ("b".to_string(), 1),
+            ("d".to_string(), 2)
+        ]
     );
     assert_eq!(train.label_names().len(), 7);
     assert!(train.records()[0].caption.contains(BIRADS_CLASSES[4]));
@@ -165,7 +182,10 @@ fn embed_joins_metadata_and_clinical_tables_by_accession_and_side() {
     )
     .unwrap();
     let error = config.open(Split::Train).unwrap_err().to_string();
-    assert!(error.contains("metadata.csv:2") && error.contains("conflicting"), "{error}");
+    assert!(
+        error.contains("metadata.csv:2") && error.contains("conflicting"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -192,7 +212,13 @@ fn image_text_csv_reads_paths_texts_and_label_columns() {
     assert_eq!(data.records()[0].caption, "small effusion, no edema.");
     assert_eq!(data.labels(1).unwrap(), [0.0, 1.0]);
     assert_eq!(data.label_names(), ["effusion", "edema"]);
-    assert!(config.open(Split::Valid).unwrap_err().to_string().contains("valid_csv"));
+    assert!(
+        config
+            .open(Split::Valid)
+            .unwrap_err()
+            .to_string()
+            .contains("valid_csv")
+    );
     // A missing text column is named.
     let error = ImageTextCsvConfig {
         text_column: "report".into(),
@@ -201,5 +227,8 @@ fn image_text_csv_reads_paths_texts_and_label_columns() {
     .open(Split::Train)
     .unwrap_err()
     .to_string();
-    assert!(error.contains("pairs.csv") && error.contains("no column `report`"), "{error}");
+    assert!(
+        error.contains("pairs.csv") && error.contains("no column `report`"),
+        "{error}"
+    );
 }

@@ -139,7 +139,12 @@ pub fn write_chexpert_tree(
             );
             let mut row = vec![
                 relative,
-                if rng.random_bool(0.5) { "Male" } else { "Female" }.to_string(),
+                if rng.random_bool(0.5) {
+                    "Male"
+                } else {
+                    "Female"
+                }
+                .to_string(),
                 rng.random_range(20..90).to_string(),
                 "Frontal".to_string(),
                 if rng.random_bool(0.5) { "AP" } else { "PA" }.to_string(),
@@ -160,9 +165,7 @@ pub fn write_chexpert_tree(
             done += 1;
             progress(done, total);
         }
-        writer
-            .flush()
-            .map_err(|e| io(&temp, e))?;
+        writer.flush().map_err(|e| io(&temp, e))?;
         drop(writer);
         std::fs::rename(&temp, &csv_path).map_err(|e| io(&csv_path, e))?;
         paths.push(csv_path);
@@ -193,9 +196,13 @@ fn write_png(path: &Path, pixels: &[f32], size: usize) -> Result<(), CleftError>
         .iter()
         .map(|v| ((v * 0.5 + 0.5) * 255.0).round().clamp(0.0, 255.0) as u8)
         .collect();
-    let side = u32::try_from(size).map_err(|_| CleftError::Invalid(format!("synth: size {size}")))?;
+    let side =
+        u32::try_from(size).map_err(|_| CleftError::Invalid(format!("synth: size {size}")))?;
     let image = image::GrayImage::from_raw(side, side, bytes).ok_or_else(|| {
-        CleftError::Invalid(format!("synth: {} values for a {size}x{size} image", pixels.len()))
+        CleftError::Invalid(format!(
+            "synth: {} values for a {size}x{size} image",
+            pixels.len()
+        ))
     })?;
     let temp = path.with_extension("png.tmp");
     image

@@ -23,7 +23,9 @@ fn synthetic_tree_is_read_by_the_chexpert_loader_with_reports_as_captions() {
     assert_eq!(calls.get(), tree.images);
     let header = std::fs::read_to_string(&tree.train_csv).unwrap();
     assert!(
-        header.starts_with("Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,"),
+        header.starts_with(
+            "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,"
+        ),
         "{}",
         header.lines().next().unwrap()
     );
@@ -49,15 +51,32 @@ fn synthetic_tree_is_read_by_the_chexpert_loader_with_reports_as_captions() {
     let train = config.open(Split::Train).unwrap();
     assert_eq!(train.len(), 30, "every training image is frontal AP/PA");
     for record in train.records() {
-        assert!(record.caption.starts_with("findings: "), "{}", record.caption);
-        assert!(!record.caption.contains("this is a chest x ray"), "{}", record.caption);
+        assert!(
+            record.caption.starts_with("findings: "),
+            "{}",
+            record.caption
+        );
+        assert!(
+            !record.caption.contains("this is a chest x ray"),
+            "{}",
+            record.caption
+        );
         assert!(record.labels.iter().sum::<f32>() >= 1.0);
         // Each labelled finding's impression names it (lower-cased, possibly shortened).
         let impression = record.caption.split("impression:").nth(1).unwrap();
         for (k, name) in FINDINGS.iter().enumerate() {
             if record.labels[k] == 1.0 {
-                let word = name.to_lowercase().split(' ').next_back().unwrap().to_string();
-                let stem = if word == "cardiomegaly" { "cardiomegaly|enlarged heart" } else { &word };
+                let word = name
+                    .to_lowercase()
+                    .split(' ')
+                    .next_back()
+                    .unwrap()
+                    .to_string();
+                let stem = if word == "cardiomegaly" {
+                    "cardiomegaly|enlarged heart"
+                } else {
+                    &word
+                };
                 assert!(
                     stem.split('|').any(|s| impression.contains(s)),
                     "{name} not in `{impression}`"
@@ -66,7 +85,10 @@ fn synthetic_tree_is_read_by_the_chexpert_loader_with_reports_as_captions() {
         }
     }
     assert!(
-        train.records().iter().any(|r| r.caption.contains("no ") || r.caption.contains("normal")),
+        train
+            .records()
+            .iter()
+            .any(|r| r.caption.contains("no ") || r.caption.contains("normal")),
         "some report negates an absent finding"
     );
     let sample = train.get(0).unwrap();
@@ -84,5 +106,8 @@ fn synthetic_tree_is_read_by_the_chexpert_loader_with_reports_as_captions() {
         std::fs::read_to_string(&tree2.test_csv).unwrap()
     );
     let png = "CheXpert-v1.0-small/train/patient00003/study1/view1_frontal.png";
-    assert_eq!(std::fs::read(out.join(png)).unwrap(), std::fs::read(again.join(png)).unwrap());
+    assert_eq!(
+        std::fs::read(out.join(png)).unwrap(),
+        std::fs::read(again.join(png)).unwrap()
+    );
 }

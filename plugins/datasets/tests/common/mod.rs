@@ -32,7 +32,8 @@ pub fn write_dicom(path: &Path, size: u16, level: u16) {
     let mut pixels = Vec::with_capacity(size as usize * size as usize * 2);
     for y in 0..size {
         for x in 0..size {
-            let inside = (size / 4..3 * size / 4).contains(&x) && (size / 4..3 * size / 4).contains(&y);
+            let inside =
+                (size / 4..3 * size / 4).contains(&x) && (size / 4..3 * size / 4).contains(&y);
             pixels.extend_from_slice(&(if inside { level } else { 0 }).to_le_bytes());
         }
     }
@@ -40,18 +41,73 @@ pub fn write_dicom(path: &Path, size: u16, level: u16) {
     let put = |object: &mut InMemDicomObject, tag, vr, value: PrimitiveValue| {
         object.put(DataElement::new(tag, vr, value));
     };
-    put(&mut object, tags::SOP_CLASS_UID, VR::UI, PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.1.1"));
-    put(&mut object, tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.3.4.5"));
-    put(&mut object, tags::MODALITY, VR::CS, PrimitiveValue::from("DX"));
-    put(&mut object, tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
-    put(&mut object, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, PrimitiveValue::from("MONOCHROME2"));
+    put(
+        &mut object,
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.1.1"),
+    );
+    put(
+        &mut object,
+        tags::SOP_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from("1.2.3.4.5"),
+    );
+    put(
+        &mut object,
+        tags::MODALITY,
+        VR::CS,
+        PrimitiveValue::from("DX"),
+    );
+    put(
+        &mut object,
+        tags::SAMPLES_PER_PIXEL,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    );
+    put(
+        &mut object,
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        PrimitiveValue::from("MONOCHROME2"),
+    );
     put(&mut object, tags::ROWS, VR::US, PrimitiveValue::from(size));
-    put(&mut object, tags::COLUMNS, VR::US, PrimitiveValue::from(size));
-    put(&mut object, tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
-    put(&mut object, tags::BITS_STORED, VR::US, PrimitiveValue::from(12u16));
-    put(&mut object, tags::HIGH_BIT, VR::US, PrimitiveValue::from(11u16));
-    put(&mut object, tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0u16));
-    put(&mut object, tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(pixels));
+    put(
+        &mut object,
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(size),
+    );
+    put(
+        &mut object,
+        tags::BITS_ALLOCATED,
+        VR::US,
+        PrimitiveValue::from(16u16),
+    );
+    put(
+        &mut object,
+        tags::BITS_STORED,
+        VR::US,
+        PrimitiveValue::from(12u16),
+    );
+    put(
+        &mut object,
+        tags::HIGH_BIT,
+        VR::US,
+        PrimitiveValue::from(11u16),
+    );
+    put(
+        &mut object,
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    );
+    put(
+        &mut object,
+        tags::PIXEL_DATA,
+        VR::OW,
+        PrimitiveValue::from(pixels),
+    );
     let file = object
         .with_meta(
             FileMetaTableBuilder::new()
