@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use cleft_core::registry::Split;
+use cleft_core::{CleftError, ExperimentConfig, Registry};
 use cleft_synthetic::{SynthTreeOptions, write_chexpert_tree};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -32,11 +34,25 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// Open every split of a config's data set and report its size and labels, reading every
+    /// image with `--read-images` (bad samples fail or are counted as `on_bad_sample` says).
+    Check {
+        /// Experiment configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Also decode and preprocess every image (slow on large sets).
+        #[arg(long)]
+        read_images: bool,
+    },
 }
 
 /// Runs a `cleft data` subcommand.
-pub fn run(command: DataCommand) -> Result<()> {
+pub fn run(registry: &Registry, command: DataCommand) -> Result<()> {
     match command {
+        DataCommand::Check {
+            config,
+            read_images,
+        } => check(registry, &config, read_images),
         DataCommand::Synth {
             out,
             n,
@@ -83,4 +99,54 @@ pub fn run(command: DataCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `cleft data check`: each split's size, labels (positives per class) and bad samples.
+fn check(registry: &Registry, path: &std::path::Path, read_images: bool) -> Result<()> {
+    let config = ExperimentConfig::load(path, registry)?;
+    for split in [Split::Train, Split::Valid, Split::Test] {
+        // A split the config does not set up is reported; bad data is an error.
+        let dataset = match config.data.build(split) {
+            Ok(dataset) => dataset,
+            Err(CleftError::Invalid(reason)) => {
+                println!("{split:?}: not available ({reason})");
+                continue;
+            }
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("{split:?} split of {}", path.display()));
+            }
+        };
+        let names = dataset.label_names();
+        let mut positives = vec![0usize; names.len()];
+        for index in 0..dataset.len() {
+            for (count, label) in positives.iter_mut().zip(dataset.labels(index)?) {
+                *count += usize::from(label > 0.5);
+            }
+        }
+        if read_images {
+            let bar = ProgressBar::new(dataset.len() as u64);
+            for index in 0..dataset.len() {
+                dataset
+                    .get(index)
+                    .with_context(|| format!("{split:?} sample {index}"))?;
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+        }
+        let [c, h, w] = dataset.image_shape();
+        println!("{split:?}: {} samples, images {c}x{h}x{w}", dataset.len());
+        for (name, count) in names.iter().zip(&positives) {
+            println!("  {name:<28} {count:>7} positive");
+        }
+        for file in dataset.run_files() {
+            let rows = file
+                .contents
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .count();
+            println!("  records {} ({} lines)", file.name, rows.saturating_sub(1));
+        }
+    }
+    Ok(())
 }

@@ -189,7 +189,7 @@ enum Command {
     },
     /// List the devices compiled into this build.
     Devices,
-    /// Data set tools (`cleft data synth`: the synthetic benchmark on disk).
+    /// Data set tools: `cleft data synth` (the synthetic benchmark on disk), `cleft data check`.
     Data {
         #[command(subcommand)]
         command: data::DataCommand,
@@ -320,7 +320,7 @@ fn run(cli: Cli) -> Result<()> {
                 device: &device,
             },
         ),
-        Command::Data { command } => data::run(command),
+        Command::Data { command } => data::run(&registry, command),
         Command::Devices => {
             for (name, summary) in compiled_devices() {
                 println!("{name:<12} {summary}");
