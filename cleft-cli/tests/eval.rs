@@ -111,7 +111,13 @@ fn compare_trains_evaluates_and_reuses_the_finished_run() {
     let table = std::fs::read_to_string(output.join("compare.md")).unwrap();
     assert!(table.contains("gpt2 + lora / clip"), "{table}");
     assert!(table.contains("linear probe 100% ACC"), "{table}");
-    assert_eq!(std::fs::read_to_string(output.join("compare.csv")).unwrap().lines().count(), 2);
+    assert_eq!(
+        std::fs::read_to_string(output.join("compare.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
 
     // The library entry, zero-shot only.
     let device = open_device(default_device_name(), Precision::F32).unwrap();
@@ -131,6 +137,9 @@ fn compare_trains_evaluates_and_reuses_the_finished_run() {
     let second = cleft(&args);
     assert!(String::from_utf8_lossy(&second.stderr).contains("reusing the finished run"));
     assert_eq!(modified(&run_dir.join("model.safetensors")), model_time);
-    assert_eq!(std::fs::read(run_dir.join("metrics.jsonl")).unwrap(), metrics);
+    assert_eq!(
+        std::fs::read(run_dir.join("metrics.jsonl")).unwrap(),
+        metrics
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
