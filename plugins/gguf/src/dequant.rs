@@ -12,9 +12,11 @@ use crate::types::GgmlType;
 /// Elements per block of the 32-element quantisation types.
 pub const QK: usize = 32;
 
-fn f16_at(bytes: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
-}
+/// Bytes per block: Q8_0 `{ f16 d; i8 qs[32]; }`, Q4_0 `{ f16 d; u8 qs[16]; }`,
+/// Q4_1 `{ f16 d; f16 m; u8 qs[16]; }`.
+const Q8_0_BLOCK: usize = 2 + QK;
+const Q4_0_BLOCK: usize = 2 + QK / 2;
+const Q4_1_BLOCK: usize = 4 + QK / 2;
 
 /// Dequantises `n_elements` elements of `ggml_type` data in `data` (little-endian, ggml layout)
 /// into a new `Vec<f32>`.
@@ -62,52 +64,57 @@ pub fn dequantize_into(
             actual: data.len(),
         });
     }
+    // The byte count was checked above; blocks are taken as fixed-size arrays, so no index
+    // into file bytes can panic.
+    let (blocks, _) = out.as_chunks_mut::<QK>();
     match ggml_type {
         GgmlType::F32 => {
-            for (o, c) in out.iter_mut().zip(data.chunks_exact(4)) {
-                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            for (o, c) in out.iter_mut().zip(data.as_chunks::<4>().0) {
+                *o = f32::from_le_bytes(*c);
             }
         }
         GgmlType::F16 => {
-            for (o, c) in out.iter_mut().zip(data.chunks_exact(2)) {
-                *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+            for (o, c) in out.iter_mut().zip(data.as_chunks::<2>().0) {
+                *o = f16::from_le_bytes(*c).to_f32();
             }
         }
         GgmlType::BF16 => {
-            for (o, c) in out.iter_mut().zip(data.chunks_exact(2)) {
-                *o = bf16::from_le_bytes([c[0], c[1]]).to_f32();
+            for (o, c) in out.iter_mut().zip(data.as_chunks::<2>().0) {
+                *o = bf16::from_le_bytes(*c).to_f32();
             }
         }
         GgmlType::Q8_0 => {
-            // block_q8_0 { f16 d; i8 qs[32]; }
-            for (o, b) in out.chunks_exact_mut(QK).zip(data.chunks_exact(2 + QK)) {
-                let d = f16_at(b, 0);
-                for (y, &q) in o.iter_mut().zip(&b[2..]) {
+            for (o, [d0, d1, qs @ ..]) in blocks.iter_mut().zip(data.as_chunks::<Q8_0_BLOCK>().0) {
+                let d = f16::from_le_bytes([*d0, *d1]).to_f32();
+                for (y, &q) in o.iter_mut().zip(qs) {
                     *y = (q as i8) as f32 * d;
                 }
             }
         }
         GgmlType::Q4_0 => {
-            // block_q4_0 { f16 d; u8 qs[16]; }: element j = low nibble of qs[j],
-            // element j + 16 = high nibble; value (q - 8) * d.
-            for (o, b) in out.chunks_exact_mut(QK).zip(data.chunks_exact(2 + QK / 2)) {
-                let d = f16_at(b, 0);
-                let (lo, hi) = o.split_at_mut(QK / 2);
-                for (j, &q) in b[2..].iter().enumerate() {
-                    lo[j] = ((q & 0x0f) as i32 - 8) as f32 * d;
-                    hi[j] = ((q >> 4) as i32 - 8) as f32 * d;
+            // Element j = low nibble of qs[j], element j + 16 = high nibble; value (q - 8) * d.
+            for (o, [d0, d1, qs @ ..]) in blocks.iter_mut().zip(data.as_chunks::<Q4_0_BLOCK>().0) {
+                let d = f16::from_le_bytes([*d0, *d1]).to_f32();
+                let (lo, hi) = o.as_chunks_mut::<{ QK / 2 }>().0.split_at_mut(1);
+                let halves = lo.iter_mut().flatten().zip(hi.iter_mut().flatten());
+                for ((l, h), &q) in halves.zip(qs) {
+                    *l = ((q & 0x0f) as i32 - 8) as f32 * d;
+                    *h = ((q >> 4) as i32 - 8) as f32 * d;
                 }
             }
         }
         GgmlType::Q4_1 => {
-            // block_q4_1 { f16 d; f16 m; u8 qs[16]; }: value q * d + m.
-            for (o, b) in out.chunks_exact_mut(QK).zip(data.chunks_exact(4 + QK / 2)) {
-                let d = f16_at(b, 0);
-                let m = f16_at(b, 2);
-                let (lo, hi) = o.split_at_mut(QK / 2);
-                for (j, &q) in b[4..].iter().enumerate() {
-                    lo[j] = (q & 0x0f) as f32 * d + m;
-                    hi[j] = (q >> 4) as f32 * d + m;
+            // Value q * d + m.
+            for (o, [d0, d1, m0, m1, qs @ ..]) in
+                blocks.iter_mut().zip(data.as_chunks::<Q4_1_BLOCK>().0)
+            {
+                let d = f16::from_le_bytes([*d0, *d1]).to_f32();
+                let m = f16::from_le_bytes([*m0, *m1]).to_f32();
+                let (lo, hi) = o.as_chunks_mut::<{ QK / 2 }>().0.split_at_mut(1);
+                let halves = lo.iter_mut().flatten().zip(hi.iter_mut().flatten());
+                for ((l, h), &q) in halves.zip(qs) {
+                    *l = (q & 0x0f) as f32 * d + m;
+                    *h = (q >> 4) as f32 * d + m;
                 }
             }
         }

@@ -21,6 +21,13 @@
 //! # Ok::<(), cleft_gguf::GgufError>(())
 //! ```
 
+// Parsers of user files: no `unwrap`, `expect` or unchecked indexing on what a file holds
+// (every bad byte must become a named error, never a panic).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 mod dequant;
 mod error;
 mod header;

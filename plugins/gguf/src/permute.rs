@@ -45,11 +45,21 @@ pub fn reverse_permute(weights: &[f32], rows: usize, n_head: usize) -> Result<Ve
         for b in 0..2 {
             for a in 0..dim {
                 let src = (base + 2 * a + b) * cols;
-                out.extend_from_slice(&weights[src..src + cols]);
+                out.extend_from_slice(row(weights, src, cols)?);
             }
         }
     }
     Ok(out)
+}
+
+/// Row `src / cols` of `weights` (the shape was checked; an error rather than a panic anyway).
+fn row(weights: &[f32], src: usize, cols: usize) -> Result<&[f32]> {
+    weights.get(src..src + cols).ok_or_else(|| {
+        GgufError::InvalidShape(format!(
+            "Q/K permutation: row at {src} (+{cols}) outside {} values",
+            weights.len()
+        ))
+    })
 }
 
 /// The permutation llama.cpp applies when converting (the inverse of [`reverse_permute`]).
@@ -61,7 +71,7 @@ pub fn permute(weights: &[f32], rows: usize, n_head: usize) -> Result<Vec<f32>> 
         for a in 0..dim {
             for b in 0..2 {
                 let src = (base + b * dim + a) * cols;
-                out.extend_from_slice(&weights[src..src + cols]);
+                out.extend_from_slice(row(weights, src, cols)?);
             }
         }
     }

@@ -175,7 +175,10 @@ impl GgufFile {
 
     /// The metadata value stored under `key`, if any.
     pub fn get(&self, key: &str) -> Option<&MetadataValue> {
-        self.metadata_index.get(key).map(|&i| &self.metadata[i].1)
+        self.metadata_index
+            .get(key)
+            .and_then(|&i| self.metadata.get(i))
+            .map(|(_, value)| value)
     }
 
     fn require(&self, key: &str) -> Result<&MetadataValue> {
@@ -281,7 +284,9 @@ impl GgufFile {
 
     /// The info of the tensor called `name`, if any.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensor_index.get(name).map(|&i| &self.tensors[i])
+        self.tensor_index
+            .get(name)
+            .and_then(|&i| self.tensors.get(i))
     }
 
     fn require_tensor(&self, name: &str) -> Result<&TensorInfo> {
@@ -306,7 +311,17 @@ impl GgufFile {
         })? as usize;
         let start = self.data_offset + info.offset;
         match &self.source {
-            Source::Bytes(b) => Ok(b[start as usize..start as usize + n].to_vec()),
+            Source::Bytes(b) => usize::try_from(start)
+                .ok()
+                .and_then(|start| b.get(start..start.checked_add(n)?))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| {
+                    GgufError::Malformed(format!(
+                        "tensor `{name}`: data (offset {start}, {n} bytes) runs past the end of the \
+                         {} bytes",
+                        b.len()
+                    ))
+                }),
             Source::File { file, .. } => {
                 let mut buf = vec![0u8; n];
                 let mut f = file.lock().unwrap_or_else(|p| p.into_inner());

@@ -244,14 +244,15 @@ impl GgufFile {
 fn bytes_to_unicode() -> [char; 256] {
     let mut table = ['\0'; 256];
     let mut n = 0u32;
-    for b in 0..=255u8 {
+    for (b, slot) in (0..=255u8).zip(table.iter_mut()) {
         let printable =
             (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
-        table[b as usize] = if printable {
+        *slot = if printable {
             char::from(b)
         } else {
             n += 1;
-            char::from_u32(255 + n).expect("valid code point")
+            // 256..=323: always valid code points.
+            char::from_u32(255 + n).unwrap_or(char::REPLACEMENT_CHARACTER)
         };
     }
     table
@@ -337,7 +338,8 @@ pub fn build_tokenizer(data: &TokenizerData) -> Result<tokenizers::Tokenizer> {
         if in_alphabet(s) {
             s.to_owned()
         } else {
-            s.bytes().map(|b| spelling[b as usize]).collect()
+            let spell = |b: u8| spelling.get(usize::from(b)).copied();
+            s.bytes().filter_map(spell).collect()
         }
     };
     // Later duplicates win, as in the Python dict comprehension.
@@ -376,7 +378,13 @@ pub fn build_tokenizer(data: &TokenizerData) -> Result<tokenizers::Tokenizer> {
     .into_iter()
     .flatten()
     {
-        special.push(data.tokens[id as usize].clone());
+        let token = data.tokens.get(id as usize).ok_or_else(|| {
+            GgufError::Malformed(format!(
+                "special token id {id} is outside the vocabulary of {} tokens",
+                data.tokens.len()
+            ))
+        })?;
+        special.push(token.clone());
     }
     for (t, ty) in data.tokens.iter().zip(&data.token_types) {
         if *ty == TokenType::Control && in_alphabet(t) {

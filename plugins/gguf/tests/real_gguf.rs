@@ -401,3 +401,19 @@ fn hf_tokenizer_matches_transformers() {
         want["n_merges"].as_u64().unwrap()
     );
 }
+
+/// A special-token id outside the vocabulary (a crafted or broken file) is a named error, not
+/// an index panic while building the tokenizer.
+#[cfg(feature = "tokenizers")]
+#[test]
+fn special_token_id_outside_the_vocabulary_is_a_named_error() {
+    let mut data = gguf().tokenizer_data().unwrap();
+    let vocabulary = data.tokens.len();
+    data.eos_token_id = Some(vocabulary as u32 + 7);
+    let error = cleft_gguf::build_tokenizer(&data).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("special token id {}", vocabulary + 7))
+            && error.contains(&format!("vocabulary of {vocabulary} tokens")),
+        "{error}"
+    );
+}
