@@ -38,6 +38,25 @@ pub const CHEXPERT_FINDINGS: [&str; 14] = [
     "No Finding",
 ];
 
+/// The 14 finding columns in the order of CheXpert's shipped CSV (after `Path, Sex, Age,
+/// Frontal/Lateral, AP/PA`).
+pub const CHEXPERT_CSV_FINDINGS: [&str; 14] = [
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+];
+
 /// CheXpert-5x200's classes, in label order.
 pub const FIVE_CLASSES: [&str; 5] = [
     "Atelectasis",
@@ -342,6 +361,30 @@ impl ChexpertConfig {
         }
     }
 
+    /// A training or validation split: the kept views of `rows`, labelled with `labels`.
+    fn labelled_split<'r>(
+        &self,
+        name: &str,
+        rows: impl Iterator<Item = &'r Row>,
+        augment: bool,
+        bad: Arc<BadSamples>,
+    ) -> Result<RecordSet, CleftError> {
+        let names: Vec<&str> = self.labels.iter().map(String::as_str).collect();
+        let records = rows
+            .filter(|row| self.kept(row))
+            .map(|row| self.record(row, &names))
+            .collect();
+        RecordSet::new(
+            name,
+            records,
+            self.labels.clone(),
+            self.image.clone(),
+            augment,
+            self.on_bad_sample,
+            bad,
+        )
+    }
+
     /// Opens `split`: Train (train CSV, kept views, minus the 5x200 selection when it is drawn
     /// from the same CSV), Valid (`valid_csv`), Test (the 5x200 selection, 5 labels).
     pub fn open(&self, split: Split) -> Result<RecordSet, CleftError> {
@@ -357,42 +400,15 @@ impl ChexpertConfig {
                         excluded.insert(rows[index].path.clone());
                     }
                 }
-                let names: Vec<&str> = self.labels.iter().map(String::as_str).collect();
-                let records = rows
-                    .iter()
-                    .filter(|row| self.kept(row) && !excluded.contains(&row.path))
-                    .map(|row| self.record(row, &names))
-                    .collect();
-                RecordSet::new(
-                    "chexpert-train",
-                    records,
-                    self.labels.clone(),
-                    self.image.clone(),
-                    true,
-                    self.on_bad_sample,
-                    bad,
-                )
+                let kept = rows.iter().filter(|row| !excluded.contains(&row.path));
+                self.labelled_split("chexpert-train", kept, true, bad)
             }
             Split::Valid => {
                 let csv = self.valid_csv.as_ref().ok_or_else(|| {
                     CleftError::Invalid("data.valid_csv is not set: no validation split".into())
                 })?;
                 let rows = self.read_rows(csv, &bad)?;
-                let names: Vec<&str> = self.labels.iter().map(String::as_str).collect();
-                let records = rows
-                    .iter()
-                    .filter(|row| self.kept(row))
-                    .map(|row| self.record(row, &names))
-                    .collect();
-                RecordSet::new(
-                    "chexpert-valid",
-                    records,
-                    self.labels.clone(),
-                    self.image.clone(),
-                    false,
-                    self.on_bad_sample,
-                    bad,
-                )
+                self.labelled_split("chexpert-valid", rows.iter(), false, bad)
             }
             Split::Test => {
                 let rows = self.read_rows(&test_csv, &bad)?;

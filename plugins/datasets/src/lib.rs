@@ -45,8 +45,8 @@ mod table;
 
 pub use bad::{BadSamples, OnBadSample};
 pub use chexpert::{
-    CHEXPERT_FINDINGS, Chexpert5x200Config, ChexpertConfig, FIVE_CLASSES, FiveByTwoHundred,
-    Uncertain, clean_caption, synthesise_caption,
+    CHEXPERT_CSV_FINDINGS, CHEXPERT_FINDINGS, Chexpert5x200Config, ChexpertConfig, FIVE_CLASSES,
+    FiveByTwoHundred, Uncertain, clean_caption, synthesise_caption,
 };
 pub use embed::{BIRADS_CLASSES, BIRADS_LETTERS, DENSITY_CLASSES, EmbedConfig, EmbedTask};
 pub use pairs::ImageTextCsvConfig;

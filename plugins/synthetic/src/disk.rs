@@ -57,22 +57,7 @@ pub struct SynthTree {
 /// The CheXpert header as shipped; a `Report` column (read through `report_column`) follows the
 /// 14 finding columns.
 const HEADER: [&str; 5] = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA"];
-const COLUMNS: [&str; 14] = [
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-];
+const COLUMNS: [&str; 14] = cleft_datasets::CHEXPERT_CSV_FINDINGS;
 
 fn io(path: &Path, source: std::io::Error) -> CleftError {
     CleftError::Io {
