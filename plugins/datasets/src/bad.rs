@@ -45,11 +45,6 @@ impl BadSamples {
         }
     }
 
-    /// How many samples were left out.
-    pub fn count(&self) -> usize {
-        self.skipped.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// `skipped.tsv` (source, reason), or nothing when none was skipped.
     pub fn run_file(&self, dataset: &str) -> Option<RunFile> {
         let skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());

@@ -264,7 +264,6 @@ impl ChexpertConfig {
                 source,
             });
         }
-        let _ = table.path();
         Ok(rows)
     }
 

@@ -73,11 +73,6 @@ impl Table {
         })
     }
 
-    /// The file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Index of column `name`; an error naming the file and the columns it has.
     pub(crate) fn column(&self, name: &str) -> Result<usize, CleftError> {
         self.optional_column(name).ok_or_else(|| {
