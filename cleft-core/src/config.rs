@@ -266,6 +266,11 @@ impl Default for OutputConfig {
 /// A complete experiment: components, data, training, evaluation and output.
 #[derive(Debug, Serialize)]
 pub struct ExperimentConfig {
+    /// `plugins = ["…"]`: shared-library plugins the config needs (absolute once parsed; a
+    /// relative path in the file is relative to the file's directory). They must be loaded into
+    /// the registry before parsing: [`Registry::load_config_plugins`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PathBuf>,
     /// `[vision]`: the image encoder.
     pub vision: Box<dyn VisionEncoderConfig>,
     /// `[text]`: the text encoder.
@@ -305,6 +310,46 @@ const SECTIONS: [&str; 11] = [
     "eval",
     "output",
 ];
+
+/// The `plugins` array of a config file `file`, each path made absolute against the file's
+/// directory.
+fn plugin_paths(file: &Path, value: toml::Value) -> std::result::Result<Vec<PathBuf>, String> {
+    let toml::Value::Array(items) = value else {
+        return Err("`plugins` must be an array of library paths".to_string());
+    };
+    let base = file.parent().unwrap_or(Path::new(""));
+    items
+        .into_iter()
+        .map(|item| match item {
+            toml::Value::String(path) => Ok(base.join(path)),
+            other => Err(format!(
+                "`plugins` must hold library paths (strings), found {}",
+                other.type_str()
+            )),
+        })
+        .collect()
+}
+
+impl Registry {
+    /// Loads the shared-library plugins a config file lists under `plugins = […]` (see
+    /// [`Registry::load_plugin`]); a file without the key loads nothing.
+    pub fn load_config_plugins(&mut self, file: &Path) -> Result<Vec<crate::plugin::LoadedPlugin>> {
+        let text = std::fs::read_to_string(file).map_err(|e| CleftError::io(file, e))?;
+        let name = file.display().to_string();
+        let mut table: toml::Table = toml::from_str(&text)
+            .map_err(|error| CleftError::Config(format!("{name}: {}", error.message())))?;
+        let Some(value) = table.remove("plugins") else {
+            return Ok(Vec::new());
+        };
+        let source = Source {
+            name: &name,
+            text: &text,
+        };
+        let paths =
+            plugin_paths(file, value).map_err(|message| source.error(&["plugins"], message))?;
+        paths.iter().map(|path| self.load_plugin(path)).collect()
+    }
+}
 
 /// Source text being parsed, for error locations.
 struct Source<'a> {
@@ -362,6 +407,26 @@ impl ExperimentConfig {
                 None => CleftError::Config(format!("{name}: {message}")),
             }
         })?;
+        let plugins = match table.remove("plugins") {
+            Some(value) => {
+                let plugins = plugin_paths(Path::new(name), value)
+                    .map_err(|message| source.error(&["plugins"], message))?;
+                for plugin in &plugins {
+                    if !registry.has_plugin(plugin) {
+                        return Err(source.error(
+                            &["plugins"],
+                            format!(
+                                "plugin {} is not loaded; load the config's plugins first \
+                                 (`Registry::load_config_plugins`; the `cleft` command does)",
+                                plugin.display()
+                            ),
+                        ));
+                    }
+                }
+                plugins
+            }
+            None => Vec::new(),
+        };
         if let Some(unknown) = table.keys().find(|key| !SECTIONS.contains(&key.as_str())) {
             return Err(source.error(
                 &[unknown],
@@ -382,6 +447,7 @@ impl ExperimentConfig {
         let [projection, train, prompt_train, eval, output] =
             ["projection", "train", "prompt_train", "eval", "output"].map(|section| take(section));
         let config = Self {
+            plugins,
             vision: component(&source, registry, required("vision", vision)?)?,
             text: component(&source, registry, required("text", text_section)?)?,
             peft: peft

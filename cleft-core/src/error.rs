@@ -38,6 +38,9 @@ pub enum CleftError {
     /// Training diverged or could not continue.
     #[error("{0}")]
     Training(String),
+    /// A shared-library plugin was refused (the library and the reason named).
+    #[error("{0}")]
+    Plugin(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

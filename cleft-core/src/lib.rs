@@ -23,6 +23,7 @@ pub mod model;
 pub mod objective;
 pub mod params;
 pub mod peft;
+pub mod plugin;
 pub mod prompt;
 pub mod random;
 pub mod registry;

@@ -2,7 +2,7 @@
 //!
 //! Built-in plugins register at link time with [`register_component!`](crate::register_component)
 //! (backed by `inventory`); dynamic plugins add entries at run time through
-//! [`Registry::add`]. A configuration section `[vision] type = "vit"` is resolved here: the entry's
+//! [`Registry::add`] (shared libraries: [`Registry::load_plugin`]). A configuration section `[vision] type = "vit"` is resolved here: the entry's
 //! parser turns the rest of the section into the plugin's typed config (a `typetag` trait object
 //! that serialises back with its `type`).
 
@@ -304,6 +304,7 @@ macro_rules! register_component {
 #[derive(Debug, Clone)]
 pub struct Registry {
     entries: BTreeMap<(ComponentKind, &'static str), Registration>,
+    pub(crate) plugins: Vec<crate::plugin::LoadedPlugin>,
 }
 
 impl Registry {
@@ -316,7 +317,10 @@ impl Registry {
                 registration.clone(),
             );
         }
-        Self { entries }
+        Self {
+            entries,
+            plugins: Vec::new(),
+        }
     }
 
     /// Adds a component (used by dynamic plugins). Errors if the kind and name are taken.

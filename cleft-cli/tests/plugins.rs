@@ -1,0 +1,310 @@
+//! Shared-library plugins through real `cleft` processes: the ConvNeXt example plugin listed,
+//! trained (loss falls), checkpointed and resumed bit for bit; every refusal a clear error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const TINY: &str = include_str!("../../configs/tiny/cleft.toml");
+
+fn cleft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cleft"))
+        .args(args)
+        .output()
+        .expect("cleft runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cleft-plugins-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `libcleft_plugin_convnext.so`, built beside `cleft` by the same cargo command (the workspace
+/// test command builds it: the plugin crate has tests of its own).
+fn convnext_plugin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_cleft"));
+    let dir = bin.parent().unwrap();
+    [dir.to_path_buf(), dir.join("deps")]
+        .iter()
+        .map(|dir| dir.join("libcleft_plugin_convnext.so"))
+        .find(|path| path.is_file())
+        .expect(
+            "libcleft_plugin_convnext.so is not built beside cleft: run the workspace tests \
+             (`cargo test --workspace`), which build it with the same features as cleft",
+        )
+}
+
+/// Asserts a clean refusal: exit status 1 (not a signal) and `needles` in stderr.
+fn assert_refused(output: &Output, needles: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "`{needle}` not in: {stderr}");
+    }
+}
+
+#[test]
+fn plugins_list_shows_the_library_as_the_origin() {
+    let plugin = convnext_plugin();
+    let plugin = plugin.to_str().unwrap();
+    let output = cleft(&["plugins", "list", "--plugin", plugin]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|line| line.split_whitespace().nth(1) == Some("convnext"))
+        .unwrap_or_else(|| panic!("no convnext row in:\n{stdout}"));
+    assert!(line.starts_with("vision"), "{line}");
+    let canonical = Path::new(plugin).canonicalize().unwrap();
+    assert!(line.contains(canonical.to_str().unwrap()), "{line}");
+    // Without the library the host does not know the name.
+    let bare = text(&cleft(&["plugins", "list"]).stdout);
+    assert!(!bare.contains("convnext"));
+}
+
+/// The tiny config with the plugin's encoder, the library listed relative to the config file.
+fn convnext_config(dir: &Path, run_dir: &Path, steps: usize) -> PathBuf {
+    let library = dir.join("lib").join("libcleft_plugin_convnext.so");
+    std::fs::create_dir_all(library.parent().unwrap()).unwrap();
+    if !library.exists() {
+        std::os::unix::fs::symlink(convnext_plugin(), &library).unwrap();
+    }
+    let start = TINY.find("[vision]").unwrap();
+    let end = TINY.find("[text]").unwrap();
+    let config = format!(
+        "plugins = [\"lib/libcleft_plugin_convnext.so\"]\n\n{}[vision]\ntype = \"convnext\"\n\
+         channels = 1\nimage_size = 32\ndims = [24, 48]\ndepths = [1, 1]\n\
+         layer_scale_init = 0.1\n\n{}",
+        &TINY[..start],
+        &TINY[end..]
+    )
+    .replace(
+        "steps = 300",
+        &format!("steps = {steps}\ncheckpoint_every = 4\nkeep_checkpoints = 2"),
+    )
+    .replace("batch_size = 32", "batch_size = 16")
+    .replace("warmup_steps = 30", "warmup_steps = 2")
+    .replace("train_size = 4000", "train_size = 400")
+    .replace("test_size = 500", "test_size = 50")
+    .replace(
+        "dir = \"runs/tiny-cleft\"",
+        &format!("dir = {:?}", run_dir.display().to_string()),
+    );
+    let path = dir.join("convnext.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn losses(run_dir: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                value["step"].as_u64().unwrap(),
+                value["loss"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_config_selecting_the_plugin_trains_checkpoints_and_resumes_exactly() {
+    const STEPS: usize = 24;
+    let dir = scratch("train");
+    let (full_dir, cut_dir) = (dir.join("full"), dir.join("cut"));
+    let config = convnext_config(&dir, &full_dir, STEPS);
+    let output = cleft(&["train", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let full = losses(&full_dir);
+    assert_eq!(full.len(), STEPS);
+    let mean = |part: &[(u64, f64)]| part.iter().map(|(_, l)| l).sum::<f64>() / part.len() as f64;
+    let (first, last) = (mean(&full[..6]), mean(&full[STEPS - 6..]));
+    assert!(
+        last < first - 0.1,
+        "loss did not fall: {first:.3} → {last:.3}"
+    );
+    // The run's resolved config names the library by its absolute path.
+    let resolved = std::fs::read_to_string(full_dir.join("config.toml")).unwrap();
+    assert!(resolved.starts_with("plugins = [\"/"), "{resolved}");
+
+    // The same run killed after its first checkpoint, then resumed from its own directory.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cleft"))
+        .args(["train", "--config", config.to_str().unwrap()])
+        .args(["--output", cut_dir.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !cut_dir.join("checkpoints").join("step-00000008").is_dir() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "ended before the kill");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let output = cleft(&["train", "--resume", cut_dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let resumed = losses(&cut_dir);
+    assert_eq!(resumed.len(), STEPS, "{resumed:?}");
+    for ((step, a), (_, b)) in full.iter().zip(&resumed) {
+        assert_eq!(a.to_bits(), b.to_bits(), "step {step}: {a} vs {b}");
+    }
+}
+
+/// The host's `rustc --version` (what cleft-core recorded at build time).
+fn rustc_version() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let output = Command::new(rustc).arg("--version").output().unwrap();
+    text(&output.stdout).trim().to_string()
+}
+
+/// Compiles a dependency-free `cdylib` exporting `body`.
+fn fixture_library(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let source = dir.join(format!("{name}.rs"));
+    std::fs::write(&source, body).unwrap();
+    let library = dir.join(format!("lib{name}.so"));
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let status = Command::new(rustc)
+        .args(["--crate-type", "cdylib", "--edition", "2024", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling the {name} fixture");
+    library
+}
+
+/// A library carrying only a declaration with the given versions (no registration entry is
+/// needed: the host must refuse before looking for one).
+fn declaration_only(dir: &Path, name: &str, abi: u32, rustc: &str, core: &str) -> PathBuf {
+    let body = format!(
+        r#"
+use std::ffi::c_char;
+#[repr(C)]
+pub struct Declaration {{
+    magic: [u8; 8], abi_version: u32, rustc_version: *const c_char,
+    core_version: *const c_char, burn_version: *const c_char,
+    backend_features: *const c_char, core_anchor: *const u8,
+}}
+unsafe impl Sync for Declaration {{}}
+#[unsafe(no_mangle)]
+pub static CLEFT_PLUGIN_DECLARATION: Declaration = Declaration {{
+    magic: *b"CLEFTPLG", abi_version: {abi},
+    rustc_version: c"{rustc}".as_ptr(), core_version: c"{core}".as_ptr(),
+    burn_version: c"0.22.1".as_ptr(), backend_features: c"flex".as_ptr(),
+    core_anchor: std::ptr::null(),
+}};
+"#
+    );
+    fixture_library(dir, name, &body)
+}
+
+#[test]
+fn bad_plugins_are_refused_by_name_without_a_crash() {
+    let dir = scratch("refusals");
+    let list = |path: &Path| cleft(&["plugins", "list", "--plugin", path.to_str().unwrap()]);
+
+    let missing = dir.join("libnothing.so");
+    assert_refused(
+        &list(&missing),
+        &["libnothing.so", "cannot open the library file"],
+    );
+
+    let not_a_library = dir.join("libtext.so");
+    std::fs::write(&not_a_library, "not an ELF file\n").unwrap();
+    assert_refused(
+        &list(&not_a_library),
+        &["libtext.so", "not a loadable shared library"],
+    );
+
+    let undeclared = fixture_library(
+        &dir,
+        "undeclared",
+        "#[unsafe(no_mangle)]\npub extern \"C\" fn something() -> i32 { 7 }\n",
+    );
+    assert_refused(
+        &list(&undeclared),
+        &["libundeclared.so", "no `CLEFT_PLUGIN_DECLARATION`"],
+    );
+
+    let rustc = rustc_version();
+    let core = env!("CARGO_PKG_VERSION");
+    let abi = declaration_only(&dir, "abi", 999, &rustc, core);
+    assert_refused(
+        &list(&abi),
+        &[
+            "libabi.so",
+            "plugin ABI version 999",
+            "version 1",
+            "rebuild",
+        ],
+    );
+
+    let old_rustc = declaration_only(&dir, "rustc", 1, "rustc 1.70.0 (old)", core);
+    assert_refused(
+        &list(&old_rustc),
+        &[
+            "librustc.so",
+            "`rustc 1.70.0 (old)`",
+            &format!("`{rustc}`"),
+            "rebuild",
+        ],
+    );
+
+    let other_core = declaration_only(&dir, "core", 1, &rustc, "0.0.7");
+    assert_refused(
+        &list(&other_core),
+        &[
+            "libcore.so",
+            "cleft-core version `0.0.7`",
+            &format!("`{core}`"),
+            "rebuild",
+        ],
+    );
+
+    // A faithful declaration that does not link the host's cleft-core copy.
+    let unshared = declaration_only(&dir, "unshared", 1, &rustc, core);
+    assert_refused(
+        &list(&unshared),
+        &["libunshared.so", "do not share one copy"],
+    );
+
+    // The real plugin twice under two paths: its `convnext` is already taken the second time.
+    let copy = dir.join("libconvnext-copy.so");
+    std::fs::copy(convnext_plugin(), &copy).unwrap();
+    let output = cleft(&[
+        "plugins",
+        "list",
+        "--plugin",
+        convnext_plugin().to_str().unwrap(),
+        "--plugin",
+        copy.to_str().unwrap(),
+    ]);
+    assert_refused(
+        &output,
+        &[
+            "libconvnext-copy.so",
+            "vision `convnext`",
+            "already registered",
+        ],
+    );
+
+    // A config listing a library that is not there names the config key's line.
+    let config = dir.join("needs-plugin.toml");
+    std::fs::write(&config, format!("plugins = [\"gone.so\"]\n\n{TINY}")).unwrap();
+    assert_refused(
+        &cleft(&["config", "check", config.to_str().unwrap()]),
+        &["gone.so", "cannot open the library file"],
+    );
+}

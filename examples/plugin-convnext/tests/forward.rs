@@ -1,0 +1,35 @@
+//! The encoder as a plugin author tests it, in-process (this test links the plugin's dylib and
+//! `libcleft_dylib.so`, as the `cleft` host does).
+
+use burn::prelude::*;
+use cleft_core::registry::VisionEncoderConfig;
+use cleft_plugin_convnext::ConvNextConfig;
+
+#[test]
+fn pools_each_image_to_the_last_stage_width_and_refuses_a_bad_side() {
+    let device = Device::flex();
+    let config = ConvNextConfig {
+        image_size: 32,
+        dims: vec![8, 16],
+        depths: vec![1, 2],
+        ..Default::default()
+    };
+    let encoder = config.build(&device).unwrap();
+    let images = Tensor::<4>::random([3, 1, 32, 32], Distribution::Default, &device);
+    let out = encoder.forward(images.clone());
+    assert_eq!(out.pooled.dims(), [3, 16]);
+    // Each image is encoded alone: batch composition does not change a row.
+    let single = encoder.forward(images.slice([1..2]));
+    let diff = (out.pooled.slice([1..2]) - single.pooled)
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(diff < 1e-5, "row 1 differs by {diff} when encoded alone");
+    // 36 is not a multiple of patch 4 · 2 (two stages).
+    let bad = ConvNextConfig {
+        image_size: 36,
+        ..config
+    };
+    let error = bad.build(&device).unwrap_err().to_string();
+    assert!(error.contains("vision.image_size = 36"), "{error}");
+}
