@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use cleft_core::Registry;
 use cleft_core::burn::prelude::*;
 use cleft_core::burn::tensor::TensorData;
-use cleft_core::registry::{TextEncoderConfig, VisionEncoderConfig};
+use cleft_core::registry::{
+    ComponentKind, FieldError, ParseFn, TextEncoderConfig, VisionEncoderConfig,
+};
 use cleft_core::weights::{read_hf_config, summarize_safetensors};
 
 /// ImageNet normalisation (DINOv2 / HF image processors).
@@ -66,32 +69,76 @@ fn model_type(dir: &Path) -> Result<String> {
         .to_string())
 }
 
-fn text_config(model: &Path) -> Result<Box<dyn TextEncoderConfig>> {
-    let weights = Some(model.to_path_buf());
+/// The checkpoint's claim key: `gguf:<architecture>` or the HF `model_type`.
+fn claim_key(model: &Path) -> Result<String> {
     if is_gguf(model) {
-        return Ok(Box::new(cleft_llama::LlamaConfig {
-            weights,
-            ..Default::default()
-        }));
+        let file = cleft_gguf::GgufFile::open(model)
+            .with_context(|| format!("reading {}", model.display()))?;
+        return Ok(format!("gguf:{}", file.architecture()?));
     }
-    Ok(match model_type(model)?.as_str() {
-        "bert" => Box::new(cleft_bert::BertConfig {
-            weights,
-            ..Default::default()
-        }),
-        "gpt2" => Box::new(cleft_gpt::Gpt2Config {
-            weights,
-            ..Default::default()
-        }),
-        "llama" => Box::new(cleft_llama::LlamaConfig {
-            weights,
-            ..Default::default()
-        }),
-        other => bail!(
-            "{}: model_type {other:?} is not a supported text encoder (bert, gpt2, llama)",
-            model.display()
-        ),
-    })
+    model_type(model)
+}
+
+/// The section `{ weights = "<model>", …extra }` for the component of `kind` that claims the
+/// checkpoint (see `Registration::claims`).
+fn claimed_section(
+    registry: &Registry,
+    kind: ComponentKind,
+    model: &Path,
+    extra: &[(&str, toml::Value)],
+) -> Result<(ParseFn, toml::Value)> {
+    let key = claim_key(model)?;
+    let registration = registry
+        .claimant(kind, &key)
+        .with_context(|| format!("{}", model.display()))?;
+    let mut table = toml::Table::new();
+    table.insert(
+        "weights".to_string(),
+        toml::Value::String(model.display().to_string()),
+    );
+    for (name, value) in extra {
+        table.insert(name.to_string(), value.clone());
+    }
+    Ok((registration.parse, toml::Value::Table(table)))
+}
+
+fn field_error(component: &str, model: &Path, error: FieldError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: the {component} claiming it rejects {}: {}",
+        model.display(),
+        if error.path.is_empty() {
+            "its section".to_string()
+        } else {
+            format!("`{}`", error.path)
+        },
+        error.message
+    )
+}
+
+fn text_config(registry: &Registry, model: &Path) -> Result<Box<dyn TextEncoderConfig>> {
+    let (parse, section) = claimed_section(registry, ComponentKind::Text, model, &[])?;
+    let ParseFn::Text(parse) = parse else {
+        bail!("registry invariant: a text claimant parses text configs");
+    };
+    parse(section).map_err(|error| field_error("text encoder", model, error))
+}
+
+fn vision_config(
+    registry: &Registry,
+    model: &Path,
+    size: usize,
+) -> Result<Box<dyn VisionEncoderConfig>> {
+    let size = toml::Value::Integer(i64::try_from(size)?);
+    let (parse, section) = claimed_section(
+        registry,
+        ComponentKind::Vision,
+        model,
+        &[("input_size", size)],
+    )?;
+    let ParseFn::Vision(parse) = parse else {
+        bail!("registry invariant: a vision claimant parses vision configs");
+    };
+    parse(section).map_err(|error| field_error("vision encoder", model, error))
 }
 
 fn print_embeddings(model: &Path, inputs: &[String], embeddings: Tensor<2>) -> Result<()> {
@@ -109,10 +156,16 @@ fn print_embeddings(model: &Path, inputs: &[String], embeddings: Tensor<2>) -> R
     Ok(())
 }
 
-/// Encodes `texts` with the text encoder at `model` (BERT/GPT-2/LLaMA directory or GGUF file)
+/// Encodes `texts` with the text encoder at `model` (BERT/GPT-2/LLaMA directory or GGUF file,
+/// or what a plugin claims; chosen through the registry)
 /// and prints the pooled embeddings as JSON.
-pub fn embed_text(model: &Path, texts: &[String], device: &Device) -> Result<()> {
-    let encoder = text_config(model)?
+pub fn embed_text(
+    registry: &Registry,
+    model: &Path,
+    texts: &[String],
+    device: &Device,
+) -> Result<()> {
+    let encoder = text_config(registry, model)?
         .build(device)
         .with_context(|| format!("loading {}", model.display()))?;
     let batch = encoder.tokenizer().encode_batch(texts, encoder.max_len())?;
@@ -120,21 +173,17 @@ pub fn embed_text(model: &Path, texts: &[String], device: &Device) -> Result<()>
     print_embeddings(model, texts, encoder.forward(ids, mask))
 }
 
-/// Encodes image files with the DINOv2 checkpoint at `model`, resized to `size` pixels and
+/// Encodes image files with the vision checkpoint at `model` (DINOv2, ViT, or what a plugin
+/// claims), resized to `size` pixels and
 /// ImageNet-normalised, and prints the pooled (CLEFT pre-norm mean) embeddings as JSON.
-pub fn embed_image(model: &Path, images: &[PathBuf], size: usize, device: &Device) -> Result<()> {
-    let kind = model_type(model)?;
-    if !kind.starts_with("dinov2") {
-        bail!(
-            "{}: model_type {kind:?} is not a supported image encoder (dinov2)",
-            model.display()
-        );
-    }
-    let config = cleft_vit::VitConfig {
-        weights: Some(model.to_path_buf()),
-        input_size: Some(size),
-        ..Default::default()
-    };
+pub fn embed_image(
+    registry: &Registry,
+    model: &Path,
+    images: &[PathBuf],
+    size: usize,
+    device: &Device,
+) -> Result<()> {
+    let config = vision_config(registry, model, size)?;
     let encoder = config
         .build(device)
         .with_context(|| format!("loading {}", model.display()))?;

@@ -366,13 +366,13 @@ fn run(mut registry: Registry, cli: Cli) -> Result<()> {
             model,
             device,
             texts,
-        } => inspect::embed_text(&model, &texts, &parse_device(&device)?),
+        } => inspect::embed_text(&registry, &model, &texts, &parse_device(&device)?),
         Command::EmbedImage {
             model,
             size,
             device,
             images,
-        } => inspect::embed_image(&model, &images, size, &parse_device(&device)?),
+        } => inspect::embed_image(&registry, &model, &images, size, &parse_device(&device)?),
         Command::Params { configs } => print_params(&registry, &configs),
         Command::Bench {
             config,

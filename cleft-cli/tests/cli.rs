@@ -153,3 +153,22 @@ fn training_in_bf16_runs_and_lowers_the_loss() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn embed_text_picks_the_encoder_through_the_registry_and_names_unclaimed_types() {
+    let dir = std::env::temp_dir().join(format!("cleft-cli-t5-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
+    let output = cleft(&["embed-text", "--model", dir.to_str().unwrap(), "hello"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("no registered text component claims checkpoints of model_type `t5`")
+            && stderr.contains("bert (bert)")
+            && stderr.contains("gpt2 (gpt2)"),
+        "{stderr}"
+    );
+    let output = cleft(&["embed-image", "--model", dir.to_str().unwrap(), "x.png"]);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("vit (dinov2)"), "{stderr}");
+}

@@ -137,7 +137,8 @@ impl PluginRegistrar<'_> {
 
 /// Exports a shared-library plugin's declaration and registration entry.
 ///
-/// Lists components as `Kind, "name", "summary", ConfigType;` (the arguments of
+/// Lists components as `Kind, "name", "summary", ConfigType;` with an optional
+/// `, claims = ["model_type"]` (the arguments of
 /// [`register_component!`](crate::register_component)). Invoke once, in a crate built with
 /// `crate-type = ["dylib"]` that depends on `cleft-dylib`.
 ///
@@ -148,7 +149,8 @@ impl PluginRegistrar<'_> {
 /// ```
 #[macro_export]
 macro_rules! export_plugin {
-    ($($kind:ident, $name:literal, $summary:literal, $config:ty);+ $(;)?) => {
+    ($($kind:ident, $name:literal, $summary:literal, $config:ty
+       $(, claims = [$($claim:literal),* $(,)?])?);+ $(;)?) => {
         /// This library's plugin declaration, read by the host before anything else.
         #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
@@ -170,6 +172,7 @@ macro_rules! export_plugin {
                         $crate::registry::parse_value::<$config>(value)
                             .map(|config| Box::new(config) as _)
                     }),
+                    claims: &[$($($claim),*)?],
                 })?;
             )+
             Ok(())

@@ -256,6 +256,12 @@ pub struct Registration {
     pub origin: &'static str,
     /// Parser for its config section.
     pub parse: ParseFn,
+    /// Pretrained checkpoints it claims, by HF `config.json` `model_type` (`"bert"`, a prefix
+    /// such as `"dinov2"` matching `dinov2_with_registers` too) or GGUF architecture
+    /// (`"gguf:llama"`). A claiming component's config loads such a checkpoint from
+    /// `{ weights = "<path>" }` alone (vision: plus `input_size`); `cleft inspect`-style tools
+    /// pick the encoder through [`Registry::claimant`].
+    pub claims: &'static [&'static str],
 }
 
 impl Registration {
@@ -284,9 +290,10 @@ inventory::collect!(Registration);
 /// ```
 /// `VitConfig` must implement `serde::Deserialize` (with `deny_unknown_fields` and defaults for
 /// every field) and the kind's config trait (here `VisionEncoderConfig`, via `#[typetag::serde]`).
+/// An optional last argument `claims = ["dinov2"]` sets [`Registration::claims`].
 #[macro_export]
 macro_rules! register_component {
-    ($kind:ident, $name:literal, $summary:literal, $config:ty) => {
+    ($kind:ident, $name:literal, $summary:literal, $config:ty $(, claims = [$($claim:literal),* $(,)?])?) => {
         $crate::inventory::submit! {
             $crate::registry::Registration {
                 name: $name,
@@ -295,6 +302,7 @@ macro_rules! register_component {
                 parse: $crate::registry::ParseFn::$kind(|value| {
                     $crate::registry::parse_value::<$config>(value).map(|config| Box::new(config) as _)
                 }),
+                claims: &[$($($claim),*)?],
             }
         }
     };
@@ -356,6 +364,32 @@ impl Registry {
             .filter(|(k, _)| *k == kind)
             .map(|(_, name)| *name)
             .collect()
+    }
+
+    /// The component of `kind` that claims a checkpoint of `model_type` (HF `config.json`) or
+    /// `gguf:<architecture>`: an exact claim first, else the longest claim that is a prefix.
+    /// Errors list what each component of the kind claims.
+    pub fn claimant(&self, kind: ComponentKind, model_type: &str) -> Result<&Registration> {
+        let of_kind = || self.entries.values().filter(move |r| r.kind() == kind);
+        let exact = of_kind().find(|r| r.claims.contains(&model_type));
+        let prefix = || {
+            of_kind()
+                .flat_map(|r| r.claims.iter().map(move |claim| (*claim, r)))
+                .filter(|(claim, _)| model_type.starts_with(claim))
+                .max_by_key(|(claim, _)| claim.len())
+                .map(|(_, r)| r)
+        };
+        exact.or_else(prefix).ok_or_else(|| {
+            let claims: Vec<String> = of_kind()
+                .filter(|r| !r.claims.is_empty())
+                .map(|r| format!("{} ({})", r.name, r.claims.join(", ")))
+                .collect();
+            CleftError::Invalid(format!(
+                "no registered {kind} component claims checkpoints of model_type `{model_type}`; \
+                 claims: {}",
+                claims.join("; ")
+            ))
+        })
     }
 
     /// Every registration, ordered by kind then name.

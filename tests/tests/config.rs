@@ -196,3 +196,21 @@ fn every_shipped_config_parses() {
     }
     assert!(checked >= 6 + 6 + 6, "only {checked} configs found");
 }
+
+#[test]
+fn checkpoints_are_claimed_through_the_registry_by_model_type() {
+    use cleft_core::registry::ComponentKind::{Text, Vision};
+    let registry = cleft_tests::registry();
+    let claimant = |kind, model_type| registry.claimant(kind, model_type).map(|r| r.name);
+    assert_eq!(claimant(Text, "bert").unwrap(), "bert");
+    assert_eq!(claimant(Text, "gpt2").unwrap(), "gpt2");
+    assert_eq!(claimant(Text, "gguf:llama").unwrap(), "llama");
+    // A prefix claim: transformers' DINOv2-with-registers checkpoints.
+    assert_eq!(claimant(Vision, "dinov2_with_registers").unwrap(), "vit");
+    assert_eq!(claimant(Vision, "vit").unwrap(), "hf-vit");
+    // Kinds do not mix, and an unclaimed type lists every claim.
+    let error = claimant(Vision, "bert").unwrap_err().to_string();
+    assert!(error.contains("model_type `bert`") && error.contains("vit (dinov2)"), "{error}");
+    let error = claimant(Text, "t5").unwrap_err().to_string();
+    assert!(error.contains("llama (llama, gguf:llama)"), "{error}");
+}

@@ -261,5 +261,6 @@ cleft_core::register_component!(
     Text,
     "bert",
     "BERT encoder (HF BertModel layout, loads HF checkpoints), CLS / mean / MedCLIP layer-mean pooling",
-    BertConfig
+    BertConfig,
+    claims = ["bert"]
 );

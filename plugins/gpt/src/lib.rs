@@ -167,5 +167,6 @@ cleft_core::register_component!(
     Text,
     "gpt2",
     "GPT-2 causal LM encoder (HF layout, BioMedLM inverse-layer scaling option), CLEFT first-pad pooling",
-    Gpt2Config
+    Gpt2Config,
+    claims = ["gpt2"]
 );

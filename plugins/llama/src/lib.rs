@@ -239,5 +239,6 @@ cleft_core::register_component!(
     Text,
     "llama",
     "LLaMA-family decoder (RMSNorm, RoPE, GQA; HF safetensors or GGUF weights), CLEFT first-pad pooling",
-    LlamaConfig
+    LlamaConfig,
+    claims = ["llama", "gguf:llama"]
 );

@@ -345,5 +345,6 @@ cleft_core::register_component!(
     Vision,
     "hf-vit",
     "HF ViTModel (ViT-B/16 preset `vit-b16`; CLS / pooler / mean pooling; bicubic pos-embed resize)",
-    HfVitConfig
+    HfVitConfig,
+    claims = ["vit"]
 );

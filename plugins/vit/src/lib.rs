@@ -253,5 +253,6 @@ cleft_core::register_component!(
     Vision,
     "vit",
     "DINOv2-style ViT (registers, LayerScale, bicubic pos-embed resize), CLEFT pre-norm mean pooling",
-    VitConfig
+    VitConfig,
+    claims = ["dinov2"]
 );
