@@ -210,7 +210,10 @@ fn checkpoints_are_claimed_through_the_registry_by_model_type() {
     assert_eq!(claimant(Vision, "vit").unwrap(), "hf-vit");
     // Kinds do not mix, and an unclaimed type lists every claim.
     let error = claimant(Vision, "bert").unwrap_err().to_string();
-    assert!(error.contains("model_type `bert`") && error.contains("vit (dinov2)"), "{error}");
+    assert!(
+        error.contains("model_type `bert`") && error.contains("vit (dinov2)"),
+        "{error}"
+    );
     let error = claimant(Text, "t5").unwrap_err().to_string();
     assert!(error.contains("llama (llama, gguf:llama)"), "{error}");
 }
