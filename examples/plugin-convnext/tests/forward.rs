@@ -2,6 +2,7 @@
 //! `libcleft_dylib.so`, as the `cleft` host does).
 
 use burn::prelude::*;
+use burn::tensor::Distribution;
 use cleft_core::registry::VisionEncoderConfig;
 use cleft_plugin_convnext::ConvNextConfig;
 
@@ -23,7 +24,7 @@ fn pools_each_image_to_the_last_stage_width_and_refuses_a_bad_side() {
     let diff = (out.pooled.slice([1..2]) - single.pooled)
         .abs()
         .max()
-        .into_scalar();
+        .into_scalar::<f32>();
     assert!(diff < 1e-5, "row 1 differs by {diff} when encoded alone");
     // 36 is not a multiple of patch 4 · 2 (two stages).
     let bad = ConvNextConfig {
