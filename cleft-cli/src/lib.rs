@@ -1,9 +1,11 @@
 //! `cleft`: CLEFT training, evaluation and inspection from the command line — as a library.
 //!
 //! The `cleft` binary is [`main_with`] over the built-in registry. A third-party binary gets the
-//! same command line with its own components added by passing its registry:
+//! same command line with its own components added by passing its registry (this is the
+//! `cleft` binary's `src/main.rs`, compiled as such; a doctest binary could not start, as it
+//! lacks the binary's run path to Rust's shared `libstd`):
 //!
-//! ```no_run
+//! ```ignore
 //! fn main() {
 //!     let registry = cleft_builtins::registry();
 //!     // registry.add(…) or a crate whose `register_component!`s are linked in.
