@@ -4,7 +4,11 @@
 //! Two levels, as in HF PEFT: a model-level *tuner* ([`PeftAdapter`], implemented by the
 //! `cleft-peft` plugins) injects layer-level adapters into the hooks an encoder offers, marks only
 //! adapter parameters trainable, merges, and saves/loads adapter-only files in HF PEFT layout.
+//! The layer level is open: a method supplies its per-layer behaviour and parameters through
+//! [`LinearAdapter`] (the built-in LoRA and IA3 are two implementations; `examples/plugin-dora`
+//! adds DoRA from a shared library), and [`PeftLinear`] hosts any of them.
 
+mod layer;
 mod linear;
 mod prompt_encoder;
 
@@ -18,7 +22,10 @@ use crate::bridge::Component;
 use crate::error::CleftError;
 use crate::text::TextEncoder;
 
-pub use linear::{Ia3Position, PeftLinear, PeftLinearState};
+pub use layer::{
+    AdapterContext, AdapterParams, AdapterTensor, BaseLinear, LinearAdapter, Merged, StoredTensor,
+};
+pub use linear::PeftLinear;
 pub use prompt_encoder::{PrefixProjection, PromptEncoder, PromptKind};
 
 /// Shapes an encoder's attention layers offer to prefix tuning.
@@ -63,9 +70,9 @@ pub trait PeftHooks {
 pub fn set_dropout_seeds(encoder: &mut Component<dyn TextEncoder>, seed: u64, step: usize) {
     if let Some(hooks) = encoder.peft_hooks_mut() {
         for (path, layer) in hooks.linear_layers_mut() {
-            if layer.lora_dropout.is_some() {
+            if layer.adapter().is_some_and(|method| method.uses_dropout()) {
                 let label = format!("step {step} / {path}");
-                layer.state.dropout_seed = Some(crate::random::derive_seed(seed, &label));
+                layer.dropout_seed = Some(crate::random::derive_seed(seed, &label));
             }
         }
     }

@@ -1,14 +1,16 @@
-//! Pieces shared by the tuners: hook access, module matching, `modules_to_save`, freezing.
+//! Pieces shared by the tuners, public for PEFT-method plugins: hook access, module matching,
+//! `modules_to_save`, freezing, and the HF PEFT file layout of a layer method ([`layer_specs`]).
 
 use burn::module::Module;
 use burn::prelude::*;
 use cleft_core::peft::{PeftHooks, named_params, set_trainable_by_path};
 use cleft_core::{CleftError, Component, TextEncoder};
 
+use crate::files::{MODEL_PREFIX, TensorSpec};
 use crate::targets::{TargetModules, closest};
 
 /// The encoder's PEFT hooks, or an error naming the method that needs them.
-pub(crate) fn hooks<'a>(
+pub fn hooks<'a>(
     encoder: &'a Component<dyn TextEncoder>,
     method: &str,
 ) -> Result<&'a dyn PeftHooks, CleftError> {
@@ -16,7 +18,7 @@ pub(crate) fn hooks<'a>(
 }
 
 /// Mutable PEFT hooks, or an error naming the method.
-pub(crate) fn hooks_mut<'a>(
+pub fn hooks_mut<'a>(
     encoder: &'a mut Component<dyn TextEncoder>,
     method: &str,
 ) -> Result<&'a mut dyn PeftHooks, CleftError> {
@@ -31,7 +33,7 @@ fn incompatible(method: &str) -> CleftError {
 }
 
 /// The device the encoder's parameters live (or will be initialised) on.
-pub(crate) fn device_of(encoder: &Component<dyn TextEncoder>) -> Result<Device, CleftError> {
+pub fn device_of(encoder: &Component<dyn TextEncoder>) -> Result<Device, CleftError> {
     encoder
         .devices()
         .into_iter()
@@ -41,7 +43,7 @@ pub(crate) fn device_of(encoder: &Component<dyn TextEncoder>) -> Result<Device, 
 
 /// Whether `module` (a module path) is selected by `targets` (HF PEFT rules: a regex must match
 /// the whole path; a name matches the path or its `.name` suffix).
-pub(crate) fn module_matches(targets: &TargetModules, module: &str) -> bool {
+pub fn module_matches(targets: &TargetModules, module: &str) -> bool {
     match targets {
         TargetModules::Regex(pattern) => regex::Regex::new(&format!("^(?:{pattern})$"))
             .map(|regex| regex.is_match(module))
@@ -53,7 +55,7 @@ pub(crate) fn module_matches(targets: &TargetModules, module: &str) -> bool {
 }
 
 /// Whether the parameter at `path` lies inside a module listed in `modules_to_save`.
-pub(crate) fn in_modules_to_save(modules_to_save: &[String], path: &str) -> bool {
+pub fn in_modules_to_save(modules_to_save: &[String], path: &str) -> bool {
     let segments: Vec<&str> = path.split('.').collect();
     (1..segments.len()).any(|end| {
         let module = segments[..end].join(".");
@@ -64,7 +66,7 @@ pub(crate) fn in_modules_to_save(modules_to_save: &[String], path: &str) -> bool
 }
 
 /// Checks that every `modules_to_save` entry names a module of `encoder`.
-pub(crate) fn check_modules_to_save(
+pub fn check_modules_to_save(
     encoder: &Component<dyn TextEncoder>,
     modules_to_save: &[String],
 ) -> Result<(), CleftError> {
@@ -90,7 +92,7 @@ pub(crate) fn check_modules_to_save(
 }
 
 /// Freezes every parameter of `encoder` except those `trainable` selects.
-pub(crate) fn freeze_except(
+pub fn freeze_except(
     encoder: Component<dyn TextEncoder>,
     trainable: &dyn Fn(&str) -> bool,
 ) -> Component<dyn TextEncoder> {
@@ -98,7 +100,7 @@ pub(crate) fn freeze_except(
 }
 
 /// HF name of a burn parameter path: LayerNorm `gamma`/`beta` → `weight`/`bias`.
-pub(crate) fn hf_param_name(path: &str) -> String {
+pub fn hf_param_name(path: &str) -> String {
     match path.rsplit_once('.') {
         Some((module, "gamma")) => format!("{module}.weight"),
         Some((module, "beta")) => format!("{module}.bias"),
@@ -107,13 +109,13 @@ pub(crate) fn hf_param_name(path: &str) -> String {
 }
 
 /// Whether `path` is the `weight` of one of the hooks' linear layers.
-pub(crate) fn is_linear_weight(hooks: &dyn PeftHooks, path: &str) -> bool {
+pub fn is_linear_weight(hooks: &dyn PeftHooks, path: &str) -> bool {
     path.strip_suffix(".weight")
         .is_some_and(|module| hooks.linear_paths().iter().any(|m| m == module))
 }
 
 /// Field `key` of a PEFT `adapter_config.json` value (`None` when absent or null).
-pub(crate) fn json_field<T: serde::de::DeserializeOwned>(
+pub fn json_field<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
     key: &str,
 ) -> Result<Option<T>, CleftError> {
@@ -123,4 +125,68 @@ pub(crate) fn json_field<T: serde::de::DeserializeOwned>(
             .map(Some)
             .map_err(|e| CleftError::Invalid(format!("adapter_config.json: `{key}`: {e}"))),
     }
+}
+
+/// A method's file layout for `(target module, parameter name, shape)`; `None` for names that are
+/// not the method's own.
+pub type StoredFn<'a> = &'a dyn Fn(&str, &str, &[usize]) -> Option<cleft_core::peft::StoredTensor>;
+
+/// File layout of every trainable parameter of an encoder whose `targets` layers carry an
+/// adapter method: a parameter `<target>.<name>` is stored as `stored(target, name, shape)` says
+/// (the method's [`LinearAdapter::stored_as`](cleft_core::peft::LinearAdapter::stored_as)); a
+/// target's `bias` as PEFT's `<target>.base_layer.bias`; anything else trainable
+/// (`modules_to_save`, `bias = "all"`) under its HF name, linear weights transposed unless the
+/// encoder stores them `[in, out]`.
+pub fn layer_specs(
+    encoder: &Component<dyn TextEncoder>,
+    method: &str,
+    targets: &[String],
+    is_trainable: &dyn Fn(&str) -> bool,
+    stored: StoredFn<'_>,
+) -> Result<Vec<TensorSpec>, CleftError> {
+    let hooks = hooks(encoder, method)?;
+    let fan_in_fan_out = hooks.fan_in_fan_out();
+    let mut specs = Vec::new();
+    for param in named_params(encoder) {
+        let path = param.path.as_str();
+        if !is_trainable(path) {
+            continue;
+        }
+        let in_target = targets.iter().find_map(|target| {
+            path.strip_prefix(target.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .map(|name| (target, name))
+        });
+        let from_method = in_target
+            .and_then(|(target, name)| Some((target, stored(target, name, &param.shape)?)));
+        let spec = match (from_method, in_target) {
+            (Some((target, layout)), _) => TensorSpec {
+                path: param.path.clone(),
+                key: format!("{MODEL_PREFIX}{target}.{}", layout.suffix),
+                transpose: layout.transpose,
+                file_shape: layout.file_shape,
+            },
+            (None, Some((target, "bias"))) => TensorSpec {
+                path: param.path.clone(),
+                key: format!("{MODEL_PREFIX}{target}.base_layer.bias"),
+                transpose: false,
+                file_shape: param.shape.clone(),
+            },
+            _ => {
+                let transpose = is_linear_weight(hooks, path) && !fan_in_fan_out;
+                let mut file_shape = param.shape.clone();
+                if transpose {
+                    file_shape.reverse();
+                }
+                TensorSpec {
+                    path: param.path.clone(),
+                    key: format!("{MODEL_PREFIX}{}", hf_param_name(path)),
+                    transpose,
+                    file_shape,
+                }
+            }
+        };
+        specs.push(spec);
+    }
+    Ok(specs)
 }

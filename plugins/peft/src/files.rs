@@ -46,7 +46,7 @@ impl HostTensor {
 
 /// How one adapter parameter is stored in the file.
 #[derive(Debug, Clone)]
-pub(crate) struct TensorSpec {
+pub struct TensorSpec {
     /// Parameter path relative to the encoder.
     pub path: String,
     /// PEFT key.
@@ -118,7 +118,7 @@ impl ModuleVisitor for Reader<'_> {
 }
 
 /// Reads the current values of the parameters at `paths`.
-pub(crate) fn read_params(
+pub fn read_params(
     encoder: &Component<dyn TextEncoder>,
     paths: &[String],
 ) -> Result<HashMap<String, HostTensor>, CleftError> {
@@ -204,7 +204,7 @@ pub fn write_params(
 }
 
 /// Writes `adapter_config.json` and `adapter_model.safetensors` (atomically) into `dir`.
-pub(crate) fn write_adapter(
+pub fn write_adapter(
     dir: &Path,
     config: &serde_json::Value,
     tensors: &BTreeMap<String, HostTensor>,
@@ -304,7 +304,7 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, Cle
 }
 
 /// Saves the parameters described by `specs` (plus `extra` computed tensors) with `config`.
-pub(crate) fn save_specs(
+pub fn save_specs(
     encoder: &Component<dyn TextEncoder>,
     specs: &[TensorSpec],
     extra: BTreeMap<String, HostTensor>,
@@ -325,7 +325,7 @@ pub(crate) fn save_specs(
 
 /// Loads the tensors described by `specs` from `dir` into `encoder`. Every spec's key must be in
 /// the file with the spec's shape; keys no spec names are reported as unexpected.
-pub(crate) fn load_specs(
+pub fn load_specs(
     encoder: Component<dyn TextEncoder>,
     specs: &[TensorSpec],
     dir: &Path,

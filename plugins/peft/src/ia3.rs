@@ -3,18 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use cleft_core::peft::{AdapterLoadReport, Ia3Position, named_params};
+use cleft_core::peft::{AdapterLoadReport, LinearAdapter};
 use cleft_core::registry::PeftConfig;
 use cleft_core::{CleftError, Component, PeftAdapter, TextEncoder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::common::{
-    check_modules_to_save, device_of, freeze_except, hf_param_name, hooks, hooks_mut,
-    in_modules_to_save, is_linear_weight, json_field, module_matches,
+    check_modules_to_save, device_of, freeze_except, hooks, hooks_mut, in_modules_to_save,
+    json_field, layer_specs, module_matches,
 };
-use crate::files::{MODEL_PREFIX, TensorSpec, load_specs, save_specs};
+use crate::files::{TensorSpec, load_specs, save_specs};
+use crate::layers::{IA3_L, Ia3Layer, Ia3Position};
 use crate::targets::{TargetModules, resolve_targets};
 
 /// `[peft] type = "ia3"` (HF PEFT `IA3Config` names). CLEFT on GPT-2: `c_attn` (output scaling)
@@ -80,44 +82,21 @@ impl Ia3Adapter {
     }
 
     fn specs(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<TensorSpec>, CleftError> {
-        let hooks = hooks(encoder, "ia3")?;
-        let fan_in_fan_out = hooks.fan_in_fan_out();
-        let mut specs = Vec::new();
-        for param in named_params(encoder) {
-            let path = param.path.as_str();
-            if !self.is_trainable(path) {
-                continue;
-            }
-            let spec = if let Some(module) = path.strip_suffix(".ia3_l") {
-                // PEFT keeps `[out, 1]` for output scaling and `[1, in]` for feed-forward layers.
-                let n = param.shape[0];
-                let file_shape = match self.position(module) {
-                    Ia3Position::Output => vec![n, 1],
-                    Ia3Position::Input => vec![1, n],
-                };
-                TensorSpec {
-                    path: param.path.clone(),
-                    key: format!("{MODEL_PREFIX}{path}"),
-                    transpose: false,
-                    file_shape,
-                }
-            } else {
-                let transpose = is_linear_weight(hooks, path) && !fan_in_fan_out;
-                let mut file_shape = param.shape.clone();
-                if transpose {
-                    file_shape.reverse();
-                }
-                let key = format!("{MODEL_PREFIX}{}", hf_param_name(path));
-                TensorSpec {
-                    path: param.path.clone(),
-                    key,
-                    transpose,
-                    file_shape,
-                }
-            };
-            specs.push(spec);
-        }
-        Ok(specs)
+        let targets = self.targets(encoder)?;
+        layer_specs(
+            encoder,
+            "ia3",
+            &targets,
+            &|path| self.is_trainable(path),
+            &|module, name, shape| {
+                (name == IA3_L).then(|| {
+                    Ia3Layer {
+                        position: self.position(module),
+                    }
+                    .stored_as(name, shape)
+                })
+            },
+        )
     }
 }
 
@@ -154,14 +133,18 @@ impl PeftAdapter for Ia3Adapter {
         let device = device_of(&encoder)?;
         for (path, layer) in hooks_mut(&mut encoder, "ia3")?.linear_layers_mut() {
             if targets.contains(&path) {
-                layer.add_ia3(self.position(&path), &device);
+                let method = Arc::new(Ia3Layer {
+                    position: self.position(&path),
+                });
+                layer.inject(method, &device)?;
             }
         }
         Ok(freeze_except(encoder, &|path| self.is_trainable(path)))
     }
 
     fn is_trainable(&self, path: &str) -> bool {
-        path.ends_with(".ia3_l") || in_modules_to_save(&self.config.modules_to_save, path)
+        path.ends_with(&format!(".{IA3_L}"))
+            || in_modules_to_save(&self.config.modules_to_save, path)
     }
 
     fn merge(
@@ -169,7 +152,7 @@ impl PeftAdapter for Ia3Adapter {
         mut encoder: Component<dyn TextEncoder>,
     ) -> Result<Component<dyn TextEncoder>, CleftError> {
         for (_, layer) in hooks_mut(&mut encoder, "ia3")?.linear_layers_mut() {
-            if layer.ia3_l.is_some() {
+            if layer.adapter().is_some_and(|m| m.method() == "ia3") {
                 layer.merge_and_unload();
             }
         }

@@ -6,15 +6,21 @@
 //! where the method allows, and saves/loads adapter-only files in HF PEFT layout
 //! (`adapter_config.json` + `adapter_model.safetensors`; see [`from_pretrained`]).
 
-mod common;
+pub mod common;
 pub mod files;
 mod ia3;
+pub mod layers;
 mod lora;
 mod pretrained;
 mod targets;
 mod virtual_tokens;
 
+pub use common::{
+    check_modules_to_save, device_of, freeze_except, hooks, hooks_mut, in_modules_to_save,
+    json_field, layer_specs, module_matches,
+};
 pub use ia3::{Ia3Adapter, Ia3Config};
+pub use layers::{Ia3Layer, Ia3Position, LoraLayer};
 pub use lora::{LoraAdapter, LoraBias, LoraConfig, LoraImplementation};
 pub use pretrained::{Pretrained, config_from_peft_json, from_pretrained};
 pub use targets::{TargetModules, closest, module_paths, resolve_targets};

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::module::{Lora, Module, ParamGroup};
 use cleft_core::peft::AdapterLoadReport;
@@ -16,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::common::{
-    check_modules_to_save, device_of, freeze_except, hf_param_name, hooks, hooks_mut,
-    in_modules_to_save, is_linear_weight, json_field, module_matches,
+    check_modules_to_save, device_of, freeze_except, hooks, hooks_mut, in_modules_to_save,
+    json_field, layer_specs, module_matches,
 };
-use crate::files::{MODEL_PREFIX, TensorSpec, load_specs, save_specs};
+use crate::files::{TensorSpec, load_specs, save_specs};
+use crate::layers::{LORA_A, LORA_B, LoraLayer};
 use crate::targets::{TargetModules, resolve_targets};
 
 /// Which biases train with LoRA (HF PEFT `bias`).
@@ -117,7 +119,13 @@ impl LoraConfig {
         ] {
             if unsupported(key) {
                 return Err(CleftError::Invalid(format!(
-                    "adapter_config.json: `{key}` is not supported"
+                    "adapter_config.json: `{key}` is not supported by the built-in LoRA{}",
+                    if key == "use_dora" {
+                        " (DoRA is a PEFT method plugin: build examples/plugin-dora and pass its \
+                         library with --plugin or `plugins = [...]`)"
+                    } else {
+                        ""
+                    }
                 )));
             }
         }
@@ -174,37 +182,18 @@ impl LoraAdapter {
     }
 
     fn specs(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<TensorSpec>, CleftError> {
-        let hooks = hooks(encoder, "lora")?;
-        let fan_in_fan_out = hooks.fan_in_fan_out();
         let targets = self.targets(encoder)?;
-        let mut specs = Vec::new();
-        for param in cleft_core::peft::named_params(encoder) {
-            let path = param.path.as_str();
-            if !self.is_trainable(path) {
-                continue;
-            }
-            let module = path.rsplit_once('.').map_or("", |(m, _)| m);
-            let (key, transpose) =
-                if path.ends_with(".lora_A.weight") || path.ends_with(".lora_B.weight") {
-                    (format!("{MODEL_PREFIX}{path}"), true)
-                } else if path.ends_with(".bias") && targets.iter().any(|t| t == module) {
-                    (format!("{MODEL_PREFIX}{module}.base_layer.bias"), false)
-                } else {
-                    let transpose = is_linear_weight(hooks, path) && !fan_in_fan_out;
-                    (format!("{MODEL_PREFIX}{}", hf_param_name(path)), transpose)
-                };
-            let mut file_shape = param.shape.clone();
-            if transpose {
-                file_shape.reverse();
-            }
-            specs.push(TensorSpec {
-                path: param.path.clone(),
-                key,
-                transpose,
-                file_shape,
-            });
-        }
-        Ok(specs)
+        layer_specs(
+            encoder,
+            "lora",
+            &targets,
+            &|path| self.is_trainable(path),
+            &|_, name, shape| {
+                [LORA_A, LORA_B]
+                    .contains(&name)
+                    .then(|| LoraLayer::stored_factor(name, shape))
+            },
+        )
     }
 
     fn require_activation(&self, what: &str) -> Result<(), CleftError> {
@@ -233,19 +222,19 @@ impl PeftAdapter for LoraAdapter {
         &self,
         mut encoder: Component<dyn TextEncoder>,
     ) -> Result<Component<dyn TextEncoder>, CleftError> {
-        if self.config.r == 0 {
-            return Err(CleftError::Invalid("peft.r must be at least 1".into()));
-        }
+        let layer = Arc::new(LoraLayer::new(
+            self.config.r,
+            self.config.scale(),
+            self.config.lora_dropout,
+        )?);
         let targets = self.targets(&encoder)?;
         check_modules_to_save(&encoder, &self.config.modules_to_save)?;
         let encoder = match self.config.implementation {
             LoraImplementation::Activation => {
                 let device = device_of(&encoder)?;
-                let (r, scale, dropout) =
-                    (self.config.r, self.config.scale(), self.config.lora_dropout);
-                for (path, layer) in hooks_mut(&mut encoder, "lora")?.linear_layers_mut() {
+                for (path, linear) in hooks_mut(&mut encoder, "lora")?.linear_layers_mut() {
                     if targets.contains(&path) {
-                        layer.add_lora(r, scale, dropout, &device)?;
+                        linear.inject(layer.clone(), &device)?;
                     }
                 }
                 encoder
@@ -268,7 +257,7 @@ impl PeftAdapter for LoraAdapter {
     fn is_trainable(&self, path: &str) -> bool {
         let adapter = match self.config.implementation {
             LoraImplementation::Activation => {
-                path.ends_with(".lora_A.weight") || path.ends_with(".lora_B.weight")
+                path.ends_with(&format!(".{LORA_A}")) || path.ends_with(&format!(".{LORA_B}"))
             }
             LoraImplementation::Reparameterized => path.contains(".lora."),
         };
@@ -291,7 +280,7 @@ impl PeftAdapter for LoraAdapter {
             return Ok(encoder.materialize());
         }
         for (_, layer) in hooks_mut(&mut encoder, "lora")?.linear_layers_mut() {
-            if layer.lora_A.is_some() {
+            if layer.adapter().is_some_and(|m| m.method() == "lora") {
                 layer.merge_and_unload();
             }
         }
