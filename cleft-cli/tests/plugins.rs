@@ -1,5 +1,6 @@
-//! Shared-library plugins through real `cleft` processes: the ConvNeXt example plugin listed,
-//! trained (loss falls), checkpointed and resumed bit for bit; every refusal a clear error.
+//! Shared-library plugins through real `cleft` processes: the ConvNeXt (vision encoder) and DoRA
+//! (PEFT method) example plugins listed, trained (loss falls), checkpointed and resumed bit for
+//! bit; every refusal a clear error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,19 +26,26 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `libcleft_plugin_convnext.so`, built beside `cleft` by the same cargo command (the workspace
-/// test command builds it: the plugin crate has tests of its own).
-fn convnext_plugin() -> PathBuf {
+/// `libcleft_plugin_<name>.so`, built beside `cleft` by the same cargo command (the workspace
+/// test command builds it: each plugin crate has tests of its own).
+fn plugin_library(name: &str) -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_cleft"));
     let dir = bin.parent().unwrap();
+    let file = format!("libcleft_plugin_{name}.so");
     [dir.to_path_buf(), dir.join("deps")]
         .iter()
-        .map(|dir| dir.join("libcleft_plugin_convnext.so"))
+        .map(|dir| dir.join(&file))
         .find(|path| path.is_file())
-        .expect(
-            "libcleft_plugin_convnext.so is not built beside cleft: run the workspace tests \
-             (`cargo test --workspace`), which build it with the same features as cleft",
-        )
+        .unwrap_or_else(|| {
+            panic!(
+                "{file} is not built beside cleft: run the workspace tests (`cargo test \
+                 --workspace`), which build it with the same features as cleft"
+            )
+        })
+}
+
+fn convnext_plugin() -> PathBuf {
+    plugin_library("convnext")
 }
 
 /// Asserts a clean refusal: exit status 1 (not a signal) and `needles` in stderr.
@@ -68,19 +76,26 @@ fn plugins_list_shows_the_library_as_the_origin() {
     assert!(!bare.contains("convnext"));
 }
 
-/// The tiny config with the plugin's encoder, the library listed relative to the config file.
-fn convnext_config(dir: &Path, run_dir: &Path, steps: usize) -> PathBuf {
-    let library = dir.join("lib").join("libcleft_plugin_convnext.so");
+/// The tiny config with the section from `section` up to the next one replaced by
+/// `replacement`, the plugin library listed relative to the config file, and a short schedule.
+fn tiny_with_plugin(
+    dir: &Path,
+    run_dir: &Path,
+    steps: usize,
+    plugin: &str,
+    section: &str,
+    replacement: &str,
+) -> PathBuf {
+    let file = format!("libcleft_plugin_{plugin}.so");
+    let library = dir.join("lib").join(&file);
     std::fs::create_dir_all(library.parent().unwrap()).unwrap();
     if !library.exists() {
-        std::os::unix::fs::symlink(convnext_plugin(), &library).unwrap();
+        std::os::unix::fs::symlink(plugin_library(plugin), &library).unwrap();
     }
-    let start = TINY.find("[vision]").unwrap();
-    let end = TINY.find("[text]").unwrap();
+    let start = TINY.find(section).unwrap();
+    let end = start + 1 + TINY[start + 1..].find("\n[").unwrap() + 1;
     let config = format!(
-        "plugins = [\"lib/libcleft_plugin_convnext.so\"]\n\n{}[vision]\ntype = \"convnext\"\n\
-         channels = 1\nimage_size = 32\ndims = [24, 48]\ndepths = [1, 1]\n\
-         layer_scale_init = 0.1\n\n{}",
+        "plugins = [\"lib/{file}\"]\n\n{}{replacement}\n{}",
         &TINY[..start],
         &TINY[end..]
     )
@@ -96,9 +111,22 @@ fn convnext_config(dir: &Path, run_dir: &Path, steps: usize) -> PathBuf {
         "dir = \"runs/tiny-cleft\"",
         &format!("dir = {:?}", run_dir.display().to_string()),
     );
-    let path = dir.join("convnext.toml");
+    let path = dir.join(format!("{plugin}.toml"));
     std::fs::write(&path, config).unwrap();
     path
+}
+
+/// The tiny config with the plugin's encoder.
+fn convnext_config(dir: &Path, run_dir: &Path, steps: usize) -> PathBuf {
+    tiny_with_plugin(
+        dir,
+        run_dir,
+        steps,
+        "convnext",
+        "[vision]",
+        "[vision]\ntype = \"convnext\"\nchannels = 1\nimage_size = 32\ndims = [24, 48]\n\
+         depths = [1, 1]\nlayer_scale_init = 0.1\n",
+    )
 }
 
 fn losses(run_dir: &Path) -> Vec<(u64, f64)> {
@@ -115,18 +143,16 @@ fn losses(run_dir: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
-#[test]
-fn a_config_selecting_the_plugin_trains_checkpoints_and_resumes_exactly() {
-    const STEPS: usize = 24;
-    let dir = scratch("train");
+/// Trains `config` for `steps` steps (loss must fall), then the same run killed after its first
+/// checkpoint and resumed: every step's loss bit for bit the same. Returns the full run's dir.
+fn trains_and_resumes_exactly(dir: &Path, config: &Path, steps: usize) -> PathBuf {
     let (full_dir, cut_dir) = (dir.join("full"), dir.join("cut"));
-    let config = convnext_config(&dir, &full_dir, STEPS);
     let output = cleft(&["train", "--config", config.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let full = losses(&full_dir);
-    assert_eq!(full.len(), STEPS);
+    assert_eq!(full.len(), steps);
     let mean = |part: &[(u64, f64)]| part.iter().map(|(_, l)| l).sum::<f64>() / part.len() as f64;
-    let (first, last) = (mean(&full[..6]), mean(&full[STEPS - 6..]));
+    let (first, last) = (mean(&full[..6]), mean(&full[steps - 6..]));
     assert!(
         last < first - 0.1,
         "loss did not fall: {first:.3} → {last:.3}"
@@ -156,10 +182,59 @@ fn a_config_selecting_the_plugin_trains_checkpoints_and_resumes_exactly() {
     let output = cleft(&["train", "--resume", cut_dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let resumed = losses(&cut_dir);
-    assert_eq!(resumed.len(), STEPS, "{resumed:?}");
+    assert_eq!(resumed.len(), steps, "{resumed:?}");
     for ((step, a), (_, b)) in full.iter().zip(&resumed) {
         assert_eq!(a.to_bits(), b.to_bits(), "step {step}: {a} vs {b}");
     }
+    full_dir
+}
+
+#[test]
+fn a_config_selecting_the_plugin_trains_checkpoints_and_resumes_exactly() {
+    let dir = scratch("train");
+    let config = convnext_config(&dir, &dir.join("full"), 24);
+    trains_and_resumes_exactly(&dir, &config, 24);
+}
+
+#[test]
+fn a_peft_method_plugin_trains_resumes_and_exports_an_hf_peft_adapter() {
+    let plugin = plugin_library("dora");
+    let listed = text(&cleft(&["plugins", "list", "--plugin", plugin.to_str().unwrap()]).stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|line| line.starts_with("peft") && line.split_whitespace().nth(1) == Some("dora")),
+        "no peft dora row in:\n{listed}"
+    );
+    let dir = scratch("dora");
+    let config = tiny_with_plugin(
+        &dir,
+        &dir.join("full"),
+        24,
+        "dora",
+        "[peft]",
+        "[peft]\ntype = \"dora\"\nr = 8\nlora_alpha = 32.0\nlora_dropout = 0.1\n\
+         target_modules = [\"c_attn\"]\n",
+    );
+    let check = cleft(&["config", "check", config.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    let run = trains_and_resumes_exactly(&dir, &config, 24);
+    // The run's adapter in HF PEFT layout: a LoRA config with use_dora, and the magnitudes.
+    let adapter = run.join("adapter");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["peft_type"], "LORA");
+    assert_eq!(json["use_dora"], true);
+    let weights = std::fs::read(adapter.join("adapter_model.safetensors")).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&weights).unwrap();
+    let keys: Vec<String> = header.tensors().into_keys().collect();
+    let magnitudes = keys
+        .iter()
+        .filter(|k| k.ends_with(".attn.c_attn.lora_magnitude_vector"))
+        .count();
+    assert!(magnitudes > 0, "no DoRA magnitude in {keys:?}");
 }
 
 /// The host's `rustc --version` (what cleft-core recorded at build time).

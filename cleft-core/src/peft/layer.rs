@@ -195,11 +195,19 @@ pub trait LinearAdapter: Send + Sync + fmt::Debug {
     /// The method's name (`"lora"`, `"ia3"`, `"dora"`).
     fn method(&self) -> &str;
 
-    /// Creates this layer's parameters (PEFT's initialisation) for `base`.
+    /// Creates this layer's parameters (PEFT's initialisation) for a layer whose base weight is
+    /// `weight`.
+    ///
+    /// `weight` may still be lazy (burn initialises on first access, and cleft's seeded
+    /// initialisation visits parameters in module order): read only its shape here, or read its
+    /// value inside a lazy initialiser of your own parameter (`Param::uninitialized` with a clone
+    /// of `weight`, which shares its lazy state), as DoRA's magnitude does. Reading it eagerly
+    /// would draw it outside the seeded order.
     ///
     /// # Shapes
-    /// - `base.weight`: `[in, out]`.
-    fn init(&self, base: &BaseLinear, device: &Device) -> Result<AdapterParams, CleftError>;
+    /// - `weight`: `[in, out]`.
+    fn init(&self, weight: &Param<Tensor<2>>, device: &Device)
+    -> Result<AdapterParams, CleftError>;
 
     /// The adapted layer's output.
     ///

@@ -110,7 +110,7 @@ impl PeftLinear {
                 existing.method.method()
             )));
         }
-        let params = method.init(&self.base(), device)?;
+        let params = method.init(&self.weight, device)?;
         self.injected = Some(Injected {
             method,
             params,

@@ -45,9 +45,10 @@ impl LoraLayer {
         })
     }
 
-    /// PEFT's initialisation: `A` Kaiming-uniform (`a = √5`, i.e. `U(±1/√in)`), `B` zero.
-    pub fn init_factors(&self, base: &BaseLinear, device: &Device) -> AdapterParams {
-        let (d_in, d_out) = (base.d_in(), base.d_out());
+    /// PEFT's initialisation: `A` Kaiming-uniform (`a = √5`, i.e. `U(±1/√in)`), `B` zero, for a
+    /// base weight of shape `[in, out]` (lazy; only its shape is read).
+    pub fn init_factors(&self, weight: &Param<Tensor<2>>, device: &Device) -> AdapterParams {
+        let [d_in, d_out] = weight.lazy_shape().dims();
         let bound = 1.0 / (d_in as f64).sqrt();
         let a = Initializer::Uniform {
             min: -bound,
@@ -112,8 +113,12 @@ impl LinearAdapter for LoraLayer {
         "lora"
     }
 
-    fn init(&self, base: &BaseLinear, device: &Device) -> Result<AdapterParams, CleftError> {
-        Ok(self.init_factors(base, device))
+    fn init(
+        &self,
+        weight: &Param<Tensor<2>>,
+        device: &Device,
+    ) -> Result<AdapterParams, CleftError> {
+        Ok(self.init_factors(weight, device))
     }
 
     fn forward(
@@ -186,10 +191,15 @@ impl LinearAdapter for Ia3Layer {
     }
 
     /// A vector of ones, `[out]` or `[in]` by position.
-    fn init(&self, base: &BaseLinear, device: &Device) -> Result<AdapterParams, CleftError> {
+    fn init(
+        &self,
+        weight: &Param<Tensor<2>>,
+        device: &Device,
+    ) -> Result<AdapterParams, CleftError> {
+        let [d_in, d_out] = weight.lazy_shape().dims();
         let n = match self.position {
-            Ia3Position::Output => base.d_out(),
-            Ia3Position::Input => base.d_in(),
+            Ia3Position::Output => d_out,
+            Ia3Position::Input => d_in,
         };
         let l: Param<Tensor<1>> = Initializer::Ones.init([n], device);
         Ok(AdapterParams::new().with_vector(IA3_L, l))
