@@ -2,9 +2,10 @@
 //! compiles and tests, so the guide cannot drift from code that builds.
 
 const GUIDE: &str = include_str!("../../docs/writing-a-plugin.md");
-const SOURCES: [&str; 5] = [
+const SOURCES: [&str; 6] = [
     include_str!("../../examples/plugin-convnext/src/lib.rs"),
     include_str!("../../examples/plugin-convnext/tests/forward.rs"),
+    include_str!("../../examples/plugin-dora/src/lib.rs"),
     include_str!("../../examples/custom-encoder/src/lib.rs"),
     include_str!("../../examples/custom-encoder/src/main.rs"),
     include_str!("../../cleft-cli/src/main.rs"),
