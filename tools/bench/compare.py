@@ -57,6 +57,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--json-out", help="write every measurement here")
+    ap.add_argument("--device", default="flex",
+                    help="cleft's device (`cleft bench --device`), e.g. tch for a build from tools/build-tch.sh")
     a = ap.parse_args()
 
     rows, records, status = [], [], 0
@@ -65,7 +67,7 @@ def main() -> int:
         for what in a.what:
             common = ["--what", what, "--steps", str(a.steps), "--warmup", str(a.warmup)]
             sides = {
-                "cleft": [a.cleft, "bench", "--config", config] + common,
+                "cleft": [a.cleft, "bench", "--config", config, "--device", a.device] + common,
                 "pytorch": [a.python, os.path.join("tools", "bench", "reference.py"), config, "--json"]
                 + common,
             }
@@ -92,7 +94,8 @@ def main() -> int:
 
     print()
     print(cpu_line())
-    print(f"{a.rounds} rounds, alternating; each: {a.warmup} warm-up + {a.steps} timed steps; medians")
+    print(f"{a.rounds} rounds, alternating; each: {a.warmup} warm-up + {a.steps} timed steps; medians; "
+          f"cleft device {a.device}")
     print()
     print("| size | workload | cleft | PyTorch | cleft / PyTorch | peak RSS cleft / PyTorch (MiB) | RSS ratio |")
     print("|---|---|---|---|---|---|---|")
