@@ -5,7 +5,8 @@
 #   tools/as-cpu.sh zen3 -- cargo test -p cleft-peft --test smollm2
 #   tools/as-cpu.sh list
 #
-# Why this is the switch that matters: in the default build (burn's `x86-v4` feature off) the flex
+# Why this is the switch that matters: in a build without burn's `x86-v4` feature (cleft-cli turns
+# it on by default: build with `--no-default-features --features flex` for this tool) the flex
 # backend's matrix products go through the `gemm` crate 0.19, which dispatches at run time to its
 # AVX2+FMA kernel on every x86-64 CPU with FMA (its AVX-512 kernel is compiled only with `x86-v4`),
 # and sizes its cache blocks from /sys/devices/system/cpu/cpu*/cache. The K-block (`kc`, at least
@@ -13,8 +14,8 @@
 # in 3 blocks of 512 on a Zen 3 (32 KiB, 8-way) and in 2 blocks of 768 on a Zen 5 (48 KiB, 12-way):
 # the same kernel, a different summation order. Faking the cache files reproduces that exactly.
 # Nothing in gemm 0.19 or std limits the *instruction set* dispatch (std's cpuid detection has no
-# override), so the AVX-512 kernels of an `x86-v4` build cannot be switched off this way; that build
-# is opt-in and the tests' tolerances cover it by the same noise model (see testing/src/lib.rs).
+# override), so the AVX-512 kernels of an `x86-v4` build cannot be switched off this way; the tests'
+# tolerances cover them by the same noise model (see testing/src/lib.rs).
 set -euo pipefail
 
 # name: "L1d size ways | L2 size ways | L3 size ways" (per core for L1/L2; L3 shared by all CPUs)
