@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--json-out", help="write every measurement here")
     ap.add_argument("--device", default="flex",
                     help="cleft's device (`cleft bench --device`), e.g. tch for a build from tools/build-tch.sh")
+    ap.add_argument("--torch-device", default="cpu",
+                    help="PyTorch's device (`reference.py --device`), e.g. cuda next to --device tch-cuda:0")
     a = ap.parse_args()
 
     rows, records, status = [], [], 0
@@ -68,8 +70,8 @@ def main() -> int:
             common = ["--what", what, "--steps", str(a.steps), "--warmup", str(a.warmup)]
             sides = {
                 "cleft": [a.cleft, "bench", "--config", config, "--device", a.device] + common,
-                "pytorch": [a.python, os.path.join("tools", "bench", "reference.py"), config, "--json"]
-                + common,
+                "pytorch": [a.python, os.path.join("tools", "bench", "reference.py"), config, "--json",
+                            "--device", a.torch_device] + common,
             }
             results = {"cleft": [], "pytorch": []}
             for round_ in range(a.rounds):
@@ -95,7 +97,7 @@ def main() -> int:
     print()
     print(cpu_line())
     print(f"{a.rounds} rounds, alternating; each: {a.warmup} warm-up + {a.steps} timed steps; medians; "
-          f"cleft device {a.device}")
+          f"cleft device {a.device}, PyTorch device {a.torch_device} (peak RSS: host memory)")
     print()
     print("| size | workload | cleft | PyTorch | cleft / PyTorch | peak RSS cleft / PyTorch (MiB) | RSS ratio |")
     print("|---|---|---|---|---|---|---|")

@@ -282,7 +282,7 @@ def build_model(cfg: dict):
 
         def encode_tokens(self, ids, mask):
             hidden = self.text(input_ids=ids, attention_mask=mask).last_hidden_state
-            rows = torch.arange(hidden.shape[0])
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
             pooling = t["pooling"]
             if pooling == "first_pad":
                 pooled = hidden[rows, mask.sum(dim=1)]
@@ -299,7 +299,7 @@ def build_model(cfg: dict):
             """The objective and its logits `[B, B]`."""
             image, txt = self.encode_images(images), self.encode_tokens(ids, mask)
             logits = self.scale() * image @ txt.t()
-            target = torch.arange(logits.shape[0])
+            target = torch.arange(logits.shape[0], device=logits.device)
             loss = F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)
             return (loss if clip["reduction"] == "sum" else loss / 2), logits
 
@@ -428,6 +428,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps / batches first")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu",
+                    help="torch device (`cuda`, `cuda:1`; default cpu); inputs are drawn on the "
+                         "CPU and moved there before timing")
     ap.add_argument("--cleft", default=os.environ.get("CLEFT_BIN"),
                     help="cleft binary: check parameter parity with `cleft params` (env CLEFT_BIN)")
     ap.add_argument("--params-only", action="store_true", help="count parameters and exit")
@@ -450,7 +453,8 @@ def main() -> int:
     versions = dict(python=platform.python_version(), torch=torch.__version__,
                     transformers=transformers.__version__, peft=peft.__version__)
 
-    model = build_model(cfg)
+    device = torch.device(args.device)
+    model = build_model(cfg).to(device)
     budget = param_budget(model)
     params_total = sum(n[0] for n in budget.values())
     params_trainable = sum(n[1] for n in budget.values())
@@ -496,8 +500,9 @@ def main() -> int:
     print(f"mode {args.what}: batch {batch}, {', '.join(shapes)}, {torch.get_num_threads()} "
           f"threads, {args.warmup} warm-up + at least {args.steps} timed (and {args.min_time:g} s)")
 
-    images = torch.randn(batch, channels, size, size, generator=gen)
-    ids, mask = token_batch(batch, text_len, real_lengths, cfg["vocab_size"], gen)
+    images = torch.randn(batch, channels, size, size, generator=gen).to(device)
+    ids, mask = (x.to(device) for x in token_batch(batch, text_len, real_lengths,
+                                                   cfg["vocab_size"], gen))
 
     if args.what == "train":
         model.train()
@@ -519,7 +524,7 @@ def main() -> int:
             optimizer.step()
             # cleft also reads back the objective's metrics each step: i2t accuracy (of this
             # step's logits) and the logit scale
-            accuracy = (logits.detach().argmax(1) == torch.arange(batch)).float().mean().item()
+            accuracy = (logits.detach().argmax(1) == torch.arange(batch, device=device)).float().mean().item()
             last.update(loss=loss.item(), grad_norm=norm, i2t_acc=accuracy,
                         logit_scale=model.logit_scale.item())
 
@@ -533,19 +538,19 @@ def main() -> int:
                 k_lengths = [min(builtin_token_count(p), cfg["max_text_len"]) for p in prompts]
                 k_ids, k_mask = token_batch(len(prompts), max(k_lengths) + 1, k_lengths,
                                             cfg["vocab_size"], gen)
-                classes = model.encode_tokens(k_ids, k_mask)
+                classes = model.encode_tokens(k_ids.to(device), k_mask.to(device))
 
             def step():
                 with torch.no_grad():
                     image = model.encode_images(images)
                     probs = torch.softmax(model.scale() * image @ classes.t(), dim=1)
-                    probs.numpy().tolist()
+                    probs.cpu().numpy().tolist()
 
             unit = "images_per_sec"
         else:
             def step():
                 with torch.no_grad():
-                    model.encode_tokens(ids, mask).numpy()
+                    model.encode_tokens(ids, mask).cpu().numpy()
 
             unit = "texts_per_sec"
         last = {}
@@ -564,6 +569,10 @@ def main() -> int:
         "image_shape": None if args.what == "text" else [batch, channels, size, size],
         "text_len": None if args.what == "zeroshot" else text_len,
         "versions": versions, "cpu": cpu_model(), "logical_cpus": os.cpu_count(),
+        "device": str(device),
+        # GPU: the caching allocator's peak (host RSS then says little)
+        "peak_device_mib": (round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+                            if device.type == "cuda" else None),
         "wall_s": round(time.perf_counter() - wall_start, 2),
         # 1-minute load average before / after the timed loop: other work on the machine shows
         "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
