@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cleft-target-avx2}"
 profiles=("$@")
 [ ${#profiles[@]} -gt 0 ] || profiles=(zen3 skylake-sp)
-# One workspace-wide invocation keeps the feature set (and so the build) of the README command.
+# One workspace-wide invocation, so plugin dylibs and the tests link one libcleft_dylib.so.
 parity=(--workspace --locked --no-fail-fast --no-default-features --features cleft-cli/flex
   --test smollm2 --test smollm2_f64 --test hf_parity --test minilm --test tiny_gpt2
   --test dinov2_s --test hf_vit --test golden)
