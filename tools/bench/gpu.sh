@@ -9,7 +9,7 @@
 #       pip's torch==TORCH_VERSION (default 2.9.0, what burn-tch 0.22.1 expects; give the GPU
 #       machine's own version, since the binary loads that machine's libtorch: see
 #       tools/tch-env.sh), and packs the stripped binary, libcleft_dylib.so and Rust's libstd
-#       into .gpu-bundle/cleft-tch.tar.xz (~15 MB; ignored by git) with the torch version.
+#       into .gpu-bundle/cleft-tch.tar.xz (~13 MB; ignored by git) with the torch version.
 #   tools/bench/gpu.sh run [--cpu] [--out DIR] [compare.py options...]
 #       There, in a copy of this repository with .gpu-bundle/ beside it: unpacks the bundle,
 #       refuses a torch version other than the bundle's, checks that `tch-cuda:0` works, then runs
