@@ -123,7 +123,9 @@ fn a_flex_checkpoint_resumes_on_tch_with_flex_losses() {
     for ((step, ours), (_, theirs)) in resumed.iter().zip(&expected).skip(3) {
         let allowed = tolerance(*theirs, step - 3);
         let difference = (ours - theirs).abs();
-        eprintln!("step {step}: tch {ours:.7} flex {theirs:.7} |Δ| {difference:.2e} (≤ {allowed:.2e})");
+        eprintln!(
+            "step {step}: tch {ours:.7} flex {theirs:.7} |Δ| {difference:.2e} (≤ {allowed:.2e})"
+        );
         assert!(
             difference <= allowed,
             "step {step}: tch loss {ours} vs flex {theirs}: |Δ| {difference:.3e} > {allowed:.3e}"

@@ -1,5 +1,12 @@
 //! A CSV file read whole, with errors that name the file, the line and the column.
 
+// Parses user files: no `unwrap`, `expect` or unchecked indexing on what a file holds (every bad
+// byte must become a named error, never a panic).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::path::{Path, PathBuf};
 
 use cleft_core::CleftError;

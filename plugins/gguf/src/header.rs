@@ -231,6 +231,18 @@ pub(crate) fn parse_header<R: Read>(reader: R, len: u64) -> Result<Header> {
 
     let data_offset = r.pos.div_ceil(alignment) * alignment;
     for t in &tensors {
+        // Every shape's element count must fit in u64, whatever its type (found by fuzzing: an
+        // unknown type skipped this and `n_elements` overflowed later).
+        if t.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .is_none()
+        {
+            return Err(GgufError::Malformed(format!(
+                "tensor `{}`: dims {:?} hold more than 2^64 elements",
+                t.name, t.dims
+            )));
+        }
         if t.ggml_type.block_layout().is_none() {
             // Unknown type (newer ggml): its size is unknown, so it cannot be validated or read,
             // but the rest of the file stays usable.

@@ -296,7 +296,11 @@ impl GgufFile {
 
     /// Total number of parameters: the sum of the element counts of all tensors.
     pub fn parameter_count(&self) -> u64 {
-        self.tensors.iter().map(TensorInfo::n_elements).sum()
+        // Saturating: each count fits in u64 (checked when parsing), their sum may not.
+        self.tensors
+            .iter()
+            .map(TensorInfo::n_elements)
+            .fold(0u64, u64::saturating_add)
     }
 
     /// The raw (possibly quantised) bytes of tensor `name`.

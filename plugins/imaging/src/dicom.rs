@@ -1,6 +1,13 @@
 //! DICOM decoding: [`read_dicom_frame`] yields frame 0's stored samples and the attributes the
 //! grey conversion needs ([`DicomFrame::to_grey`], in `dicom_grey.rs`).
 
+// Parses user files: no `unwrap`, `expect` or unchecked indexing on what a file holds (every bad
+// byte must become a named error, never a panic).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -84,10 +91,19 @@ pub struct DicomFrame {
 /// Unreadable or truncated files give [`ImagingError::Dicom`] naming the file and the failing
 /// step.
 pub fn read_dicom_frame(path: &Path) -> Result<DicomFrame, ImagingError> {
-    std::fs::metadata(path).map_err(|source| ImagingError::Io {
+    let bytes = std::fs::read(path).map_err(|source| ImagingError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    // Before dicom-object allocates what element headers declare (see `dicom_lengths`).
+    crate::dicom_lengths::check_declared_lengths(&bytes).map_err(|message| {
+        ImagingError::Dicom {
+            path: path.to_path_buf(),
+            stage: "parsing",
+            message,
+        }
+    })?;
+    drop(bytes);
     let object =
         OpenFileOptions::new().open_file(path).map_err(
             |error| match unsupported_transfer_syntax(path) {
@@ -172,7 +188,7 @@ fn unsupported_transfer_syntax(path: &Path) -> Option<ImagingError> {
     let mut file = std::fs::File::open(path).ok()?;
     let mut head = [0u8; 132];
     let start = match file.read_exact(&mut head) {
-        Ok(()) if &head[128..] == b"DICM" => 128,
+        Ok(()) if head.get(128..) == Some(b"DICM".as_slice()) => 128,
         _ => 0,
     };
     file.seek(SeekFrom::Start(start)).ok()?;
@@ -227,8 +243,10 @@ fn stored_samples(path: &Path, decoded: &DecodedPixelData<'_>) -> Result<Vec<i32
     let raw: Vec<u32> = match bits_allocated {
         8 => bytes.iter().map(|&b| u32::from(b)).collect(),
         _ => bytes
-            .chunks_exact(2)
-            .map(|pair| u32::from(u16::from_ne_bytes([pair[0], pair[1]])))
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|pair| u32::from(u16::from_ne_bytes(*pair)))
             .collect(),
     };
     let shift = u32::from(high_bit + 1 - bits_stored);
@@ -243,6 +261,22 @@ fn stored_samples(path: &Path, decoded: &DecodedPixelData<'_>) -> Result<Vec<i32
         }
     });
     let values: Vec<i32> = values.collect();
+    let declared = (decoded.rows() as usize)
+        .saturating_mul(decoded.columns() as usize)
+        .saturating_mul(samples as usize);
+    if values.len() != declared {
+        return Err(dicom_error(
+            path,
+            "reading frame 0",
+            std::io::Error::other(format!(
+                "frame 0 holds {} samples but Rows × Columns × SamplesPerPixel = {} × {} × \
+                 {samples} = {declared}",
+                values.len(),
+                decoded.rows(),
+                decoded.columns()
+            )),
+        ));
+    }
     if samples == 3 && decoded.planar_configuration() == PlanarConfiguration::PixelFirst {
         Ok(interleave_planes(&values))
     } else {
@@ -253,8 +287,12 @@ fn stored_samples(path: &Path, decoded: &DecodedPixelData<'_>) -> Result<Vec<i32
 /// `[3, pixels]` colour planes to `[pixels, 3]` interleaved samples.
 fn interleave_planes(planar: &[i32]) -> Vec<i32> {
     let pixels = planar.len() / 3;
-    (0..pixels)
-        .flat_map(|i| [planar[i], planar[pixels + i], planar[2 * pixels + i]])
+    let (red, rest) = planar.split_at(pixels);
+    let (green, blue) = rest.split_at(pixels);
+    red.iter()
+        .zip(green)
+        .zip(blue)
+        .flat_map(|((&r, &g), &b)| [r, g, b])
         .collect()
 }
 

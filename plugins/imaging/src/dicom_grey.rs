@@ -1,5 +1,12 @@
 //! [`DicomFrame::to_grey`]: modality values → grey 0..=255.
 
+// Parses user files: no `unwrap`, `expect` or unchecked indexing on what a file holds (every bad
+// byte must become a named error, never a panic).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use crate::dicom::{DicomFrame, DicomOptions, VoiFunction, VoiWindow};
 use crate::grey::{GreyImage, luminance};
 
@@ -51,9 +58,11 @@ impl DicomFrame {
         let scale = 255.0 / ((1u64 << self.bits_stored) - 1) as f32;
         let ybr = self.photometric_interpretation == "YBR_FULL";
         self.stored
-            .chunks_exact(3)
-            .map(|sample| {
-                let (a, b, c) = (sample[0] as f32, sample[1] as f32, sample[2] as f32);
+            .as_chunks::<3>()
+            .0
+            .iter()
+            .map(|&[a, b, c]| {
+                let (a, b, c) = (a as f32, b as f32, c as f32);
                 let y = if ybr { a } else { luminance(a, b, c) };
                 (y * scale).clamp(0.0, 255.0)
             })

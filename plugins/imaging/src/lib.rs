@@ -11,6 +11,7 @@
 mod augment;
 mod dicom;
 mod dicom_grey;
+mod dicom_lengths;
 mod error;
 mod grey;
 mod options;
@@ -24,4 +25,4 @@ pub use error::ImagingError;
 pub use grey::GreyImage;
 pub use options::{AugmentOptions, ImageOptions};
 pub use otsu::otsu_threshold;
-pub use read::read_grey;
+pub use read::{MAX_DECODED_BYTES, MAX_SIDE, read_grey};

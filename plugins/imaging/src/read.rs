@@ -1,5 +1,12 @@
 //! [`read_grey`]: PNG / JPEG through `image`, DICOM through `dicom-object`.
 
+// Parses user files: no `unwrap`, `expect` or unchecked indexing on what a file holds (every bad
+// byte must become a named error, never a panic).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::io::Read;
 use std::path::Path;
 
@@ -8,6 +15,11 @@ use image::DynamicImage;
 use crate::dicom::{DicomOptions, read_dicom_frame};
 use crate::error::ImagingError;
 use crate::grey::{GreyImage, luminance};
+
+/// Largest width or height of a PNG / JPEG accepted (a 16-bit mammogram is ~4k × 3k).
+pub const MAX_SIDE: u32 = 16_384;
+/// Most bytes a PNG / JPEG decoder may allocate (one 16384² 16-bit grey image is 512 MiB).
+pub const MAX_DECODED_BYTES: u64 = 1 << 30;
 
 /// Reads PNG / JPEG (through `image`) or DICOM (detected by the "DICM" magic at byte 128 or a
 /// `.dcm` / `.dicom` extension) as grey 0..=255, shape `[height, width]`.
@@ -23,13 +35,21 @@ pub fn read_grey(path: &Path, dicom: &DicomOptions) -> Result<GreyImage, Imaging
         path: path.to_path_buf(),
         message,
     };
-    let image = image::ImageReader::open(path)
+    let mut reader = image::ImageReader::open(path)
         .map_err(|source| ImagingError::Io {
             path: path.to_path_buf(),
             source,
         })?
         .with_guessed_format()
-        .map_err(|error| raster_error(error.to_string()))?
+        .map_err(|error| raster_error(error.to_string()))?;
+    // A few compressed bytes can declare a gigapixel image: refuse sides and buffers beyond
+    // what a radiograph or mammogram needs before anything is allocated.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let image = reader
         .decode()
         .map_err(|error| raster_error(error.to_string()))?;
     Ok(raster_to_grey(&image))
@@ -52,7 +72,7 @@ fn is_dicom(path: &Path) -> Result<bool, ImagingError> {
             path: path.to_path_buf(),
             source,
         })?;
-    Ok(head.len() == 132 && &head[128..] == b"DICM")
+    Ok(head.len() == 132 && head.get(128..) == Some(b"DICM".as_slice()))
 }
 
 fn raster_to_grey(image: &DynamicImage) -> GreyImage {
@@ -67,7 +87,10 @@ fn raster_to_grey(image: &DynamicImage) -> GreyImage {
         _ => image
             .to_rgb32f()
             .pixels()
-            .map(|p| (luminance(p[0], p[1], p[2]) * 255.0).clamp(0.0, 255.0))
+            .map(|p| {
+                let [r, g, b] = p.0;
+                (luminance(r, g, b) * 255.0).clamp(0.0, 255.0)
+            })
             .collect(),
     };
     GreyImage {
