@@ -9,8 +9,9 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use cleft_core::peft::AdapterLoadReport;
 use cleft_core::store::write_atomic;
+use cleft_core::weights::{SafetensorsCheckpoint, TensorSource};
 use cleft_core::{CleftError, Component, TextEncoder};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 
 /// Config file name.
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -258,57 +259,25 @@ pub fn read_adapter_tensors(dir: &Path) -> Result<BTreeMap<String, HostTensor>, 
 }
 
 /// Reads every float tensor of a safetensors file as f32 (F32, F16, BF16, F64 accepted).
+///
+/// Through [`SafetensorsCheckpoint`]: the file is memory-mapped and its header checked against
+/// its size before any tensor is converted, one at a time (the file is never read whole).
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, CleftError> {
-    let path = path.to_path_buf();
-    let bytes = std::fs::read(&path).map_err(|e| CleftError::io(&path, e))?;
-    let error = |message: String| CleftError::Checkpoint {
-        path: path.clone(),
-        message,
-    };
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| error(e.to_string()))?;
-    let mut tensors = BTreeMap::new();
-    for (name, view) in file.tensors() {
-        let raw = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw
-                .as_chunks::<4>()
-                .0
-                .iter()
-                .map(|b| f32::from_le_bytes(*b))
-                .collect(),
-            Dtype::F64 => raw
-                .as_chunks::<8>()
-                .0
-                .iter()
-                .map(|b| f64::from_le_bytes(*b) as f32)
-                .collect(),
-            Dtype::F16 => raw
-                .as_chunks::<2>()
-                .0
-                .iter()
-                .map(|b| half::f16::from_le_bytes(*b).to_f32())
-                .collect(),
-            Dtype::BF16 => raw
-                .as_chunks::<2>()
-                .0
-                .iter()
-                .map(|b| half::bf16::from_le_bytes(*b).to_f32())
-                .collect(),
-            other => {
-                return Err(error(format!(
-                    "{name}: dtype {other:?} is not a float type"
-                )));
-            }
-        };
-        tensors.insert(
-            name,
-            HostTensor {
-                shape: view.shape().to_vec(),
-                data,
-            },
-        );
-    }
-    Ok(tensors)
+    let checkpoint = SafetensorsCheckpoint::open(path)?;
+    checkpoint
+        .names()
+        .into_iter()
+        .map(|name| {
+            let tensor = checkpoint.read(&name)?;
+            Ok((
+                name,
+                HostTensor {
+                    shape: tensor.shape,
+                    data: tensor.data,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Saves the parameters described by `specs` (plus `extra` computed tensors) with `config`.
