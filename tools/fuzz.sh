@@ -52,8 +52,16 @@ run_one() {
   local parallel=()
   [ "$jobs" -gt 1 ] && parallel=(-fork="$jobs" -ignore_crashes=0)
   local status=0
+  # The real offline assets as extra seeds where tools/fetch-assets.sh put them (not committed;
+  # libFuzzer cuts inputs at -max_len: the RG1 radiographs and the SmolLM2 GGUF become their
+  # first megabyte, i.e. real headers).
+  local assets="${CLEFT_ASSETS:-$HOME/.cache/cleft-assets}" extra=()
+  case "$target" in
+    image) [ -d "$assets/dicom" ] && extra=("$assets/dicom") ;;
+    gguf) [ -d "$assets/smollm2" ] && extra=("$assets/smollm2") ;;
+  esac
   # -rss_limit_mb: a parser must stay far below this on inputs of at most -max_len bytes.
-  "$(binary "$target")" "$corpus" "fuzz/corpus/$target" \
+  "$(binary "$target")" "$corpus" "fuzz/corpus/$target" "${extra[@]}" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -max_len=1048576 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 "${parallel[@]}" "$@" >"$log" 2>&1 \
     || status=$?

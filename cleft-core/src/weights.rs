@@ -12,6 +12,13 @@
 //!   an error unless [`WeightMapping::allow_missing`] is set; a shape mismatch is always one.
 //! - [`summarize_safetensors`]: parameter count and dtypes of a checkpoint (for `cleft inspect`).
 
+// Parses user files: no `unwrap`, `expect` or unchecked indexing on what a file holds (every bad
+// byte must become a named error, never a panic).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -35,7 +42,7 @@ pub struct HostTensor {
 }
 
 impl HostTensor {
-    /// The transpose of a 2-D tensor (`None` for other ranks).
+    /// The transpose of a 2-D tensor (`None` for other ranks, or data not of the shape's size).
     ///
     /// # Shapes
     /// - `[R, C]` → `[C, R]`.
@@ -43,11 +50,13 @@ impl HostTensor {
         let [rows, cols] = self.shape[..] else {
             return None;
         };
-        let mut data = vec![0.0; self.data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                data[c * rows + r] = self.data[r * cols + c];
-            }
+        if rows.checked_mul(cols) != Some(self.data.len()) {
+            return None;
+        }
+        // Column c of the row-major data: elements c, c + cols, c + 2·cols, …
+        let mut data = Vec::with_capacity(self.data.len());
+        for c in 0..cols {
+            data.extend(self.data.iter().skip(c).step_by(cols).take(rows));
         }
         Some(Self {
             shape: vec![cols, rows],

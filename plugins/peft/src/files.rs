@@ -1,6 +1,13 @@
 //! Adapter-only files in HF PEFT layout: `adapter_config.json` + `adapter_model.safetensors`,
 //! PEFT key names without the adapter name (`base_model.model.h.0.attn.c_attn.lora_A.weight`).
 
+// Parses user files: no `unwrap`, `expect` or unchecked indexing on what a file holds (every bad
+// byte must become a named error, never a panic).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -30,13 +37,16 @@ pub struct HostTensor {
 }
 
 impl HostTensor {
+    /// The transpose of a 2-D tensor (specs mark only 2-D parameters as transposed, and the
+    /// file's shapes are checked against the specs before this runs; other ranks are kept).
     fn transposed(&self) -> Self {
-        let (rows, cols) = (self.shape[0], self.shape[1]);
-        let mut data = vec![0.0; self.data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                data[c * rows + r] = self.data[r * cols + c];
-            }
+        let &[rows, cols] = self.shape.as_slice() else {
+            return self.clone();
+        };
+        // Column c of the row-major data: elements c, c + cols, c + 2·cols, …
+        let mut data = Vec::with_capacity(self.data.len());
+        for c in 0..cols {
+            data.extend(self.data.iter().skip(c).step_by(cols).take(rows));
         }
         Self {
             shape: vec![cols, rows],
@@ -74,7 +84,7 @@ impl TensorSpec {
     fn to_param(&self, value: HostTensor, param_shape: &[usize]) -> HostTensor {
         if self.transpose {
             let stored = HostTensor {
-                shape: vec![param_shape[1], param_shape[0]],
+                shape: param_shape.iter().rev().copied().collect(),
                 data: value.data,
             };
             stored.transposed()
