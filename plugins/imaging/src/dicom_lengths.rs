@@ -92,8 +92,8 @@ fn short_vr(vr: [u8; 2]) -> bool {
 
 /// Walks the element headers of `bytes` (a whole DICOM file) and returns a message for the
 /// first element whose defined length runs past the end; `Ok` when every length fits (or the
-/// data set is deflated). Structural oddities the parser reports better (a truncated header,
-/// an unknown VR) end the walk without an error.
+/// data set is deflated). A header cut off by the end of the file ends the walk without an
+/// error (the parser reports it, naming what it was reading).
 pub(crate) fn check_declared_lengths(bytes: &[u8]) -> Result<(), String> {
     let preamble = bytes.get(128..132) == Some(b"DICM".as_slice());
     let mut cursor = Cursor {
@@ -111,11 +111,14 @@ pub(crate) fn check_declared_lengths(bytes: &[u8]) -> Result<(), String> {
             cursor.at = start;
             break;
         }
-        let Some(value) = element(&mut cursor, Syntax::ExplicitLittle, group, &mut false)? else {
+        let header = element(&mut cursor, Syntax::ExplicitLittle, group, &mut false)?;
+        if header == Header::Cut {
             return Ok(());
-        };
-        if let Some((element, value)) = value
-            && element == 0x0010
+        }
+        if let Header::Skipped {
+            number: 0x0010,
+            value,
+        } = header
         {
             let uid = String::from_utf8_lossy(value);
             match uid.trim_end_matches(['\0', ' ']) {
@@ -134,39 +137,46 @@ pub(crate) fn check_declared_lengths(bytes: &[u8]) -> Result<(), String> {
         let Some(group) = cursor.u16(big) else {
             return Ok(());
         };
-        if element(&mut cursor, syntax, group, &mut fragments)?.is_none() {
+        if element(&mut cursor, syntax, group, &mut fragments)? == Header::Cut {
             return Ok(());
         }
     }
     Ok(())
 }
 
-/// Reads one element header after its group number and skips its value when the length is
-/// defined (values of sequences, items and undefined-length elements are walked inline).
-/// `Ok(None)`: the header itself is cut off (left to the parser). `Ok(Some(Some((element,
-/// value))))` for a skipped value, so the meta group's transfer syntax can be read.
-#[allow(clippy::type_complexity)]
+/// What [`element`] found after a group number.
+#[derive(Debug, PartialEq)]
+enum Header<'a> {
+    /// The header is cut off by the end of the file (left to the parser).
+    Cut,
+    /// A sequence, item or undefined-length value: its content follows and is walked inline.
+    Inline,
+    /// A value of defined length, skipped (returned so the meta group's syntax can be read).
+    Skipped { number: u16, value: &'a [u8] },
+}
+
+/// Reads one element header after its group number and skips its value when it is not walked
+/// inline, refusing a defined length that runs past the end of the file.
 fn element<'a>(
     cursor: &mut Cursor<'a>,
     syntax: Syntax,
     group: u16,
     fragments: &mut bool,
-) -> Result<Option<Option<(u16, &'a [u8])>>, String> {
+) -> Result<Header<'a>, String> {
     let offset = cursor.at.saturating_sub(2);
-    // Item and delimiter tags have no VR in any syntax, and little-endian groups FFFE are read
-    // the same way in big-endian files' items (PS3.5 7.5).
+    // Item and delimiter tags (group FFFE) have no VR in any syntax (PS3.5 7.5).
     let big = syntax == Syntax::ExplicitBig;
     let Some(number) = cursor.u16(big) else {
-        return Ok(None);
+        return Ok(Header::Cut);
     };
     let (length, inline) = if group == ITEM_GROUP {
         let Some(length) = cursor.u32(big) else {
-            return Ok(None);
+            return Ok(Header::Cut);
         };
         (length, false)
     } else if syntax == Syntax::ImplicitLittle {
         let Some(length) = cursor.u32(false) else {
-            return Ok(None);
+            return Ok(Header::Cut);
         };
         // Without VRs a sequence of defined length is known by its first item's tag.
         let item_follows = cursor.bytes.get(cursor.at..cursor.at.saturating_add(4))
@@ -174,19 +184,19 @@ fn element<'a>(
         (length, length == UNDEFINED || item_follows)
     } else {
         let Some(vr) = cursor.take::<2>() else {
-            return Ok(None);
+            return Ok(Header::Cut);
         };
         if !short_vr(vr) {
             if cursor.take::<2>().is_none() {
-                return Ok(None);
+                return Ok(Header::Cut);
             }
             let Some(length) = cursor.u32(big) else {
-                return Ok(None);
+                return Ok(Header::Cut);
             };
             (length, length == UNDEFINED || &vr == b"SQ")
         } else {
             let Some(length) = cursor.u16(big) else {
-                return Ok(None);
+                return Ok(Header::Cut);
             };
             (u32::from(length), false)
         }
@@ -194,27 +204,14 @@ fn element<'a>(
     if group == 0x7FE0 && number == 0x0010 && length == UNDEFINED {
         // Encapsulated pixel data: fragments follow until the sequence delimiter.
         *fragments = true;
-        return Ok(Some(None));
+        return Ok(Header::Inline);
     }
     if group == ITEM_GROUP && number == 0xE0DD {
         *fragments = false;
     }
     if length == UNDEFINED || inline {
         // Sequences and undefined-length values: their items follow inline.
-        return Ok(Some(None));
-    }
-    if group == ITEM_GROUP && number == 0xE000 && !*fragments {
-        // An item of a sequence with a defined length: its elements follow inline.
-        if length as usize > cursor.remaining() {
-            return Err(past_the_end(
-                group,
-                number,
-                offset,
-                length,
-                cursor.remaining(),
-            ));
-        }
-        return Ok(Some(None));
+        return Ok(Header::Inline);
     }
     let length = length as usize;
     if length > cursor.remaining() {
@@ -222,17 +219,21 @@ fn element<'a>(
             group,
             number,
             offset,
-            length as u32,
+            length,
             cursor.remaining(),
         ));
+    }
+    if group == ITEM_GROUP && number == 0xE000 && !*fragments {
+        // An item of a sequence with a defined length (it fits): its elements follow inline.
+        return Ok(Header::Inline);
     }
     let start = cursor.at;
     cursor.at = start.saturating_add(length);
     let value = cursor.bytes.get(start..cursor.at).unwrap_or_default();
-    Ok(Some(Some((number, value))))
+    Ok(Header::Skipped { number, value })
 }
 
-fn past_the_end(group: u16, number: u16, offset: usize, length: u32, remaining: usize) -> String {
+fn past_the_end(group: u16, number: u16, offset: usize, length: usize, remaining: usize) -> String {
     format!(
         "element ({group:04X},{number:04X}) at byte {offset} declares {length} bytes but only \
          {remaining} follow in the file"
