@@ -30,10 +30,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use cleft_core::device::{compiled_devices, default_device_name, open_device, parse_device};
+use cleft_core::device::{
+    compiled_devices, default_device_name, open_replica_devices, parse_device,
+};
 use cleft_core::registry::Split;
 use cleft_core::{ExperimentConfig, Registry};
-use cleft_train::{Experiment, TrainEnd, TrainOptions, train_prompt};
+use cleft_train::{Experiment, TrainEnd, TrainOptions, train_prompt, train_replicas};
 
 // Links cleft-core and burn from `libcleft_dylib.so`, shared with shared-library plugins.
 use cleft_dylib as _;
@@ -86,6 +88,11 @@ enum Command {
         /// Override the run directory of the config.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Data-parallel replicas in this process (stage 1): one thread per replica, on GPUs
+        /// `N, N+1, …` of a `cuda:N` / `tch-cuda:N` device, or sharing the CPU. The global batch
+        /// `train.batch_size` is split over them; a run resumes with the same number.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        replicas: u16,
     },
     /// Train the tiny default configuration on synthetic data and report zero-shot accuracy.
     Demo {
@@ -327,7 +334,16 @@ fn run(mut registry: Registry, cli: Cli) -> Result<()> {
             stage,
             device,
             output,
-        } => train(&registry, config, resume, stage, &device, output),
+            replicas,
+        } => train(
+            &registry,
+            config,
+            resume,
+            stage,
+            &device,
+            output,
+            usize::from(replicas),
+        ),
         Command::Demo {
             device,
             steps,
@@ -413,6 +429,7 @@ fn train(
     stage: Stage,
     device: &str,
     output: Option<PathBuf>,
+    replicas: usize,
 ) -> Result<()> {
     let config_path = match (&config, &resume) {
         (Some(path), _) => path.clone(),
@@ -425,7 +442,13 @@ fn train(
     } else if let Some(output) = output {
         config.output.dir = output;
     }
-    let device = open_device(device, config.train.precision)?;
+    if replicas > 1 && stage == Stage::Prompt {
+        anyhow::bail!(
+            "--replicas applies to stage 1 (contrastive); stage 2 trains the prompt on one device"
+        );
+    }
+    let devices = open_replica_devices(device, replicas, config.train.precision)?;
+    let device = devices[0].clone();
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -462,15 +485,27 @@ fn train(
         );
         return Ok(());
     }
-    let mut experiment = Experiment::build(&config, &device)?;
-    let (_, end) = experiment
-        .train(&options)
-        .with_context(|| format!("training {}", config_path.display()))?;
+    let (experiment, end) = if replicas > 1 {
+        let run = train_replicas(&config, &devices, &options).with_context(|| {
+            format!("training {} on {replicas} replicas", config_path.display())
+        })?;
+        (run.experiment, run.end)
+    } else {
+        let mut experiment = Experiment::build(&config, &device)?;
+        let (_, end) = experiment
+            .train(&options)
+            .with_context(|| format!("training {}", config_path.display()))?;
+        (experiment, end)
+    };
     if let TrainEnd::Interrupted { checkpoint } = &end {
         eprintln!(
-            "stopped at {}; continue with `cleft train --resume {}`",
+            "stopped at {}; continue with `cleft train --resume {}{}`",
             checkpoint.display(),
-            config.output.dir.display()
+            config.output.dir.display(),
+            match replicas {
+                1 => String::new(),
+                n => format!(" --replicas {n}"),
+            }
         );
         std::process::exit(130);
     }

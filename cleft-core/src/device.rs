@@ -88,6 +88,35 @@ pub fn open_device(name: &str, precision: Precision) -> Result<Device> {
     Ok(device)
 }
 
+/// The devices of `replicas` data-parallel replicas named from `name`: a GPU name with an index
+/// (`cuda:N`, `tch-cuda:N`) gives GPUs `N .. N + replicas`; a CPU backend (`flex`, `tch`) gives
+/// the same CPU device to every replica (threads sharing the machine's cores).
+pub fn open_replica_devices(
+    name: &str,
+    replicas: usize,
+    precision: Precision,
+) -> Result<Vec<Device>> {
+    if replicas == 0 {
+        return Err(CleftError::Device("--replicas must be at least 1".into()));
+    }
+    let (base, first) = match name.split_once(':') {
+        Some((base, index)) => {
+            let first: usize = index.parse().map_err(|_| {
+                CleftError::Device(format!("device `{name}`: `{index}` is not a device index"))
+            })?;
+            (base, Some(first))
+        }
+        None if name == "cuda" || name == "tch-cuda" => (name, Some(0)),
+        None => (name, None),
+    };
+    (0..replicas)
+        .map(|replica| match first {
+            Some(first) => open_device(&format!("{base}:{}", first + replica), precision),
+            None => open_device(name, precision),
+        })
+        .collect()
+}
+
 /// The device's current default float type as a [`Precision`] (`None` for other types).
 pub fn precision_of(device: &Device) -> Option<Precision> {
     match device.settings().float_dtype {

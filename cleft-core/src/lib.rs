@@ -18,6 +18,7 @@ pub mod config;
 pub mod contract;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod model;
 pub mod objective;

@@ -130,6 +130,14 @@ pub trait PromptLearnerConfig: fmt::Debug + Send + Sync {
 pub trait ObjectiveConfig: fmt::Debug + Send + Sync {
     /// Builds the objective (with its learnable logit scale) on `device`.
     fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>>;
+
+    /// Data-parallel training: whether the loss takes every replica's embeddings as negatives
+    /// (`[objective] gather`); `None` leaves it to the trainer (on when there are several
+    /// replicas). Objectives whose loss is a mean over the rows of the batch's similarity matrix
+    /// give the single-device loss of the global batch when gathered.
+    fn gather(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Which part of a data set to read.

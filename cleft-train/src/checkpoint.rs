@@ -25,7 +25,7 @@ pub fn checkpoints_dir(run_dir: &Path) -> std::path::PathBuf {
     run_dir.join("checkpoints")
 }
 
-fn step_dir_name(step: usize) -> String {
+pub(crate) fn step_dir_name(step: usize) -> String {
     format!("step-{step:08}")
 }
 

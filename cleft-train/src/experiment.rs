@@ -7,6 +7,7 @@ use burn::prelude::*;
 
 use cleft_core::config::ExperimentConfig;
 use cleft_core::data::ImageTextDataset;
+use cleft_core::distributed::Collective;
 use cleft_core::error::{CleftError, Result};
 use cleft_core::model::ClipModel;
 use cleft_core::peft::PeftAdapter;
@@ -26,8 +27,12 @@ use crate::trainer::{TrainEnd, TrainOptions, train_stage1};
 /// Stage 1 trains the model in place; stage 2 continues from it without a rebuild; evaluation
 /// and adapter export use the same objects.
 pub struct Experiment<'a> {
-    /// The run directory belongs to this experiment while it exists (one process per run).
-    _lock: RunLock,
+    /// The run directory belongs to this experiment while it exists (one process per run; the
+    /// rank-0 replica's of a data-parallel group).
+    _lock: Option<RunLock>,
+    /// The data-parallel group this experiment is a replica of, until training takes it.
+    collective: Option<Box<dyn Collective>>,
+    rank: usize,
     config: &'a ExperimentConfig,
     device: Device,
     adapter: Option<Box<dyn PeftAdapter>>,
@@ -38,6 +43,7 @@ impl std::fmt::Debug for Experiment<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Experiment")
             .field("run_dir", &self.config.output.dir)
+            .field("rank", &self.rank)
             .field(
                 "adapter",
                 &self.adapter.as_ref().map(|a| a.method().to_string()),
@@ -52,6 +58,31 @@ impl<'a> Experiment<'a> {
     /// initialised from `derive_seed(train.seed, path)`. The config's contracts were checked
     /// when it loaded; the device must compute in `train.precision`.
     pub fn build(config: &'a ExperimentConfig, device: &Device) -> Result<Self> {
+        Self::build_as(config, device, 0)
+    }
+
+    /// Builds rank `collective.rank()` of a data-parallel group (see [`Experiment::build`]):
+    /// stage-1 training then runs on its shard of every batch and averages gradients with the
+    /// other replicas; rank 0 alone locks and writes the run directory. A failure to build is
+    /// reported to the other replicas.
+    pub fn build_replica(
+        config: &'a ExperimentConfig,
+        device: &Device,
+        mut collective: Box<dyn Collective>,
+    ) -> Result<Self> {
+        match Self::build_as(config, device, collective.rank()) {
+            Ok(mut experiment) => {
+                experiment.collective = Some(collective);
+                Ok(experiment)
+            }
+            Err(error) => {
+                collective.abort(&error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    fn build_as(config: &'a ExperimentConfig, device: &Device, rank: usize) -> Result<Self> {
         if cleft_core::device::precision_of(device) != Some(config.train.precision) {
             return Err(CleftError::Device(format!(
                 "train.precision = {:?} but the device computes in {:?}; open it with \
@@ -60,13 +91,18 @@ impl<'a> Experiment<'a> {
                 device.settings().float_dtype
             )));
         }
-        let lock = RunLock::acquire(&config.output.dir)?;
+        let lock = match rank {
+            0 => Some(RunLock::acquire(&config.output.dir)?),
+            _ => None,
+        };
         let device = device.clone().autodiff();
         let adapter = config.peft.as_ref().map(|peft| peft.build()).transpose()?;
         let model = ClipModel::build_with_adapter(config, adapter.as_deref(), &device)?;
         cleft_core::random::initialize_seeded(&model, config.train.seed);
         Ok(Self {
             _lock: lock,
+            collective: None,
+            rank,
             config,
             device,
             adapter,
@@ -77,6 +113,16 @@ impl<'a> Experiment<'a> {
     /// The config.
     pub fn config(&self) -> &'a ExperimentConfig {
         self.config
+    }
+
+    /// This experiment's rank in its data-parallel group (0 when it trains alone).
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// The data-parallel group, taken by stage-1 training.
+    pub(crate) fn take_collective(&mut self) -> Option<Box<dyn Collective>> {
+        self.collective.take()
     }
 
     /// The training device (autodiff).
@@ -108,7 +154,9 @@ impl<'a> Experiment<'a> {
     /// written into the run directory.
     pub fn dataset(&self, split: Split) -> Result<Box<dyn ImageTextDataset>> {
         let dataset = self.config.data.build(split)?;
-        crate::run_files::write_run_files(dataset.as_ref(), &self.config.output.dir)?;
+        if self.rank == 0 {
+            crate::run_files::write_run_files(dataset.as_ref(), &self.config.output.dir)?;
+        }
         Ok(dataset)
     }
 

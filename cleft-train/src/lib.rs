@@ -16,6 +16,8 @@ pub mod lock;
 pub mod metrics;
 pub mod plots;
 pub mod prompt_stage;
+pub mod replicas;
+pub mod replication;
 pub mod run_files;
 pub mod schedule;
 pub mod state;
@@ -27,6 +29,7 @@ pub use inference::{Predictor, PromptChoice};
 pub use lock::RunLock;
 pub use metrics::StepMetrics;
 pub use prompt_stage::{PromptModel, PromptOutcome, initial_prompt, prompt_loss, train_prompt};
+pub use replicas::{ReplicatedRun, train_replicas};
 pub use state::TrainState;
 pub use trainer::{
     TrainEnd, TrainOptions, TrainOutcome, gradient_norm, gradient_squares, latest_checkpoint,

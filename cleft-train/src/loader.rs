@@ -89,6 +89,31 @@ pub struct LoaderOptions {
     pub seed: u64,
     /// Maximum real tokens per caption (the text encoder's `max_len`).
     pub max_len: usize,
+    /// Which part of every batch this loader reads (data-parallel replicas).
+    pub shard: Shard,
+}
+
+/// One replica's part of every batch: of a batch of `batch_size` samples, rank `r` of `count`
+/// reads rows `r·b .. (r+1)·b` with `b = batch_size / count`. The order and every
+/// augmentation are those of the whole batch, so `count` replicas together see exactly what one
+/// loader of the whole batch gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This replica's rank, `0..count`.
+    pub rank: usize,
+    /// Number of replicas.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole batch (one replica).
+    pub const WHOLE: Shard = Shard { rank: 0, count: 1 };
+
+    /// Rows of this shard in a batch of `batch_size` (a multiple of `count`).
+    pub fn rows(&self, batch_size: usize) -> std::ops::Range<usize> {
+        let per_replica = batch_size / self.count.max(1);
+        self.rank * per_replica..(self.rank + 1) * per_replica
+    }
 }
 
 /// The augmentation seed of the sample at `position` of epoch `epoch`.
@@ -140,6 +165,13 @@ impl Loader {
         options: LoaderOptions,
         start: TrainState,
     ) -> Result<Self> {
+        let Shard { rank, count } = options.shard;
+        if count == 0 || rank >= count || options.batch_size % count != 0 {
+            return Err(CleftError::Invalid(format!(
+                "a batch of {} samples cannot be split into {count} equal shards (rank {rank})",
+                options.batch_size
+            )));
+        }
         if options.batch_size == 0 || dataset.len() < options.batch_size {
             return Err(CleftError::Data(format!(
                 "the training split has {} samples, fewer than one batch of {}",
@@ -204,12 +236,13 @@ fn spawn_planner(
             let mut order = BatchOrder::new(len, options.seed);
             let mut state = start;
             for sequence in 0.. {
-                let indices = order.next_batch(&mut state, options.batch_size);
+                let batch = order.next_batch(&mut state, options.batch_size);
+                let rows = options.shard.rows(options.batch_size);
                 let job = Job {
                     sequence,
-                    indices,
+                    indices: batch[rows.clone()].to_vec(),
                     epoch: state.epoch,
-                    first_position: state.position - options.batch_size,
+                    first_position: state.position - options.batch_size + rows.start,
                     position_after: state.position,
                 };
                 if jobs.send(job).is_err() {
@@ -369,12 +402,22 @@ mod tests {
         start: TrainState,
         n: usize,
     ) -> Vec<(Vec<f32>, Vec<i64>, u64, usize)> {
+        shard_batches(workers, start, n, Shard::WHOLE)
+    }
+
+    fn shard_batches(
+        workers: usize,
+        start: TrainState,
+        n: usize,
+        shard: Shard,
+    ) -> Vec<(Vec<f32>, Vec<i64>, u64, usize)> {
         let options = LoaderOptions {
             batch_size: 4,
             workers,
             prefetch: 3,
             seed: 9,
             max_len: 8,
+            shard,
         };
         let mut loader =
             Loader::new(Arc::new(Numbers(10)), Arc::new(Chars), options, start).unwrap();
@@ -390,6 +433,7 @@ mod tests {
         step: 0,
         epoch: 0,
         position: 0,
+        world_size: 1,
     };
 
     #[test]
@@ -413,10 +457,46 @@ mod tests {
                 step: 3,
                 epoch,
                 position,
+                world_size: 1,
             },
             4,
         );
         assert_eq!(resumed[..], straight[3..]);
+    }
+
+    #[test]
+    fn two_shards_together_read_the_whole_batch_with_its_augmentations() {
+        let whole = batches(2, START, 5);
+        let shards: Vec<_> = (0..2)
+            .map(|rank| shard_batches(1, START, 5, Shard { rank, count: 2 }))
+            .collect();
+        for (step, batch) in whole.iter().enumerate() {
+            let (first, second) = (&shards[0][step], &shards[1][step]);
+            // Images (augmented by sample seed) of rank 0 then rank 1 are the batch's images.
+            assert_eq!([first.0.clone(), second.0.clone()].concat(), batch.0);
+            // Every replica knows the position of the whole batch (for checkpoints).
+            assert_eq!((first.2, first.3), (batch.2, batch.3));
+            assert_eq!((second.2, second.3), (batch.2, batch.3));
+        }
+    }
+
+    #[test]
+    fn a_batch_that_does_not_split_evenly_is_refused() {
+        let options = LoaderOptions {
+            batch_size: 5,
+            workers: 1,
+            prefetch: 1,
+            seed: 0,
+            max_len: 8,
+            shard: Shard { rank: 0, count: 2 },
+        };
+        let error = Loader::new(Arc::new(Numbers(10)), Arc::new(Chars), options, START)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("5 samples") && error.contains("2 equal shards"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -434,6 +514,7 @@ mod tests {
             prefetch: 1,
             seed: 0,
             max_len: 4,
+            shard: Shard::WHOLE,
         };
         let error = Loader::new(Arc::new(Numbers(10)), Arc::new(Chars), options, START)
             .unwrap_err()

@@ -21,7 +21,7 @@ use burn::tensor::activation::log_softmax;
 use crate::checkpoint::{list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors};
 use crate::eval::{ZeroShotReport, zero_shot_with};
 use crate::experiment::Experiment;
-use crate::loader::{DeviceBatch, Loader, LoaderOptions};
+use crate::loader::{DeviceBatch, Loader, LoaderOptions, Shard};
 use crate::metrics::StepMetrics;
 use crate::plots::plot_history;
 use crate::schedule::learning_rate;
@@ -252,14 +252,7 @@ pub(crate) fn train_prompt_on(
     };
     let (mut optimizer, mut state) = match &resume_from {
         Some(dir) => load_checkpoint(dir, &mut model, |_| sgd(settings))?,
-        None => (
-            sgd(settings),
-            TrainState {
-                step: 0,
-                epoch: 0,
-                position: 0,
-            },
-        ),
+        None => (sgd(settings), TrainState::fresh(1)),
     };
     let mut last_checkpoint = resume_from;
 
@@ -287,6 +280,7 @@ pub(crate) fn train_prompt_on(
             prefetch: config.train.prefetch,
             seed: config.train.seed,
             max_len: model.clip.text.max_len(),
+            shard: Shard::WHOLE,
         },
         state,
     )?;

@@ -14,6 +14,26 @@ pub struct TrainState {
     pub epoch: u64,
     /// Position inside the epoch's permutation.
     pub position: usize,
+    /// Replicas the run trains on (data parallel); a run resumes only with the same number.
+    /// Checkpoints from before data-parallel training have none: one.
+    #[serde(default = "one_replica")]
+    pub world_size: usize,
+}
+
+fn one_replica() -> usize {
+    1
+}
+
+impl TrainState {
+    /// The state of a fresh run on `world_size` replicas: step 0, epoch 0, position 0.
+    pub fn fresh(world_size: usize) -> Self {
+        Self {
+            step: 0,
+            epoch: 0,
+            position: 0,
+            world_size,
+        }
+    }
 }
 
 /// Seeded epoch-wise shuffling. The permutation of epoch `e` depends only on `(seed, e)`, so the
@@ -67,11 +87,7 @@ mod tests {
     #[test]
     fn epochs_cover_every_sample_once_and_resume_from_the_position() {
         let mut order = BatchOrder::new(10, 3);
-        let mut state = TrainState {
-            step: 0,
-            epoch: 0,
-            position: 0,
-        };
+        let mut state = TrainState::fresh(1);
         let mut seen: Vec<usize> = (0..3)
             .flat_map(|_| order.next_batch(&mut state, 3))
             .collect();
@@ -83,11 +99,7 @@ mod tests {
         let mut resumed = BatchOrder::new(10, 3);
         let from_scratch = {
             let mut fresh = BatchOrder::new(10, 3);
-            let mut s = TrainState {
-                step: 0,
-                epoch: 0,
-                position: 0,
-            };
+            let mut s = TrainState::fresh(1);
             for _ in 0..3 {
                 fresh.next_batch(&mut s, 3);
             }

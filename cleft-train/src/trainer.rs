@@ -12,18 +12,21 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{
-    list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors, write_atomic,
+    checkpoints_dir, list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors,
+    step_dir_name, write_atomic,
 };
 use crate::experiment::Experiment;
-use crate::loader::{Loader, LoaderOptions};
+use crate::loader::{Loader, LoaderOptions, Shard};
 use crate::metrics::{MetricsLog, StepMetrics};
 use crate::plots::plot_history;
+use crate::replication::Replication;
 use crate::schedule::learning_rate;
 use crate::state::TrainState;
 use cleft_core::config::{ExperimentConfig, TrainConfig};
 use cleft_core::data::ImageTextDataset;
 use cleft_core::error::{CleftError, Result};
 use cleft_core::model::ClipModel;
+use cleft_core::objective::PairLabels;
 use cleft_core::registry::Split;
 
 /// How a training run starts, reports progress and can be stopped.
@@ -195,16 +198,54 @@ pub fn train_contrastive(
     })
 }
 
-/// Stage 1 on an experiment's model, in place.
+/// Stage 1 on an experiment's model, in place; a replica of a data-parallel group reports its
+/// failure to the other replicas.
 pub(crate) fn train_stage1(
     experiment: &mut Experiment,
     options: &TrainOptions,
 ) -> Result<(Vec<StepMetrics>, TrainEnd)> {
+    let Some(mut collective) = experiment.take_collective() else {
+        return run_stage1(experiment, options, None);
+    };
+    let gather = experiment
+        .config()
+        .objective
+        .gather()
+        .unwrap_or(collective.world_size() > 1);
+    let result = run_stage1(
+        experiment,
+        options,
+        Some(Replication::new(collective.as_mut(), gather)),
+    );
+    match &result {
+        Ok(_) => collective.finish(),
+        Err(error) => collective.abort(&error.to_string()),
+    }
+    result
+}
+
+fn run_stage1(
+    experiment: &mut Experiment,
+    options: &TrainOptions,
+    mut replication: Option<Replication<'_>>,
+) -> Result<(Vec<StepMetrics>, TrainEnd)> {
     let config = experiment.config();
     let train = &config.train;
     validate(train)?;
+    let (rank, world_size) = replication
+        .as_ref()
+        .map_or((0, 1), |r| (r.rank(), r.world_size()));
+    if train.batch_size % world_size != 0 {
+        return Err(CleftError::Invalid(format!(
+            "train.batch_size = {} (the global batch) cannot be split evenly over {world_size} \
+             replicas",
+            train.batch_size
+        )));
+    }
+    // Rank 0 alone writes the run directory; every replica reads it to resume.
+    let leader = rank == 0;
     let run_dir = config.output.dir.clone();
-    if !options.resume {
+    if !options.resume && leader {
         write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
     }
     let device = experiment.device().clone();
@@ -216,15 +257,21 @@ pub(crate) fn train_stage1(
     };
     let (mut optimizer, mut state) = match &resume_from {
         Some(dir) => load_checkpoint(dir, &mut model, |model| optimizer_for(model, train))?,
-        None => (
-            optimizer_for(&model, train),
-            TrainState {
-                step: 0,
-                epoch: 0,
-                position: 0,
-            },
-        ),
+        None => (optimizer_for(&model, train), TrainState::fresh(world_size)),
     };
+    if state.world_size != world_size {
+        return Err(CleftError::Training(format!(
+            "{}: the run trained on {} replica(s); resume it with the same number (now {world_size})",
+            resume_from.as_ref().map_or_else(
+                || run_dir.display().to_string(),
+                |d| d.display().to_string()
+            ),
+            state.world_size
+        )));
+    }
+    if let (Some(replication), None) = (replication.as_mut(), &resume_from) {
+        model = replication.broadcast_trainable(model)?;
+    }
     let mut last_checkpoint = resume_from;
 
     let dataset: Arc<dyn ImageTextDataset> = Arc::from(experiment.dataset(Split::Train)?);
@@ -237,38 +284,77 @@ pub(crate) fn train_stage1(
             prefetch: train.prefetch,
             seed: train.seed,
             max_len: model.text.max_len(),
+            shard: Shard {
+                rank,
+                count: world_size,
+            },
         },
         state,
     )?;
-    let progress = progress_bar(train.steps, state.step, options.progress);
+    let progress = progress_bar(train.steps, state.step, options.progress && leader);
     let samples = (train.batch_size * train.grad_accumulation) as f64;
-    let mut log = StepLog::open(&run_dir, state.step, move |m: &StepMetrics| {
-        format!(
-            "loss {:.4}  lr {:.2e}  {:.1} samples/s  data wait {:.0}%",
-            m.loss,
-            m.lr,
-            m.samples_per_sec,
-            100.0 * m.data_wait_s * m.samples_per_sec / samples
-        )
-    })?;
+    let mut log = match leader {
+        true => Some(StepLog::open(
+            &run_dir,
+            state.step,
+            move |m: &StepMetrics| {
+                format!(
+                    "loss {:.4}  lr {:.2e}  {:.1} samples/s  data wait {:.0}%",
+                    m.loss,
+                    m.lr,
+                    m.samples_per_sec,
+                    100.0 * m.data_wait_s * m.samples_per_sec / samples
+                )
+            },
+        )?),
+        false => None,
+    };
+    // Replicas stop together: the interrupt flag travels with the gradients of a step and is
+    // acted on before the next one.
+    let mut stop = options.interrupted();
 
     while state.step < train.steps {
-        if options.interrupted() {
-            log.flush(&last_checkpoint, &progress)?;
-            let checkpoint =
-                save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
-            write_run_files(dataset.as_ref(), &run_dir)?;
+        if replication.is_none() {
+            stop = options.interrupted();
+        }
+        if stop {
+            let mut checkpoint = checkpoints_dir(&run_dir).join(step_dir_name(state.step));
+            if let Some(log) = log.as_mut() {
+                log.flush(&last_checkpoint, &progress)?;
+                checkpoint =
+                    save_checkpoint(&run_dir, &state, &model, &optimizer, train.keep_checkpoints)?;
+                write_run_files(dataset.as_ref(), &run_dir)?;
+            }
             progress
                 .abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
             experiment.set_model(model);
-            return Ok((log.history, TrainEnd::Interrupted { checkpoint }));
+            let history = log.map(|log| log.history).unwrap_or_default();
+            return Ok((history, TrainEnd::Interrupted { checkpoint }));
         }
         let started = Instant::now();
         let step = state.step;
         let lr = learning_rate(train, step);
         cleft_core::peft::set_dropout_seeds(&mut model.text, train.seed, step);
-        let micro = accumulate_gradients(&model, &mut loader, &mut state, config, &device)?;
+        let micro = accumulate_gradients(
+            &model,
+            &mut loader,
+            &mut state,
+            config,
+            &device,
+            replication.as_mut(),
+        )?;
         let mut grads = micro.grads;
+        let mut metrics = micro.metrics;
+        if let Some(replication) = replication.as_mut() {
+            let mut flags = [f32::from(u8::from(options.interrupted()))];
+            replication.all_reduce_gradients(&model, &mut grads, &mut flags)?;
+            stop = flags[0] > 0.0;
+            let comm = replication.take_comm_time().as_secs_f64();
+            metrics.push((
+                "comm_s".into(),
+                Tensor::from_floats([comm as f32], &device.clone().inner()),
+            ));
+        }
         let grad_squares = gradient_squares(&model, &grads, &device);
         if let Some(max_norm) = train.grad_clip_norm {
             // factor = min(1, max / norm), on the device: no read-back inside the step.
@@ -287,18 +373,21 @@ pub(crate) fn train_stage1(
         model = optimizer.step(lr, model, grads);
         state.step += 1;
         progress.inc(1);
+        let checkpoint_now =
+            state.step % train.checkpoint_every.max(1) == 0 || state.step == train.steps;
+        let Some(log) = log.as_mut() else {
+            continue;
+        };
         log.push(PendingStep {
             step,
             lr,
             loss: micro.loss,
             grad_squares,
-            metrics: micro.metrics,
+            metrics,
             elapsed: started.elapsed().as_secs_f64(),
             data_wait: micro.data_wait.as_secs_f64(),
             samples: (train.batch_size * train.grad_accumulation) as f64,
         });
-        let checkpoint_now =
-            state.step % train.checkpoint_every.max(1) == 0 || state.step == train.steps;
         if checkpoint_now || state.step % train.log_every.max(1) == 0 {
             log.flush(&last_checkpoint, &progress)?;
         }
@@ -314,6 +403,10 @@ pub(crate) fn train_stage1(
         }
     }
     progress.finish();
+    let Some(log) = log else {
+        experiment.set_model(model);
+        return Ok((Vec::new(), TrainEnd::Completed));
+    };
     save_safetensors(&model, &run_dir.join("model.safetensors"))?;
     experiment.set_model(model);
     if experiment.adapter().is_some() {
@@ -350,13 +443,17 @@ struct MicroBatches {
 }
 
 /// Runs `grad_accumulation` micro-batches from the loader: tensors in, tensors out, nothing read
-/// back.
+/// back (but the embeddings a replica gathers, see [`Replication`]).
+///
+/// A replica's gradients are its share of the global batch's: summed over replicas (by the
+/// caller) they are the gradients of the single-device loss.
 fn accumulate_gradients(
     model: &ClipModel,
     loader: &mut Loader,
     state: &mut TrainState,
     config: &ExperimentConfig,
     device: &Device,
+    mut replication: Option<&mut Replication<'_>>,
 ) -> Result<MicroBatches> {
     let micro_batches = config.train.grad_accumulation;
     let mut accumulator = GradientsAccumulator::new();
@@ -368,15 +465,24 @@ fn accumulate_gradients(
         data_wait += waited;
         (state.epoch, state.position) = (batch.epoch, batch.position);
         let batch = batch.to_device(device);
-        let output = model.forward(batch.images, batch.ids, batch.mask, Some(batch.labels));
-        let loss = output.loss / micro_batches as f64;
-        let detached = loss.clone().inner();
+        let (loss, output_metrics) = match replication.as_deref_mut() {
+            Some(replication) if replication.gather => {
+                gathered_micro_batch(model, batch, micro_batches, replication, &mut accumulator)?
+            }
+            _ => {
+                // Alone, or replicas each with their own shard's loss: the mean over replicas.
+                let world_size = replication.as_ref().map_or(1, |r| r.world_size());
+                let output = model.forward(batch.images, batch.ids, batch.mask, Some(batch.labels));
+                let loss = output.loss / (micro_batches * world_size) as f64;
+                accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
+                (loss.inner() * world_size as f64, output.metrics)
+            }
+        };
         total = Some(match total {
-            Some(total) => total + detached,
-            None => detached,
+            Some(total) => total + loss,
+            None => loss,
         });
-        accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
-        metrics = output.metrics;
+        metrics = output_metrics;
     }
     Ok(MicroBatches {
         loss: total.expect("grad_accumulation is at least 1"),
@@ -384,6 +490,68 @@ fn accumulate_gradients(
         metrics,
         data_wait,
     })
+}
+
+/// One micro-batch of a replica whose objective sees the global batch: the objective runs on the
+/// gathered embeddings as leaves (the same loss on every replica), then the replica's own rows of
+/// their gradient flow back through its encoders. Returns the (global) loss, detached, and the
+/// objective's metrics.
+fn gathered_micro_batch(
+    model: &ClipModel,
+    batch: crate::loader::DeviceBatch,
+    micro_batches: usize,
+    replication: &mut Replication<'_>,
+    accumulator: &mut GradientsAccumulator<ClipModel>,
+) -> Result<(Tensor<1>, Vec<(String, Tensor<1>)>)> {
+    let image = model.encode_images(batch.images);
+    let text = model.encode_token_ids(batch.ids, batch.mask);
+    let local_rows = image.dims()[0];
+    let all_image = replication
+        .gather_rows(image.clone().inner())?
+        .autodiff()
+        .require_grad();
+    let all_text = replication
+        .gather_rows(text.clone().inner())?
+        .autodiff()
+        .require_grad();
+    let all_labels = replication.gather_rows(batch.labels.inner())?.autodiff();
+    let output = model.objective.forward(
+        all_image.clone(),
+        all_text.clone(),
+        Some(PairLabels {
+            image: all_labels.clone(),
+            text: all_labels,
+        }),
+    );
+    let loss = output.loss / micro_batches as f64;
+    let mut grads = loss.backward();
+    let rows = Shard {
+        rank: replication.rank(),
+        count: replication.world_size(),
+    }
+    .rows(local_rows * replication.world_size());
+    let missing = || CleftError::Training("the objective does not use the embeddings".into());
+    let image_grad = all_image.grad_remove(&mut grads).ok_or_else(missing)?;
+    let text_grad = all_text.grad_remove(&mut grads).ok_or_else(missing)?;
+    // Every replica holds the whole gradient of the objective's own parameters (the logit
+    // scale): each contributes its 1/world share to the sum.
+    let mut objective_grads = GradientsParams::from_grads(grads, model);
+    let share = Tensor::<1>::from_floats(
+        [1.0 / replication.world_size() as f32],
+        &loss.device().inner(),
+    );
+    model.visit(&mut ScaleGrads {
+        grads: &mut objective_grads,
+        factor: share,
+    });
+    accumulator.accumulate(model, objective_grads);
+    let surrogate =
+        (image * image_grad.slice([rows.clone()])).sum() + (text * text_grad.slice([rows])).sum();
+    accumulator.accumulate(
+        model,
+        GradientsParams::from_grads(surrogate.backward(), model),
+    );
+    Ok((loss.inner(), output.metrics))
 }
 
 /// A finished step whose scalars are still on the device.

@@ -34,6 +34,10 @@ pub struct ClipLossConfig {
     pub max_logit_scale: Option<f64>,
     /// Whether the logit scale is trained.
     pub learnable: bool,
+    /// Data-parallel training: whether every replica's embeddings are negatives of the loss
+    /// (the global batch, open_clip's gathered loss); unset = on when there are several replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gather: Option<bool>,
 }
 
 impl Default for ClipLossConfig {
@@ -43,6 +47,7 @@ impl Default for ClipLossConfig {
             init_logit_scale: (1.0f64 / 0.07).ln(),
             max_logit_scale: None,
             learnable: true,
+            gather: None,
         }
     }
 }
@@ -117,6 +122,10 @@ impl ContrastiveObjective for ClipInfoNce {
 
 #[typetag::serde(name = "clip")]
 impl ObjectiveConfig for ClipLossConfig {
+    fn gather(&self) -> Option<bool> {
+        self.gather
+    }
+
     fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
         Ok(Component::<dyn ContrastiveObjective>::new(
             ClipInfoNce::init(self, device),

@@ -19,6 +19,10 @@ pub struct ConvirtLossConfig {
     pub lambda: f64,
     /// Temperature τ (ConVIRT: 0.1).
     pub temperature: f64,
+    /// Data-parallel training: whether every replica's embeddings are negatives of the loss
+    /// (the global batch, open_clip's gathered loss); unset = on when there are several replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gather: Option<bool>,
 }
 
 impl Default for ConvirtLossConfig {
@@ -26,6 +30,7 @@ impl Default for ConvirtLossConfig {
         Self {
             lambda: 0.75,
             temperature: 0.1,
+            gather: None,
         }
     }
 }
@@ -64,6 +69,10 @@ impl ContrastiveObjective for ConvirtLoss {
 
 #[typetag::serde(name = "convirt")]
 impl ObjectiveConfig for ConvirtLossConfig {
+    fn gather(&self) -> Option<bool> {
+        self.gather
+    }
+
     fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
         if !(0.0..=1.0).contains(&self.lambda) || self.temperature <= 0.0 {
             return Err(CleftError::Invalid(format!(

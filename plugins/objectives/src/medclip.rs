@@ -22,6 +22,10 @@ pub struct MedClipLossConfig {
     pub init_logit_scale: f64,
     /// Upper clamp of the logit scale (MedCLIP: ln 100); the lower clamp is 0.
     pub max_logit_scale: f64,
+    /// Data-parallel training: whether every replica's embeddings are negatives of the loss
+    /// (the global batch, open_clip's gathered loss); unset = on when there are several replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gather: Option<bool>,
 }
 
 impl Default for MedClipLossConfig {
@@ -29,6 +33,7 @@ impl Default for MedClipLossConfig {
         Self {
             init_logit_scale: (1.0f64 / 0.07).ln(),
             max_logit_scale: 100f64.ln(),
+            gather: None,
         }
     }
 }
@@ -106,6 +111,10 @@ impl ContrastiveObjective for MedClipLoss {
 
 #[typetag::serde(name = "medclip")]
 impl ObjectiveConfig for MedClipLossConfig {
+    fn gather(&self) -> Option<bool> {
+        self.gather
+    }
+
     fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
         Ok(Component::<dyn ContrastiveObjective>::new(
             MedClipLoss::init(self, device),

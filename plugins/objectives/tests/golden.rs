@@ -168,6 +168,7 @@ fn convirt_matches_the_reference() {
     let config = ConvirtLossConfig {
         lambda: golden.json["inputs"]["convirt_lambda"].as_f64().unwrap(),
         temperature: golden.json["inputs"]["convirt_tau"].as_f64().unwrap(),
+        ..ConvirtLossConfig::default()
     };
     let objective = config.build(&device).unwrap();
     // ConVIRT works on cosine similarity: the normalised embeddings give exactly that.
@@ -187,6 +188,7 @@ fn convirt_rejects_a_weight_outside_the_unit_interval() {
     let config = ConvirtLossConfig {
         lambda: 1.5,
         temperature: 0.1,
+        ..ConvirtLossConfig::default()
     };
     assert!(
         config

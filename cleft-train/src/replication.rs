@@ -1,0 +1,265 @@
+//! Data parallel on a [`Collective`]: gradients summed over replicas in flattened buckets,
+//! embeddings gathered so that the loss sees the global batch, trainable weights broadcast from
+//! rank 0. Tensors are staged through the host (`f32`), once per bucket.
+//!
+//! The gathered loss: every replica evaluates the objective on the global batch's embeddings
+//! (`[B, P]`, `B` = replicas × local rows) as leaves, so every replica holds the same loss and
+//! the same gradient `∂L/∂E` of the gathered embeddings; a replica back-propagates its own rows
+//! of that gradient through its encoders (`Σ e_local · ∂L/∂e_local`). Summed over replicas, the
+//! encoder gradients are those of the single-device loss of the global batch — what open_clip's
+//! all-gather with gradient gives — for any objective, with no custom autodiff operation.
+
+use std::time::{Duration, Instant};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+use cleft_core::distributed::Collective;
+use cleft_core::error::{CleftError, Result};
+
+/// Values per all-reduce call: large enough to amortise a call, small enough to bound the
+/// host staging buffer (64 MiB).
+pub const BUCKET_VALUES: usize = 16 << 20;
+
+/// A data-parallel replica's view of the group, and the time spent communicating.
+pub struct Replication<'a> {
+    /// The group.
+    pub collective: &'a mut dyn Collective,
+    /// Whether the objective sees the global batch (`[objective] gather`).
+    pub gather: bool,
+    /// Time spent in collective operations and host staging since the last
+    /// [`Replication::take_comm_time`].
+    comm: Duration,
+}
+
+impl std::fmt::Debug for Replication<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication")
+            .field("rank", &self.collective.rank())
+            .field("world_size", &self.collective.world_size())
+            .field("gather", &self.gather)
+            .finish()
+    }
+}
+
+fn host_values(tensor: Tensor<1>, what: &str) -> Result<Vec<f32>> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| CleftError::Training(format!("cannot stage {what} on the host: {e:?}")))
+}
+
+impl<'a> Replication<'a> {
+    /// A replica of `collective`'s group.
+    pub fn new(collective: &'a mut dyn Collective, gather: bool) -> Self {
+        Self {
+            collective,
+            gather,
+            comm: Duration::ZERO,
+        }
+    }
+
+    /// This replica's rank.
+    pub fn rank(&self) -> usize {
+        self.collective.rank()
+    }
+
+    /// Number of replicas.
+    pub fn world_size(&self) -> usize {
+        self.collective.world_size()
+    }
+
+    /// Communication time since the last call.
+    pub fn take_comm_time(&mut self) -> Duration {
+        std::mem::take(&mut self.comm)
+    }
+
+    /// Every replica's rows, in rank order, detached, on `tensor`'s device.
+    ///
+    /// # Shapes
+    /// - `local`: `[b, D]` (the same on every replica); output `[world_size · b, D]`.
+    pub fn gather_rows(&mut self, local: Tensor<2>) -> Result<Tensor<2>> {
+        let started = Instant::now();
+        let [rows, dim] = local.dims();
+        let device = local.device();
+        let values = host_values(local.reshape([rows * dim]), "embeddings")?;
+        let all = self.collective.all_gather(&values)?;
+        let world = self.world_size();
+        let gathered = Tensor::from_data(TensorData::new(all, [world * rows, dim]), &device);
+        self.comm += started.elapsed();
+        Ok(gathered)
+    }
+
+    /// Sums `grads` over every replica (in place, bucketed), together with `extra` host scalars
+    /// (summed too): only the parameters that have gradients here — the trainable ones — travel.
+    pub fn all_reduce_gradients<M: Module>(
+        &mut self,
+        model: &M,
+        grads: &mut GradientsParams,
+        extra: &mut [f32],
+    ) -> Result<()> {
+        let started = Instant::now();
+        let mut taken = TakeGradients {
+            grads,
+            taken: Vec::new(),
+        };
+        model.visit(&mut taken);
+        let taken = taken.taken;
+        // Buckets of whole parameters: one device→host transfer and one all-reduce each; the
+        // extra scalars ride in the last one (an empty bucket when there are no gradients).
+        let mut buckets = Vec::new();
+        let mut start = 0;
+        while start < taken.len() {
+            let (mut end, mut values) = (start, 0);
+            while end < taken.len() && (end == start || values + taken[end].1 <= BUCKET_VALUES) {
+                values += taken[end].1;
+                end += 1;
+            }
+            buckets.push(start..end);
+            start = end;
+        }
+        if buckets.is_empty() {
+            buckets.push(0..0);
+        }
+        let mut reduced: Vec<Tensor<1>> = Vec::with_capacity(taken.len());
+        let count = buckets.len();
+        for (index, bucket) in buckets.into_iter().enumerate() {
+            let last = index + 1 == count;
+            let members = &taken[bucket];
+            let mut host = match members.first() {
+                None => Vec::new(),
+                Some(_) => host_values(
+                    Tensor::cat(members.iter().map(|m| m.2.clone()).collect(), 0),
+                    "gradients",
+                )?,
+            };
+            let values = host.len();
+            if last {
+                host.extend_from_slice(extra);
+            }
+            self.collective.all_reduce_sum(&mut host)?;
+            if last {
+                extra.copy_from_slice(&host[values..]);
+                host.truncate(values);
+            }
+            if let Some(first) = members.first() {
+                let sum =
+                    Tensor::<1>::from_data(TensorData::new(host, [values]), &first.2.device());
+                let mut offset = 0;
+                for (_, len, _) in members {
+                    reduced.push(sum.clone().slice([offset..offset + len]));
+                    offset += len;
+                }
+            }
+        }
+        let mut put = PutGradients {
+            grads,
+            ids: taken.iter().map(|(id, _, _)| *id).collect(),
+            reduced,
+            next: 0,
+        };
+        model.visit(&mut put);
+        self.comm += started.elapsed();
+        Ok(())
+    }
+
+    /// Replaces every trainable parameter of `model` with rank 0's value (replicas start from the
+    /// same weights whatever their machine's rounding of the seeded initialisation).
+    pub fn broadcast_trainable<M: Module>(&mut self, model: M) -> Result<M> {
+        let started = Instant::now();
+        let mut collect = TrainableValues { values: Vec::new() };
+        model.visit(&mut collect);
+        let mut host: Vec<f32> = Vec::new();
+        let mut lengths = Vec::with_capacity(collect.values.len());
+        for value in collect.values {
+            lengths.push(value.dims()[0]);
+            host.extend(host_values(value, "weights")?);
+        }
+        self.collective.broadcast(&mut host, 0)?;
+        let mut replace = ReplaceTrainable {
+            host,
+            offset: 0,
+            lengths: lengths.into_iter(),
+        };
+        let model = model.map(&mut replace);
+        self.comm += started.elapsed();
+        Ok(model)
+    }
+}
+
+/// Removes every gradient of a model's parameters, flattened, in visit order.
+struct TakeGradients<'g> {
+    grads: &'g mut GradientsParams,
+    taken: Vec<(ParamId, usize, Tensor<1>)>,
+}
+
+impl ModuleVisitor for TakeGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            let len = grad.shape().num_elements();
+            self.taken.push((param.id, len, grad.reshape([len])));
+        }
+    }
+}
+
+/// Registers the reduced gradients back, in the same visit order, with their parameters' shapes.
+struct PutGradients<'g> {
+    grads: &'g mut GradientsParams,
+    ids: Vec<ParamId>,
+    reduced: Vec<Tensor<1>>,
+    next: usize,
+}
+
+impl ModuleVisitor for PutGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.ids.get(self.next) == Some(&param.id) {
+            let flat = self.reduced[self.next].clone();
+            let shape: [usize; D] = param.val().dims();
+            self.grads.register::<D>(param.id, flat.reshape(shape));
+            self.next += 1;
+        }
+    }
+}
+
+/// The values of every trainable parameter, flattened, in visit order.
+struct TrainableValues {
+    values: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for TrainableValues {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if param.val().is_require_grad() {
+            let value = param.val().inner();
+            let len = value.shape().num_elements();
+            self.values.push(value.reshape([len]));
+        }
+    }
+}
+
+/// Sets every trainable parameter from a flat host buffer, in visit order.
+struct ReplaceTrainable<L> {
+    host: Vec<f32>,
+    offset: usize,
+    lengths: L,
+}
+
+impl<L: Iterator<Item = usize>> ModuleMapper for ReplaceTrainable<L> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if !param.val().is_require_grad() {
+            return param;
+        }
+        let Some(len) = self.lengths.next() else {
+            return param;
+        };
+        let values = self.host[self.offset..self.offset + len].to_vec();
+        self.offset += len;
+        param.map(|tensor| {
+            let shape: [usize; D] = tensor.dims();
+            let device = tensor.device();
+            Tensor::<D>::from_data(TensorData::new(values, shape), &device).require_grad()
+        })
+    }
+}

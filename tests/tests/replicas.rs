@@ -1,0 +1,245 @@
+//! Data-parallel training in one process: two CPU replicas with half the batch each train what
+//! one device with the whole batch trains (the objective sees the gathered global batch); a
+//! failing replica stops the group with its rank and error named; a run resumes only with its
+//! own number of replicas.
+
+use cleft_core::burn::module::{Module, ModuleVisitor, Param};
+use cleft_core::burn::prelude::*;
+use cleft_core::contract::ImageShape;
+use cleft_core::data::{ImageTextDataset, ImageTextSample};
+use cleft_core::model::ClipModel;
+use cleft_core::registry::{DatasetConfig, Split};
+use cleft_core::{CleftError, ExperimentConfig};
+use cleft_synthetic::SyntheticCxrConfig;
+use cleft_tests::{TINY_CONFIG, fast_config_from};
+use cleft_train::state::BatchOrder;
+use cleft_train::{TrainOptions, train_contrastive, train_replicas};
+use serde::{Deserialize, Serialize};
+
+/// The stated tolerance: the two runs add the same products in another order (a gradient is a
+/// sum over two half batches instead of one), a few float32 roundings apart per step; 1e-5
+/// bounds the difference after the few AdamW steps here (updates are at most `lr` = 1e-3).
+const TOLERANCE: f32 = 1e-5;
+
+#[derive(Default)]
+struct Params {
+    path: Vec<String>,
+    values: Vec<(String, Vec<f32>)>,
+}
+
+impl ModuleVisitor for Params {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.into());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.values.push((
+            self.path.join("."),
+            param
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        ));
+    }
+}
+
+fn params(model: &ClipModel) -> Vec<(String, Vec<f32>)> {
+    let mut visitor = Params::default();
+    model.visit(&mut visitor);
+    visitor.values
+}
+
+fn run_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cleft-replicas-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config_with_objective(objective: &str, dir: &std::path::Path, steps: usize) -> ExperimentConfig {
+    let section = "[objective]\ntype = \"clip\"\nreduction = \"sum\"";
+    assert!(
+        TINY_CONFIG.contains(section),
+        "the tiny config's [objective] section changed"
+    );
+    let text = TINY_CONFIG.replace(section, &format!("[objective]\n{objective}"));
+    let mut config = fast_config_from(&text, dir, steps);
+    // Clipping acts on the norm of the summed gradients: the replicas must clip alike.
+    config.train.grad_clip_norm = Some(1.0);
+    config
+}
+
+/// Two replicas with 8 samples each against one device with 16: the same losses and the same
+/// weights after every step, for each objective (soft targets included).
+#[test]
+fn two_replicas_with_half_batches_train_what_one_device_with_the_whole_batch_trains() {
+    for objective in [
+        "type = \"clip\"\nreduction = \"sum\"",
+        "type = \"medclip\"",
+        "type = \"convirt\"",
+    ] {
+        let name = objective.split('"').nth(1).unwrap();
+        let steps = 3;
+        let single_config = config_with_objective(objective, &run_dir(&format!("{name}-1")), steps);
+        let single =
+            train_contrastive(&single_config, &Device::flex(), &TrainOptions::default()).unwrap();
+        let pair_config = config_with_objective(objective, &run_dir(&format!("{name}-2")), steps);
+        let pair = train_replicas(
+            &pair_config,
+            &[Device::flex(), Device::flex()],
+            &TrainOptions::default(),
+        )
+        .unwrap();
+
+        assert_eq!(pair.history.len(), steps, "{name}: rank 0 logs every step");
+        for (one, two) in single.history.iter().zip(&pair.history) {
+            let scale = one.loss.abs().max(1.0);
+            assert!(
+                (one.loss - two.loss).abs() <= f64::from(TOLERANCE) * scale,
+                "{name} step {}: loss {} on one device, {} on two replicas",
+                one.step,
+                one.loss,
+                two.loss
+            );
+            assert!(two.extra.iter().any(|(key, _)| key == "comm_s"));
+        }
+        let (expected, actual) = (params(&single.model), params(pair.experiment.model()));
+        assert_eq!(expected.len(), actual.len());
+        let mut trained = 0;
+        for ((path, want), (_, got)) in expected.iter().zip(&actual) {
+            let worst = want
+                .iter()
+                .zip(got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst <= TOLERANCE, "{name}: {path} differs by {worst}");
+            trained += usize::from(path.contains("lora_") || path.starts_with("vision."));
+        }
+        assert!(trained > 0);
+        // Rank 0 alone wrote the run: its files are those of a single-device run.
+        for file in [
+            "config.toml",
+            "metrics.jsonl",
+            "model.safetensors",
+            "loss.png",
+        ] {
+            assert!(
+                pair_config.output.dir.join(file).is_file(),
+                "{name}: {file}"
+            );
+        }
+
+        // The checkpoint records two replicas: resuming on one is refused by name.
+        drop(pair);
+        let resume = TrainOptions {
+            resume: true,
+            ..TrainOptions::default()
+        };
+        let error = train_contrastive(&pair_config, &Device::flex(), &resume)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("2 replica") && error.contains("same number"),
+            "{error}"
+        );
+        for dir in [&single_config.output.dir, &pair_config.output.dir] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+}
+
+/// The synthetic data, with one training sample that cannot be read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FlakyConfig {
+    synthetic: SyntheticCxrConfig,
+    unreadable: usize,
+}
+
+#[typetag::serde(name = "flaky-test")]
+impl DatasetConfig for FlakyConfig {
+    fn build(&self, split: Split) -> cleft_core::Result<Box<dyn ImageTextDataset>> {
+        Ok(Box::new(Flaky {
+            inner: self.synthetic.build(split)?,
+            unreadable: (split == Split::Train).then_some(self.unreadable),
+        }))
+    }
+    fn image_shape(&self) -> cleft_core::Result<Option<ImageShape>> {
+        self.synthetic.image_shape()
+    }
+}
+
+#[derive(Debug)]
+struct Flaky {
+    inner: Box<dyn ImageTextDataset>,
+    unreadable: Option<usize>,
+}
+
+impl ImageTextDataset for Flaky {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn get(&self, index: usize) -> cleft_core::Result<ImageTextSample> {
+        self.inner.get(index)
+    }
+    fn get_for_training(&self, index: usize, seed: u64) -> cleft_core::Result<ImageTextSample> {
+        if Some(index) == self.unreadable {
+            return Err(CleftError::Data(format!(
+                "images/{index:05}.png: truncated PNG"
+            )));
+        }
+        self.inner.get_for_training(index, seed)
+    }
+    fn image_shape(&self) -> [usize; 3] {
+        self.inner.image_shape()
+    }
+    fn label_names(&self) -> Vec<String> {
+        self.inner.label_names()
+    }
+}
+
+/// Rank 1's shard of the second step holds an unreadable image: both replicas stop, the error
+/// names rank 1 and the file, and the run directory holds only the complete checkpoint of
+/// step 1 — nothing half-written, no final model.
+#[test]
+fn a_failing_replica_stops_the_group_with_its_rank_and_error() {
+    let dir = run_dir("flaky");
+    let mut config = fast_config_from(TINY_CONFIG, &dir, 4);
+    config.train.checkpoint_every = 1;
+    let synthetic = SyntheticCxrConfig {
+        train_size: 64,
+        ..SyntheticCxrConfig::default()
+    };
+    // The global batch of step 1 is positions 16..32 of epoch 0's order; rank 1 reads 24..32.
+    let mut order = BatchOrder::new(synthetic.train_size, config.train.seed);
+    let mut state = cleft_train::TrainState::fresh(2);
+    order.next_batch(&mut state, 16);
+    let unreadable = order.next_batch(&mut state, 16)[10];
+    config.data = Box::new(FlakyConfig {
+        synthetic,
+        unreadable,
+    });
+
+    let error = train_replicas(
+        &config,
+        &[Device::flex(), Device::flex()],
+        &TrainOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("replica rank 1 of 2")
+            && error.contains(&format!("images/{unreadable:05}.png: truncated PNG")),
+        "{error}"
+    );
+    let checkpoints: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(checkpoints, ["step-00000001"], "{checkpoints:?}");
+    assert!(dir.join("checkpoints/step-00000001/state.json").is_file());
+    assert!(!dir.join("model.safetensors").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
