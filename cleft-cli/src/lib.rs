@@ -22,6 +22,7 @@ mod data;
 mod demo;
 mod eval;
 mod inspect;
+mod mpi;
 mod predict;
 
 use std::path::PathBuf;
@@ -93,6 +94,11 @@ enum Command {
         /// `train.batch_size` is split over them; a run resumes with the same number.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         replicas: u16,
+        /// `mpi`: this process is one rank of an MPI job (`mpirun -np N cleft train … --distributed
+        /// mpi`), on GPU `K + local rank` of a `cuda:K` / `tch-cuda:K` device or on the CPU; the
+        /// global batch is split over the ranks (a build with the `mpi` feature).
+        #[arg(long, value_enum, conflicts_with = "replicas")]
+        distributed: Option<Distributed>,
     },
     /// Train the tiny default configuration on synthetic data and report zero-shot accuracy.
     Demo {
@@ -233,6 +239,20 @@ enum Command {
     },
 }
 
+/// Multi-process launchers `cleft train` can run under.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Distributed {
+    /// One rank of an MPI job (Open MPI, MPICH).
+    Mpi,
+}
+
+/// How stage 1 runs: replicas in this process (1: a plain run), or one rank of an MPI job.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Launch {
+    Replicas(usize),
+    Mpi,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Stage {
     Contrastive,
@@ -335,6 +355,7 @@ fn run(mut registry: Registry, cli: Cli) -> Result<()> {
             device,
             output,
             replicas,
+            distributed,
         } => train(
             &registry,
             config,
@@ -342,7 +363,10 @@ fn run(mut registry: Registry, cli: Cli) -> Result<()> {
             stage,
             &device,
             output,
-            usize::from(replicas),
+            match distributed {
+                Some(Distributed::Mpi) => Launch::Mpi,
+                None => Launch::Replicas(usize::from(replicas)),
+            },
         ),
         Command::Demo {
             device,
@@ -417,6 +441,15 @@ fn run(mut registry: Registry, cli: Cli) -> Result<()> {
             for (name, summary) in compiled_devices() {
                 println!("{name:<12} {summary}");
             }
+            println!("data parallel:");
+            println!("  --replicas N          in-process replicas on any device above");
+            if cfg!(feature = "mpi") {
+                println!(
+                    "  --distributed mpi     one process per rank under mpirun (MPI compiled in)"
+                );
+            } else {
+                println!("  --distributed mpi     not in this build (cargo feature `mpi`)");
+            }
             Ok(())
         }
     }
@@ -429,7 +462,7 @@ fn train(
     stage: Stage,
     device: &str,
     output: Option<PathBuf>,
-    replicas: usize,
+    launch: Launch,
 ) -> Result<()> {
     let config_path = match (&config, &resume) {
         (Some(path), _) => path.clone(),
@@ -442,13 +475,18 @@ fn train(
     } else if let Some(output) = output {
         config.output.dir = output;
     }
-    if replicas > 1 && stage == Stage::Prompt {
+    if launch != Launch::Replicas(1) && stage == Stage::Prompt {
         anyhow::bail!(
-            "--replicas applies to stage 1 (contrastive); stage 2 trains the prompt on one device"
+            "--replicas / --distributed apply to stage 1 (contrastive); stage 2 trains the prompt \
+             on one device"
         );
     }
-    let devices = open_replica_devices(device, replicas, config.train.precision)?;
-    let device = devices[0].clone();
+    let device_name = device;
+    let devices = match launch {
+        Launch::Replicas(n) => open_replica_devices(device_name, n, config.train.precision)?,
+        // Each rank opens its own device (its GPU follows its node-local rank).
+        Launch::Mpi => Vec::new(),
+    };
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -466,7 +504,7 @@ fn train(
         interrupt: Some(interrupt),
     };
     if stage == Stage::Prompt {
-        let outcome = train_prompt(&config, &device, &options)
+        let outcome = train_prompt(&config, &devices[0], &options)
             .with_context(|| format!("stage 2 of {}", config_path.display()))?;
         if let TrainEnd::Interrupted { checkpoint } = &outcome.end {
             eprintln!(
@@ -485,26 +523,35 @@ fn train(
         );
         return Ok(());
     }
-    let (experiment, end) = if replicas > 1 {
-        let run = train_replicas(&config, &devices, &options).with_context(|| {
-            format!("training {} on {replicas} replicas", config_path.display())
-        })?;
-        (run.experiment, run.end)
-    } else {
-        let mut experiment = Experiment::build(&config, &device)?;
-        let (_, end) = experiment
-            .train(&options)
-            .with_context(|| format!("training {}", config_path.display()))?;
-        (experiment, end)
+    let training = || format!("training {}", config_path.display());
+    let (experiment, end) = match launch {
+        Launch::Replicas(1) => {
+            let mut experiment = Experiment::build(&config, &devices[0])?;
+            let (_, end) = experiment.train(&options).with_context(training)?;
+            (experiment, end)
+        }
+        Launch::Replicas(n) => {
+            let run = train_replicas(&config, &devices, &options)
+                .with_context(|| format!("{} on {n} replicas", training()))?;
+            (run.experiment, run.end)
+        }
+        Launch::Mpi => {
+            match mpi::train_rank(&config, device_name, &options).with_context(training)? {
+                Some(leader) => leader,
+                // Rank 0 reports; the other ranks are done.
+                None => return Ok(()),
+            }
+        }
     };
     if let TrainEnd::Interrupted { checkpoint } = &end {
         eprintln!(
             "stopped at {}; continue with `cleft train --resume {}{}`",
             checkpoint.display(),
             config.output.dir.display(),
-            match replicas {
-                1 => String::new(),
-                n => format!(" --replicas {n}"),
+            match launch {
+                Launch::Replicas(1) => String::new(),
+                Launch::Replicas(n) => format!(" --replicas {n}"),
+                Launch::Mpi => " --distributed mpi (under mpirun with the same -np)".into(),
             }
         );
         std::process::exit(130);

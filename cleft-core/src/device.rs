@@ -88,9 +88,23 @@ pub fn open_device(name: &str, precision: Precision) -> Result<Device> {
     Ok(device)
 }
 
-/// The devices of `replicas` data-parallel replicas named from `name`: a GPU name with an index
-/// (`cuda:N`, `tch-cuda:N`) gives GPUs `N .. N + replicas`; a CPU backend (`flex`, `tch`) gives
-/// the same CPU device to every replica (threads sharing the machine's cores).
+/// The device name of data-parallel replica `index` from `name`: a GPU name (`cuda`, `cuda:N`,
+/// `tch-cuda:N`) gives GPU `N + index`; a CPU backend (`flex`, `tch`) gives `name` itself (the
+/// replicas share the machine's cores).
+pub fn replica_device_name(name: &str, index: usize) -> Result<String> {
+    let (base, first) = match name.split_once(':') {
+        Some((base, first)) => (base, first),
+        None if name == "cuda" || name == "tch-cuda" => (name, "0"),
+        None => return Ok(name.to_string()),
+    };
+    let first: usize = first.parse().map_err(|_| {
+        CleftError::Device(format!("device `{name}`: `{first}` is not a device index"))
+    })?;
+    Ok(format!("{base}:{}", first + index))
+}
+
+/// The devices of `replicas` in-process data-parallel replicas named from `name` (see
+/// [`replica_device_name`]), each opened with `precision`.
 pub fn open_replica_devices(
     name: &str,
     replicas: usize,
@@ -99,21 +113,8 @@ pub fn open_replica_devices(
     if replicas == 0 {
         return Err(CleftError::Device("--replicas must be at least 1".into()));
     }
-    let (base, first) = match name.split_once(':') {
-        Some((base, index)) => {
-            let first: usize = index.parse().map_err(|_| {
-                CleftError::Device(format!("device `{name}`: `{index}` is not a device index"))
-            })?;
-            (base, Some(first))
-        }
-        None if name == "cuda" || name == "tch-cuda" => (name, Some(0)),
-        None => (name, None),
-    };
     (0..replicas)
-        .map(|replica| match first {
-            Some(first) => open_device(&format!("{base}:{}", first + replica), precision),
-            None => open_device(name, precision),
-        })
+        .map(|index| open_device(&replica_device_name(name, index)?, precision))
         .collect()
 }
 

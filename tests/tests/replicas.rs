@@ -115,7 +115,14 @@ fn two_replicas_with_half_batches_train_what_one_device_with_the_whole_batch_tra
                 .zip(got)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
-            assert!(worst <= TOLERANCE, "{name}: {path} differs by {worst}");
+            // An attention key bias adds `q·b` to every score of a query, which softmax
+            // ignores: its gradient is zero in exact arithmetic and rounding noise in float32,
+            // and AdamW turns noise into steps of up to `lr`: `lr · steps` bounds it.
+            let bound = match path.ends_with("key.bias") {
+                true => 1e-3 * steps as f32,
+                false => TOLERANCE,
+            };
+            assert!(worst <= bound, "{name}: {path} differs by {worst}");
             trained += usize::from(path.contains("lora_") || path.starts_with("vision."));
         }
         assert!(trained > 0);

@@ -1,0 +1,133 @@
+//! `mpirun -np 2 cleft train --distributed mpi` on this machine: two real processes, each one
+//! rank of an MPI job with half of every batch, train what one process with the whole batch
+//! trains. Needs Open MPI's `mpirun` (`.ci/run` installs Debian's openmpi-bin).
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TINY: &str = include_str!("../../configs/tiny/cleft.toml");
+
+/// As in tests/tests/replicas.rs: the same sums in another order, a few float32 roundings per
+/// step, bounded by 1e-5 after a few AdamW steps of at most lr = 1e-3.
+const TOLERANCE: f64 = 1e-5;
+
+/// An attention key bias adds `q·b` to every score of a query, which softmax ignores: its
+/// gradient is zero in exact arithmetic and rounding noise in float32, and AdamW turns noise
+/// into steps of up to `lr` whatever its size. Its tolerance is `lr · steps` (1e-3 · 3).
+fn tolerance(name: &str) -> f64 {
+    if name.ends_with("key.bias") {
+        3e-3
+    } else {
+        TOLERANCE
+    }
+}
+
+fn config(dir: &Path, name: &str) -> PathBuf {
+    let run_dir = dir.join(name);
+    let text = TINY
+        .replace("steps = 300", "steps = 3")
+        .replace("batch_size = 32", "batch_size = 16")
+        .replace("warmup_steps = 30", "warmup_steps = 2")
+        .replace("train_size = 4000", "train_size = 400")
+        .replace("test_size = 500", "test_size = 50")
+        .replace(
+            "dir = \"runs/tiny-cleft\"",
+            &format!("dir = {:?}", run_dir.display().to_string()),
+        );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn losses(run_dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            value["loss"].as_f64().unwrap()
+        })
+        .collect()
+}
+
+fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let view = file.tensor(&name).unwrap();
+            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (name, values)
+        })
+        .collect()
+}
+
+fn check(what: &str, status: std::process::Output) {
+    assert!(
+        status.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+#[test]
+fn two_mpi_ranks_with_half_batches_train_what_one_process_with_the_whole_batch_trains() {
+    let dir = std::env::temp_dir().join(format!("cleft-mpi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cleft = env!("CARGO_BIN_EXE_cleft");
+
+    let single = config(&dir, "single");
+    check(
+        "cleft train",
+        Command::new(cleft)
+            .args(["train", "--config"])
+            .arg(&single)
+            .output()
+            .unwrap(),
+    );
+    let ranks = config(&dir, "ranks");
+    let mpirun = Command::new("mpirun")
+        // CI runs as root; two ranks on a 2-core machine; shared memory between the ranks.
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .args(["--mca", "btl", "self,vader"])
+        .arg(cleft)
+        .args(["train", "--distributed", "mpi", "--config"])
+        .arg(&ranks)
+        .output()
+        .unwrap_or_else(|e| panic!("mpirun (Open MPI) is needed: {e}"));
+    check("mpirun -np 2 cleft train --distributed mpi", mpirun);
+
+    let (one, two) = (losses(&dir.join("single")), losses(&dir.join("ranks")));
+    assert_eq!(one.len(), 3);
+    assert_eq!(two.len(), 3, "rank 0 alone logs, every step once");
+    for (step, (a, b)) in one.iter().zip(&two).enumerate() {
+        assert!(
+            (a - b).abs() <= TOLERANCE * a.abs().max(1.0),
+            "step {step}: loss {a} in one process, {b} on two MPI ranks"
+        );
+    }
+    let expected = weights(&dir.join("single/model.safetensors"));
+    let actual = weights(&dir.join("ranks/model.safetensors"));
+    assert_eq!(expected.len(), actual.len());
+    for ((name, want), (other, got)) in expected.iter().zip(&actual) {
+        assert_eq!(name, other);
+        let worst = want
+            .iter()
+            .zip(got)
+            .map(|(a, b)| f64::from((a - b).abs()))
+            .fold(0.0, f64::max);
+        assert!(worst <= tolerance(name), "{name} differs by {worst}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
