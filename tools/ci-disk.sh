@@ -21,12 +21,12 @@ free_gb() {
 report() {
   echo "disk: $(free_gb) GB free on the filesystem of $cache"
   for dir in "$cache"/cleft-* "$main_target" "$HOME/.cargo/registry" "$cache/pip"; do
-    [ -d "$dir" ] && du -sh "$dir" 2>/dev/null
+    if [ -d "$dir" ]; then du -sh "$dir" 2>/dev/null || true; fi
   done | sort -u -k2
 }
 
 report
-[ "${1:-}" = report ] && exit 0
+if [ "${1:-}" = report ]; then exit 0; fi
 
 # Incremental state of every cleft target dir (debug and release, host and cross targets).
 find "$cache" -maxdepth 5 -type d -name incremental -path '*cleft-target*' -prune \
@@ -38,7 +38,7 @@ find "$cache" -maxdepth 5 -type d -name incremental -path '*cleft-target*' -prun
 for victim in "$cache/pip" "$cache/cleft-target-fuzz" "$cache/cleft-target-avx2" \
   "$cache/cleft-target-tch" "$main_target"; do
   free=$(free_gb)
-  [ "$free" -ge "$min_free_gb" ] && break
+  if [ "$free" -ge "$min_free_gb" ]; then break; fi
   if [ -d "$victim" ]; then
     echo "disk: only $free GB free (< $min_free_gb): removing $victim"
     rm -rf "$victim"
