@@ -71,6 +71,19 @@ fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// `mpirun -np 2 cleft train --distributed mpi --config CONFIG`: as root in CI, two ranks on a
+/// 2-core machine, shared memory between them.
+fn mpirun_train(config: &Path) -> std::process::Output {
+    Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .args(["--mca", "btl", "self,vader"])
+        .arg(env!("CARGO_BIN_EXE_cleft"))
+        .args(["train", "--distributed", "mpi", "--config"])
+        .arg(config)
+        .output()
+        .unwrap_or_else(|e| panic!("mpirun (Open MPI) is needed: {e}"))
+}
+
 fn check(what: &str, status: std::process::Output) {
     assert!(
         status.status.success(),
@@ -97,16 +110,10 @@ fn two_mpi_ranks_with_half_batches_train_what_one_process_with_the_whole_batch_t
             .unwrap(),
     );
     let ranks = config(&dir, "ranks");
-    let mpirun = Command::new("mpirun")
-        // CI runs as root; two ranks on a 2-core machine; shared memory between the ranks.
-        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
-        .args(["--mca", "btl", "self,vader"])
-        .arg(cleft)
-        .args(["train", "--distributed", "mpi", "--config"])
-        .arg(&ranks)
-        .output()
-        .unwrap_or_else(|e| panic!("mpirun (Open MPI) is needed: {e}"));
-    check("mpirun -np 2 cleft train --distributed mpi", mpirun);
+    check(
+        "mpirun -np 2 cleft train --distributed mpi",
+        mpirun_train(&ranks),
+    );
 
     let (one, two) = (losses(&dir.join("single")), losses(&dir.join("ranks")));
     assert_eq!(one.len(), 3);
@@ -129,5 +136,79 @@ fn two_mpi_ranks_with_half_batches_train_what_one_process_with_the_whole_batch_t
             .fold(0.0, f64::max);
         assert!(worst <= tolerance(name), "{name} differs by {worst}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One training image of a CheXpert-format tree is truncated: the rank whose shard holds it
+/// fails, prints its rank and the file, and `MPI_Abort` ends the job: a non-zero exit, no final
+/// model, no checkpoint.
+#[test]
+fn a_failing_mpi_rank_stops_the_job_with_its_rank_and_error() {
+    let dir = std::env::temp_dir().join(format!("cleft-mpi-fail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let tree = dir.join("synth");
+    let cleft = env!("CARGO_BIN_EXE_cleft");
+    check(
+        "cleft data synth",
+        Command::new(cleft)
+            .args(["data", "synth", "--out"])
+            .arg(&tree)
+            .args("--n 16 --valid 4 --test-per-class 3 --size 32".split(' '))
+            .output()
+            .unwrap(),
+    );
+    // The 16 training images are all read by step 0, half by each rank: truncate the first.
+    let csv = std::fs::read_to_string(tree.join("CheXpert-v1.0-small/train.csv")).unwrap();
+    let image = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let bytes = std::fs::read(tree.join(&image)).unwrap();
+    std::fs::write(tree.join(&image), &bytes[..bytes.len() / 3]).unwrap();
+
+    let run_dir = dir.join("run");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/tiny/cleft-chexpert.toml"
+    ))
+    .unwrap()
+    .replace("\"data/synth", &format!("\"{}", tree.display()))
+    .replace("per_class = 200", "per_class = 3");
+    let mut config: toml::Table = toml::from_str(&text).unwrap();
+    let train = config["train"].as_table_mut().unwrap();
+    train.insert("steps".into(), 2.into());
+    train.insert("batch_size".into(), 16.into());
+    train.insert("checkpoint_every".into(), 1.into());
+    config["output"]
+        .as_table_mut()
+        .unwrap()
+        .insert("dir".into(), run_dir.display().to_string().into());
+    let config_path = dir.join("config.toml");
+    std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
+
+    let job = mpirun_train(&config_path);
+    let stderr = String::from_utf8_lossy(&job.stderr);
+    assert!(!job.status.success(), "the job should fail: {stderr}");
+    let failures: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("cleft: rank ") && line.contains(" of 2 failed: "))
+        .collect();
+    assert!(
+        failures.iter().any(|line| line.contains(&image)),
+        "the failing rank names the image {image}: {stderr}"
+    );
+    assert!(stderr.contains("MPI_ABORT"), "{stderr}");
+    assert!(!run_dir.join("model.safetensors").exists());
+    let checkpoints = std::fs::read_dir(run_dir.join("checkpoints"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(
+        checkpoints, 0,
+        "no checkpoint from a step that did not complete"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -311,7 +311,7 @@ fn run_stage1(
     };
     // Replicas stop together: the interrupt flag travels with the gradients of a step and is
     // acted on before the next one.
-    let mut stop = options.interrupted();
+    let mut stop = false;
 
     while state.step < train.steps {
         if replication.is_none() {

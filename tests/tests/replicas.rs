@@ -13,7 +13,7 @@ use cleft_core::{CleftError, ExperimentConfig};
 use cleft_synthetic::SyntheticCxrConfig;
 use cleft_tests::{TINY_CONFIG, fast_config_from};
 use cleft_train::state::BatchOrder;
-use cleft_train::{TrainOptions, train_contrastive, train_replicas};
+use cleft_train::{TrainEnd, TrainOptions, train_contrastive, train_replicas};
 use serde::{Deserialize, Serialize};
 
 /// The stated tolerance: the two runs add the same products in another order (a gradient is a
@@ -249,4 +249,45 @@ fn a_failing_replica_stops_the_group_with_its_rank_and_error() {
     assert!(dir.join("checkpoints/step-00000001/state.json").is_file());
     assert!(!dir.join("model.safetensors").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Ctrl-C reaches the replicas at different moments; the flag travels with a step's gradients,
+/// so both stop after the same step, rank 0 checkpoints, and `--resume` with the same replicas
+/// gives the uninterrupted run's losses bit for bit.
+#[test]
+fn interrupted_replicas_stop_together_and_resume_exactly() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let devices = [Device::flex(), Device::flex()];
+    let straight_config = fast_config_from(TINY_CONFIG, &run_dir("straight"), 3);
+    let straight = train_replicas(&straight_config, &devices, &TrainOptions::default()).unwrap();
+    let straight_losses: Vec<u64> = straight.history.iter().map(|m| m.loss.to_bits()).collect();
+    drop(straight);
+
+    let config = fast_config_from(TINY_CONFIG, &run_dir("interrupted"), 3);
+    let interrupted = TrainOptions {
+        interrupt: Some(Arc::new(AtomicBool::new(true))),
+        ..TrainOptions::default()
+    };
+    let first = train_replicas(&config, &devices, &interrupted).unwrap();
+    assert_eq!(
+        first.end,
+        TrainEnd::Interrupted {
+            checkpoint: config.output.dir.join("checkpoints/step-00000001")
+        }
+    );
+    assert_eq!(first.history.len(), 1);
+    drop(first);
+    let resume = TrainOptions {
+        resume: true,
+        ..TrainOptions::default()
+    };
+    let resumed = train_replicas(&config, &devices, &resume).unwrap();
+    assert_eq!(resumed.end, TrainEnd::Completed);
+    let losses: Vec<u64> = resumed.history.iter().map(|m| m.loss.to_bits()).collect();
+    assert_eq!(losses, straight_losses);
+    drop(resumed);
+    for dir in [&straight_config.output.dir, &config.output.dir] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
