@@ -53,6 +53,16 @@ pub trait Collective: Send + std::fmt::Debug {
     fn finish(&mut self) {}
 }
 
+/// Why a rank's handle is dropped before it finished (for [`Collective::abort`] in a `Drop`):
+/// a panic unwinding through it, or an early return.
+pub fn unfinished_reason() -> &'static str {
+    if std::thread::panicking() {
+        "panicked"
+    } else {
+        "stopped before the end of training"
+    }
+}
+
 /// An error from a collective operation, naming the rank that failed.
 fn peer_failed(rank: usize, error: &str) -> CleftError {
     CleftError::Training(format!("replica rank {rank} failed: {error}"))
@@ -270,12 +280,7 @@ impl Collective for LocalCollective {
 impl Drop for LocalCollective {
     fn drop(&mut self) {
         if !self.finished {
-            let why = if std::thread::panicking() {
-                "panicked"
-            } else {
-                "stopped before the end of training"
-            };
-            self.abort(why);
+            self.abort(unfinished_reason());
         }
     }
 }

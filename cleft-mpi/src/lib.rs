@@ -151,12 +151,7 @@ impl Collective for MpiCollective {
 impl Drop for MpiCollective {
     fn drop(&mut self) {
         if !self.finished {
-            let why = if std::thread::panicking() {
-                "panicked"
-            } else {
-                "stopped before the end of training"
-            };
-            self.abort(why);
+            self.abort(cleft_core::distributed::unfinished_reason());
         }
     }
 }

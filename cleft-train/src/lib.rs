@@ -21,6 +21,7 @@ pub mod replication;
 pub mod run_files;
 pub mod schedule;
 pub mod state;
+mod step_log;
 mod trainer;
 
 pub use eval::{EvalOptions, EvalReport, PromptSource, evaluate_run};

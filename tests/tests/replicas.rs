@@ -3,15 +3,13 @@
 //! failing replica stops the group with its rank and error named; a run resumes only with its
 //! own number of replicas.
 
-use cleft_core::burn::module::{Module, ModuleVisitor, Param};
 use cleft_core::burn::prelude::*;
 use cleft_core::contract::ImageShape;
 use cleft_core::data::{ImageTextDataset, ImageTextSample};
-use cleft_core::model::ClipModel;
 use cleft_core::registry::{DatasetConfig, Split};
 use cleft_core::{CleftError, ExperimentConfig};
 use cleft_synthetic::SyntheticCxrConfig;
-use cleft_tests::{TINY_CONFIG, fast_config_from};
+use cleft_tests::{TINY_CONFIG, fast_config_from, params};
 use cleft_train::state::BatchOrder;
 use cleft_train::{TrainEnd, TrainOptions, train_contrastive, train_replicas};
 use serde::{Deserialize, Serialize};
@@ -20,38 +18,6 @@ use serde::{Deserialize, Serialize};
 /// sum over two half batches instead of one), a few float32 roundings apart per step; 1e-5
 /// bounds the difference after the few AdamW steps here (updates are at most `lr` = 1e-3).
 const TOLERANCE: f32 = 1e-5;
-
-#[derive(Default)]
-struct Params {
-    path: Vec<String>,
-    values: Vec<(String, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Params {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.values.push((
-            self.path.join("."),
-            param
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        ));
-    }
-}
-
-fn params(model: &ClipModel) -> Vec<(String, Vec<f32>)> {
-    let mut visitor = Params::default();
-    model.visit(&mut visitor);
-    visitor.values
-}
 
 fn run_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cleft-replicas-{name}-{}", std::process::id()));

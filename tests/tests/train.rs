@@ -1,37 +1,9 @@
 //! Stage-1 training end to end on the tiny configuration.
 
-use cleft_core::burn::module::{Module, ModuleVisitor, Param};
 use cleft_core::burn::prelude::*;
 use cleft_core::model::ClipModel;
-use cleft_tests::fast_config;
+use cleft_tests::{fast_config, params};
 use cleft_train::{TrainOptions, train_contrastive};
-
-#[derive(Default)]
-struct Params {
-    path: Vec<String>,
-    values: Vec<(String, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Params {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.values.push((
-            self.path.join("."),
-            param.val().into_data().try_to_vec::<f32>().unwrap(),
-        ));
-    }
-}
-
-fn params(model: &ClipModel) -> Vec<(String, Vec<f32>)> {
-    let mut visitor = Params::default();
-    model.visit(&mut visitor);
-    visitor.values
-}
 
 fn initial_model(config: &cleft_core::ExperimentConfig) -> ClipModel {
     ClipModel::build_seeded(config, &Device::flex().autodiff(), config.train.seed).unwrap()
