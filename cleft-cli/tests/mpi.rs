@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TINY: &str = include_str!("../../configs/tiny/cleft.toml");
+use cleft_testing::{Quick, TINY_CONFIG, quick_tiny};
 
 /// As in tests/tests/replicas.rs: the same sums in another order, a few float32 roundings per
 /// step, bounded by 1e-5 after a few AdamW steps of at most lr = 1e-3.
@@ -25,16 +25,12 @@ fn tolerance(name: &str) -> f64 {
 
 fn config(dir: &Path, name: &str) -> PathBuf {
     let run_dir = dir.join(name);
-    let text = TINY
-        .replace("steps = 300", "steps = 3")
-        .replace("batch_size = 32", "batch_size = 16")
-        .replace("warmup_steps = 30", "warmup_steps = 2")
-        .replace("train_size = 4000", "train_size = 400")
-        .replace("test_size = 500", "test_size = 50")
-        .replace(
-            "dir = \"runs/tiny-cleft\"",
-            &format!("dir = {:?}", run_dir.display().to_string()),
-        );
+    let quick = Quick {
+        steps: 3,
+        train_size: 400,
+        train_extra: "",
+    };
+    let text = quick_tiny(TINY_CONFIG, quick, &run_dir);
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     path

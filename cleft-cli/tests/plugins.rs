@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const TINY: &str = include_str!("../../configs/tiny/cleft.toml");
+use cleft_testing::{Quick, TINY_CONFIG as TINY, quick_tiny};
 
 fn cleft(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cleft"))
@@ -94,23 +94,17 @@ fn tiny_with_plugin(
     }
     let start = TINY.find(section).unwrap();
     let end = start + 1 + TINY[start + 1..].find("\n[").unwrap() + 1;
-    let config = format!(
+    let text = format!(
         "plugins = [\"lib/{file}\"]\n\n{}{replacement}\n{}",
         &TINY[..start],
         &TINY[end..]
-    )
-    .replace(
-        "steps = 300",
-        &format!("steps = {steps}\ncheckpoint_every = 4\nkeep_checkpoints = 2"),
-    )
-    .replace("batch_size = 32", "batch_size = 16")
-    .replace("warmup_steps = 30", "warmup_steps = 2")
-    .replace("train_size = 4000", "train_size = 400")
-    .replace("test_size = 500", "test_size = 50")
-    .replace(
-        "dir = \"runs/tiny-cleft\"",
-        &format!("dir = {:?}", run_dir.display().to_string()),
     );
+    let quick = Quick {
+        steps,
+        train_size: 400,
+        train_extra: "checkpoint_every = 4\nkeep_checkpoints = 2",
+    };
+    let config = quick_tiny(&text, quick, run_dir);
     let path = dir.join(format!("{plugin}.toml"));
     std::fs::write(&path, config).unwrap();
     path

@@ -4,24 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TINY: &str = include_str!("../../configs/tiny/cleft.toml");
+use cleft_testing::{Quick, TINY_CONFIG as TINY, quick_tiny};
 const STEPS: usize = 12;
 
 /// The tiny config made quick: 12 steps of 16 samples, a checkpoint every 3 steps.
 fn config_text(run_dir: &Path, lr: &str) -> String {
-    TINY.replace(
-        "steps = 300",
-        &format!("steps = {STEPS}\ncheckpoint_every = 3\nkeep_checkpoints = 2"),
-    )
-    .replace("batch_size = 32", "batch_size = 16")
-    .replace("warmup_steps = 30", "warmup_steps = 2")
-    .replace("lr = 1e-3", &format!("lr = {lr}"))
-    .replace("train_size = 4000", "train_size = 400")
-    .replace("test_size = 500", "test_size = 50")
-    .replace(
-        "dir = \"runs/tiny-cleft\"",
-        &format!("dir = {:?}", run_dir.display().to_string()),
-    )
+    let quick = Quick {
+        steps: STEPS,
+        train_size: 400,
+        train_extra: "checkpoint_every = 3\nkeep_checkpoints = 2",
+    };
+    quick_tiny(TINY, quick, run_dir).replace("lr = 1e-3", &format!("lr = {lr}"))
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -8,22 +8,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const TINY: &str = include_str!("../../configs/tiny/cleft.toml");
+use cleft_testing::{Quick, TINY_CONFIG, quick_tiny};
 
 /// The tiny config made quick: `steps` steps of 16 samples, a checkpoint every 3 steps, all kept.
 fn config_text(run_dir: &Path, steps: usize) -> String {
-    TINY.replace(
-        "steps = 300",
-        &format!("steps = {steps}\ncheckpoint_every = 3\nkeep_checkpoints = 100"),
-    )
-    .replace("batch_size = 32", "batch_size = 16")
-    .replace("warmup_steps = 30", "warmup_steps = 2")
-    .replace("train_size = 4000", "train_size = 800")
-    .replace("test_size = 500", "test_size = 50")
-    .replace(
-        "dir = \"runs/tiny-cleft\"",
-        &format!("dir = {:?}", run_dir.display().to_string()),
-    )
+    let quick = Quick {
+        steps,
+        train_size: 800,
+        train_extra: "checkpoint_every = 3\nkeep_checkpoints = 100",
+    };
+    quick_tiny(TINY_CONFIG, quick, run_dir)
 }
 
 fn scratch(name: &str) -> PathBuf {

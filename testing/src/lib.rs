@@ -4,11 +4,14 @@
 //!   model (`FACTOR · max(atol + rtol · max|ref|, spread)`); see [`tolerance`].
 //! - [`Golden`]: golden fixtures and their recorded float32-vs-float64 spreads.
 //! - [`require_asset`]: the real weights and data fetched by `tools/fetch-assets.sh`.
+//! - [`quick_tiny`]: the tiny configuration shrunk for tests that start `cleft` processes.
 
 pub mod assets;
+pub mod configs;
 pub mod golden;
 pub mod tolerance;
 
 pub use assets::{assets_dir, require_asset};
+pub use configs::{Quick, TINY_CONFIG, quick_tiny};
 pub use golden::{Golden, Noise, golden_dir, merge_noise, noise, values};
 pub use tolerance::{Comparison, Tolerance};
