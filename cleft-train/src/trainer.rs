@@ -475,7 +475,12 @@ fn accumulate_gradients(
                 let output = model.forward(batch.images, batch.ids, batch.mask, Some(batch.labels));
                 let loss = output.loss / (micro_batches * world_size) as f64;
                 accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
-                (loss.inner() * world_size as f64, output.metrics)
+                // The logged loss is this replica's own (the shard's mean), not its 1/world share.
+                let detached = match world_size {
+                    1 => loss.inner(),
+                    n => loss.inner() * n as f64,
+                };
+                (detached, output.metrics)
             }
         };
         total = Some(match total {
