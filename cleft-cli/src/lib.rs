@@ -437,7 +437,10 @@ fn run(mut registry: Registry, cli: Cli) -> Result<()> {
                 println!("{name:<12} {summary}");
             }
             println!("data parallel:");
-            println!("  --replicas N          in-process replicas on any device above");
+            println!(
+                "  --replicas N          in-process replicas on any device above (gradients \
+                 through the host; on cuda:N, on the GPUs with NCCL)"
+            );
             if cfg!(feature = "mpi") {
                 println!(
                     "  --distributed mpi     one process per rank under mpirun (MPI compiled in)"

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use cleft_core::device::open_replica_devices;
+use cleft_core::distributed::Interconnect;
 use cleft_core::registry::Split;
 use cleft_core::{ExperimentConfig, Registry};
-use cleft_train::{Experiment, TrainEnd, TrainOptions, train_prompt, train_replicas};
+use cleft_train::{Experiment, TrainEnd, TrainOptions, train_prompt, train_replicas_with};
 
 use crate::{Launch, Stage, demo, mpi};
 
@@ -89,7 +90,8 @@ pub(crate) fn train(
             (experiment, end)
         }
         Launch::Replicas(n) => {
-            let run = train_replicas(&config, &devices, &options)
+            let interconnect = Interconnect::for_device_name(device_name);
+            let run = train_replicas_with(&config, &devices, interconnect, &options)
                 .with_context(|| format!("{} on {n} replicas", training()))?;
             (run.experiment, run.end)
         }

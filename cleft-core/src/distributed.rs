@@ -10,6 +10,9 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
 use crate::error::{CleftError, Result};
 
 /// The communication a data-parallel trainer needs between its replicas.
@@ -28,6 +31,28 @@ pub trait Collective: Send + std::fmt::Debug {
     /// # Shapes
     /// - `buffer`: `[n]` on every rank (the same `n`); output in place, `[n]`.
     fn all_reduce_sum(&mut self, buffer: &mut [f32]) -> Result<()>;
+
+    /// Element-wise sum of a device tensor over every rank, on the tensor's device.
+    ///
+    /// The default stages it through the host ([`Collective::all_reduce_sum`]: one read-back,
+    /// one upload); a group of devices with their own interconnect (NCCL, see
+    /// [`crate::nccl`]) sums it where it lies.
+    ///
+    /// # Shapes
+    /// - `tensor`: `[n]` on every rank (the same `n`); output `[n]`.
+    fn all_reduce_sum_tensor(&mut self, tensor: Tensor<1>) -> Result<Tensor<1>> {
+        let device = tensor.device();
+        let mut host = tensor
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| {
+                CleftError::Training(format!("cannot stage a tensor on the host: {e:?}"))
+            })?;
+        self.all_reduce_sum(&mut host)?;
+        let length = host.len();
+        Ok(Tensor::from_data(TensorData::new(host, [length]), &device))
+    }
 
     /// Every rank's `local`, concatenated in rank order.
     ///
@@ -51,6 +76,48 @@ pub trait Collective: Send + std::fmt::Debug {
     /// Marks this rank's work as done after its last operation: dropping it later is not a
     /// failure for the others.
     fn finish(&mut self) {}
+}
+
+/// How in-process replicas sum device tensors (gradients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interconnect {
+    /// Through the host, [`LocalGroup`] (any backend).
+    Host,
+    /// On the GPUs, burn's NCCL all-reduce ([`crate::nccl`]; burn's CUDA backend, feature `cuda`).
+    Nccl,
+}
+
+impl Interconnect {
+    /// The interconnect for replicas on devices named from `name`: NCCL for burn's CUDA devices
+    /// (`cuda`, `cuda:N`), the host otherwise (CPU replicas; libtorch's GPUs, whose backend has
+    /// no collectives in burn).
+    pub fn for_device_name(name: &str) -> Self {
+        match name.split(':').next() {
+            Some("cuda") => Self::Nccl,
+            _ => Self::Host,
+        }
+    }
+
+    /// One handle per rank of `group`, rank `r` driving `devices[r]`.
+    ///
+    /// # Errors
+    /// NCCL in a build without the `cuda` feature, or a device count other than the group's.
+    pub fn ranks(self, group: &LocalGroup, devices: &[Device]) -> Result<Vec<Box<dyn Collective>>> {
+        let ranks = group.ranks();
+        match self {
+            Self::Host => Ok(ranks
+                .into_iter()
+                .map(|rank| Box::new(rank) as Box<dyn Collective>)
+                .collect()),
+            Self::Nccl => ranks
+                .into_iter()
+                .map(|rank| {
+                    crate::nccl::NcclCollective::new(rank, devices.to_vec())
+                        .map(|rank| Box::new(rank) as Box<dyn Collective>)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why a rank's handle is dropped before it finished (for [`Collective::abort`] in a `Drop`):
@@ -328,6 +395,24 @@ mod tests {
         }
     }
 
+    /// The host-staged default: every rank gets the sum, on its own device.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn tensors_are_summed_through_the_host() {
+        let results = run(2, |mut c| {
+            let device = Device::flex();
+            let r = c.rank() as f32;
+            let sum = c
+                .all_reduce_sum_tensor(Tensor::from_floats([r, 1.0, 2.0 * r], &device))
+                .unwrap();
+            c.finish();
+            sum.into_data().try_to_vec::<f32>().unwrap()
+        });
+        for sum in results {
+            assert_eq!(sum, [1.0, 2.0, 2.0]);
+        }
+    }
+
     #[test]
     fn a_failed_rank_stops_the_others_with_its_rank_and_error() {
         let results = run(3, |mut c| -> Result<()> {
@@ -365,6 +450,26 @@ mod tests {
             error.contains("rank 0") && error.contains("stopped"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn burn_cuda_devices_sum_over_nccl_and_the_others_through_the_host() {
+        assert_eq!(Interconnect::for_device_name("cuda"), Interconnect::Nccl);
+        assert_eq!(Interconnect::for_device_name("cuda:3"), Interconnect::Nccl);
+        for name in ["flex", "cpu", "tch", "tch-cuda:0"] {
+            assert_eq!(
+                Interconnect::for_device_name(name),
+                Interconnect::Host,
+                "{name}"
+            );
+        }
+        let group = LocalGroup::new(3);
+        let ranks = Interconnect::Host.ranks(&group, &[]).unwrap();
+        let numbers: Vec<usize> = ranks.iter().map(|rank| rank.rank()).collect();
+        assert_eq!(numbers, [0, 1, 2]);
+        for mut rank in ranks {
+            rank.finish();
+        }
     }
 
     #[test]

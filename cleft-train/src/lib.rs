@@ -30,7 +30,7 @@ pub use inference::{Predictor, PromptChoice};
 pub use lock::RunLock;
 pub use metrics::StepMetrics;
 pub use prompt_stage::{PromptModel, PromptOutcome, initial_prompt, prompt_loss, train_prompt};
-pub use replicas::{ReplicatedRun, train_replicas};
+pub use replicas::{ReplicatedRun, train_replicas, train_replicas_with};
 pub use state::TrainState;
 pub use trainer::{
     TrainEnd, TrainOptions, TrainOutcome, gradient_norm, gradient_squares, latest_checkpoint,

@@ -1,13 +1,13 @@
 //! In-process data-parallel training: one thread per replica, each with its own model on its own
 //! device (several GPUs of one machine, or CPU replicas), gradients summed through a
-//! [`LocalGroup`]. The global batch (`train.batch_size`) is split over the replicas; the
+//! [`LocalGroup`] (the host) or on the GPUs with NCCL ([`Interconnect`]). The global batch (`train.batch_size`) is split over the replicas; the
 //! objective sees all of it (`[objective] gather`, on by default), so N replicas train what one
 //! device with the whole batch would.
 
 use burn::prelude::*;
 
 use cleft_core::config::ExperimentConfig;
-use cleft_core::distributed::LocalGroup;
+use cleft_core::distributed::{Interconnect, LocalGroup};
 use cleft_core::error::{CleftError, Result};
 
 use crate::experiment::Experiment;
@@ -31,10 +31,22 @@ pub struct ReplicatedRun<'a> {
 /// (`b = train.batch_size / devices.len()`) and averages gradients with the others; rank 0 alone
 /// writes the run directory (config, metrics, checkpoints, plots). A checkpoint resumes only with
 /// the same number of replicas. When a replica fails, every replica stops and the error names
-/// the rank that failed first and why.
+/// the rank that failed first and why. Gradients are summed through the host
+/// ([`Interconnect::Host`]; see [`train_replicas_with`] for NCCL).
 pub fn train_replicas<'a>(
     config: &'a ExperimentConfig,
     devices: &[Device],
+    options: &TrainOptions,
+) -> Result<ReplicatedRun<'a>> {
+    train_replicas_with(config, devices, Interconnect::Host, options)
+}
+
+/// [`train_replicas`] with device tensors summed over `interconnect` (NCCL for burn's CUDA
+/// devices, see [`Interconnect::for_device_name`]).
+pub fn train_replicas_with<'a>(
+    config: &'a ExperimentConfig,
+    devices: &[Device],
+    interconnect: Interconnect,
     options: &TrainOptions,
 ) -> Result<ReplicatedRun<'a>> {
     if devices.is_empty() {
@@ -43,16 +55,16 @@ pub fn train_replicas<'a>(
         ));
     }
     let group = LocalGroup::new(devices.len());
+    let ranks = interconnect.ranks(&group, devices)?;
     let outcomes: Vec<std::thread::Result<Result<Option<ReplicatedRun<'a>>>>> =
         std::thread::scope(|scope| {
             let mut handles = Vec::with_capacity(devices.len());
-            for (rank, device) in group.ranks().into_iter().zip(devices) {
-                let index = cleft_core::distributed::Collective::rank(&rank);
+            for (rank, device) in ranks.into_iter().zip(devices) {
+                let index = rank.rank();
                 let spawned = std::thread::Builder::new()
                     .name(format!("cleft-replica-{index}"))
                     .spawn_scoped(scope, move || {
-                        let mut experiment =
-                            Experiment::build_replica(config, device, Box::new(rank))?;
+                        let mut experiment = Experiment::build_replica(config, device, rank)?;
                         let (history, end) = experiment.train(options)?;
                         Ok((index == 0).then_some(ReplicatedRun {
                             experiment,

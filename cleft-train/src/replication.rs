@@ -1,13 +1,17 @@
 //! Data parallel on a [`Collective`]: gradients summed over replicas in flattened buckets,
 //! embeddings gathered so that the loss sees the global batch, trainable weights broadcast from
-//! rank 0. Tensors are staged through the host (`f32`), once per bucket.
+//! rank 0. Device tensors are summed once per bucket, through the host or, on a device-native
+//! group (NCCL), on the devices.
 //!
-//! The gathered loss: every replica evaluates the objective on the global batch's embeddings
-//! (`[B, P]`, `B` = replicas × local rows) as leaves, so every replica holds the same loss and
-//! the same gradient `∂L/∂E` of the gathered embeddings; a replica back-propagates its own rows
-//! of that gradient through its encoders (`Σ e_local · ∂L/∂e_local`). Summed over replicas, the
-//! encoder gradients are those of the single-device loss of the global batch — what open_clip's
-//! all-gather with gradient gives — for any objective, with no custom autodiff operation.
+//! The gathered loss, in open_clip's `local_loss` form: every replica gathers the global batch's
+//! embeddings (`[B, P]`, `B` = replicas × local rows `b`) as leaves and evaluates only its block
+//! of the objective, its `b` rows of the similarity matrix and of its transpose
+//! ([`ContrastiveObjective::forward_local`](cleft_core::ContrastiveObjective::forward_local)).
+//! The mean of the blocks' losses is the global loss; the blocks' gradients `∂L_r/∂E` are summed
+//! over replicas in one all-reduce (with the losses and metrics), and a replica back-propagates
+//! its own rows of the mean through its encoders (`Σ e_local · ∂L/∂e_local`). Summed over
+//! replicas, the encoder gradients are those of the single-device loss of the global batch — what
+//! open_clip's all-gather with gradient gives — with no custom autodiff operation.
 
 use std::time::{Duration, Instant};
 
@@ -93,23 +97,50 @@ impl<'a> Replication<'a> {
         Ok(gathered)
     }
 
-    /// Sums `grads` over every replica (in place, bucketed), together with `extra` host scalars
-    /// (summed too): only the parameters that have gradients here — the trainable ones — travel.
+    /// Sums device tensors over every replica with one all-reduce, in order.
+    ///
+    /// # Shapes
+    /// - `parts`: `[n_i]` each, the same on every replica; outputs the same shapes.
+    pub fn sum_tensors(&mut self, parts: Vec<Tensor<1>>) -> Result<Vec<Tensor<1>>> {
+        let started = Instant::now();
+        let lengths: Vec<usize> = parts.iter().map(|part| part.dims()[0]).collect();
+        let sum = self
+            .collective
+            .all_reduce_sum_tensor(Tensor::cat(parts, 0))?;
+        let mut offset = 0;
+        let parts = lengths
+            .into_iter()
+            .map(|length| {
+                offset += length;
+                sum.clone().slice([offset - length..offset])
+            })
+            .collect();
+        self.comm += started.elapsed();
+        Ok(parts)
+    }
+
+    /// Sums `grads` over every replica (in place, bucketed), together with `extra` (summed
+    /// too, returned): only the parameters that have gradients here — the trainable ones —
+    /// travel.
+    ///
+    /// # Shapes
+    /// - `extra`: `[e]`, the same on every replica, on the gradients' device; output `[e]`.
     pub fn all_reduce_gradients<M: Module>(
         &mut self,
         model: &M,
         grads: &mut GradientsParams,
-        extra: &mut [f32],
-    ) -> Result<()> {
-        let started = Instant::now();
+        extra: Tensor<1>,
+    ) -> Result<Tensor<1>> {
+        // The whole call counts as communication (the buckets' own time included once).
+        let (started, before) = (Instant::now(), self.comm);
         let mut taken = TakeGradients {
             grads,
             taken: Vec::new(),
         };
         model.visit(&mut taken);
         let taken = taken.taken;
-        // Buckets of whole parameters: one device→host transfer and one all-reduce each; the
-        // extra scalars ride in the last one (an empty bucket when there are no gradients).
+        // Buckets of whole parameters: one all-reduce each (through the host, or on the
+        // devices); `extra` rides in the last one (alone when there are no gradients).
         let mut buckets = Vec::new();
         let mut start = 0;
         while start < taken.len() {
@@ -126,35 +157,19 @@ impl<'a> Replication<'a> {
         }
         let mut reduced: Vec<Tensor<1>> = Vec::with_capacity(taken.len());
         let count = buckets.len();
+        let mut extra = Some(extra);
         for (index, bucket) in buckets.into_iter().enumerate() {
-            let last = index + 1 == count;
-            let members = &taken[bucket];
-            let mut host = match members.first() {
-                None => Vec::new(),
-                Some(_) => host_values(
-                    Tensor::cat(members.iter().map(|m| m.2.clone()).collect(), 0),
-                    "gradients",
-                )?,
-            };
-            let values = host.len();
-            if last {
-                host.extend_from_slice(extra);
+            let mut parts: Vec<Tensor<1>> = taken[bucket].iter().map(|m| m.2.clone()).collect();
+            if index + 1 == count {
+                parts.extend(extra.take());
             }
-            self.collective.all_reduce_sum(&mut host)?;
-            if last {
-                extra.copy_from_slice(&host[values..]);
-                host.truncate(values);
-            }
-            if let Some(first) = members.first() {
-                let sum =
-                    Tensor::<1>::from_data(TensorData::new(host, [values]), &first.2.device());
-                let mut offset = 0;
-                for (_, len, _) in members {
-                    reduced.push(sum.clone().slice([offset..offset + len]));
-                    offset += len;
-                }
-            }
+            reduced.extend(self.sum_tensors(parts)?);
         }
+        let extra = match reduced.len() > taken.len() {
+            true => reduced.pop(),
+            false => None,
+        }
+        .ok_or_else(|| CleftError::Training("the extra values were not reduced".into()))?;
         let mut put = PutGradients {
             grads,
             ids: taken.iter().map(|(id, _, _)| *id).collect(),
@@ -162,8 +177,8 @@ impl<'a> Replication<'a> {
             next: 0,
         };
         model.visit(&mut put);
-        self.comm += started.elapsed();
-        Ok(())
+        self.comm = before + started.elapsed();
+        Ok(extra)
     }
 
     /// Replaces every trainable parameter of `model` with rank 0's value (replicas start from the

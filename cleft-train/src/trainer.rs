@@ -26,7 +26,7 @@ use cleft_core::config::{ExperimentConfig, TrainConfig};
 use cleft_core::data::ImageTextDataset;
 use cleft_core::error::{CleftError, Result};
 use cleft_core::model::ClipModel;
-use cleft_core::objective::PairLabels;
+use cleft_core::objective::{LocalRows, PairLabels};
 use cleft_core::registry::Split;
 
 /// How a training run starts, reports progress and can be stopped.
@@ -345,10 +345,27 @@ fn run_stage1(
         )?;
         let mut grads = micro.grads;
         let mut metrics = micro.metrics;
+        let mut loss = micro.loss;
         if let Some(replication) = replication.as_mut() {
-            let mut flags = [f32::from(u8::from(options.interrupted()))];
-            replication.all_reduce_gradients(&model, &mut grads, &mut flags)?;
-            stop = flags[0] > 0.0;
+            // The interrupt flag, and without gathering each replica's own loss and metrics
+            // (their means over replicas are logged), travel with the gradients.
+            let flag = f32::from(u8::from(options.interrupted()));
+            let host = loss.device();
+            let mut extra = vec![Tensor::<1>::from_floats([flag], &host)];
+            if !replication.gather {
+                extra.push(loss.clone());
+                extra.extend(metrics.iter().map(|(_, value)| value.clone()));
+            }
+            let summed =
+                replication.all_reduce_gradients(&model, &mut grads, Tensor::cat(extra, 0))?;
+            stop = summed.clone().slice([0..1]).into_scalar::<f32>() > 0.0;
+            if !replication.gather {
+                let share = 1.0 / replication.world_size() as f64;
+                loss = summed.clone().slice([1..2]) * share;
+                for (index, (_, value)) in metrics.iter_mut().enumerate() {
+                    *value = summed.clone().slice([index + 2..index + 3]) * share;
+                }
+            }
             let comm = replication.take_comm_time().as_secs_f64();
             metrics.push((
                 "comm_s".into(),
@@ -381,7 +398,7 @@ fn run_stage1(
         log.push(PendingStep {
             step,
             lr,
-            loss: micro.loss,
+            loss,
             grad_squares,
             metrics,
             elapsed: started.elapsed().as_secs_f64(),
@@ -497,10 +514,12 @@ fn accumulate_gradients(
     })
 }
 
-/// One micro-batch of a replica whose objective sees the global batch: the objective runs on the
-/// gathered embeddings as leaves (the same loss on every replica), then the replica's own rows of
-/// their gradient flow back through its encoders. Returns the (global) loss, detached, and the
-/// objective's metrics.
+/// One micro-batch of a replica whose objective sees the global batch, in open_clip's
+/// `local_loss` form (see [`Replication`]): the replica's block of the objective on the gathered
+/// embeddings as leaves, the blocks' embedding gradients, losses and metrics summed over
+/// replicas in one all-reduce, then the replica's own rows of the mean gradient back through its
+/// encoders. Returns the global loss (the mean of the blocks'), detached, and the objective's
+/// metrics averaged over replicas.
 fn gathered_micro_batch(
     model: &ClipModel,
     batch: crate::loader::DeviceBatch,
@@ -511,6 +530,7 @@ fn gathered_micro_batch(
     let image = model.encode_images(batch.images);
     let text = model.encode_token_ids(batch.ids, batch.mask);
     let local_rows = image.dims()[0];
+    let world = replication.world_size();
     let all_image = replication
         .gather_rows(image.clone().inner())?
         .autodiff()
@@ -520,43 +540,61 @@ fn gathered_micro_batch(
         .autodiff()
         .require_grad();
     let all_labels = replication.gather_rows(batch.labels.inner())?.autodiff();
-    let output = model.objective.forward(
-        all_image.clone(),
-        all_text.clone(),
-        Some(PairLabels {
+    let rows = Shard {
+        rank: replication.rank(),
+        count: world,
+    }
+    .rows(local_rows * world);
+    let output = model.objective.forward_local(LocalRows {
+        all_image: all_image.clone(),
+        all_text: all_text.clone(),
+        labels: Some(PairLabels {
             image: all_labels.clone(),
             text: all_labels,
         }),
-    );
+        offset: rows.start,
+        rows: local_rows,
+    });
     let loss = output.loss / micro_batches as f64;
     let mut grads = loss.backward();
-    let rows = Shard {
-        rank: replication.rank(),
-        count: replication.world_size(),
-    }
-    .rows(local_rows * replication.world_size());
     let missing = || CleftError::Training("the objective does not use the embeddings".into());
     let image_grad = all_image.grad_remove(&mut grads).ok_or_else(missing)?;
     let text_grad = all_text.grad_remove(&mut grads).ok_or_else(missing)?;
-    // Every replica holds the whole gradient of the objective's own parameters (the logit
-    // scale): each contributes its 1/world share to the sum.
+    // The objective's own parameters (the logit scale): each block's gradient, 1/world of it,
+    // summed with the other gradients after the step's micro-batches.
+    let share = 1.0 / world as f64;
     let mut objective_grads = GradientsParams::from_grads(grads, model);
-    let share = Tensor::<1>::from_floats(
-        [1.0 / replication.world_size() as f32],
-        &loss.device().inner(),
-    );
     model.visit(&mut ScaleGrads {
         grads: &mut objective_grads,
-        factor: share,
+        factor: Tensor::<1>::from_floats([share as f32], &loss.device().inner()),
     });
     accumulator.accumulate(model, objective_grads);
+    let [image_dims, text_dims] = [image_grad.dims(), text_grad.dims()];
+    let mut parts = vec![
+        image_grad.reshape([image_dims[0] * image_dims[1]]),
+        text_grad.reshape([text_dims[0] * text_dims[1]]),
+        loss.inner(),
+    ];
+    parts.extend(output.metrics.iter().map(|(_, value)| value.clone()));
+    let mut means = replication
+        .sum_tensors(parts)?
+        .into_iter()
+        .map(|sum| sum * share);
+    let mut next = || means.next().ok_or_else(missing);
+    let image_grad: Tensor<2> = next()?.reshape(image_dims);
+    let text_grad: Tensor<2> = next()?.reshape(text_dims);
+    let loss = next()?;
+    let mut metrics = Vec::with_capacity(output.metrics.len());
+    for (name, _) in output.metrics {
+        metrics.push((name, next()?));
+    }
     let surrogate =
         (image * image_grad.slice([rows.clone()])).sum() + (text * text_grad.slice([rows])).sum();
     accumulator.accumulate(
         model,
         GradientsParams::from_grads(surrogate.backward(), model),
     );
-    Ok((loss.inner(), output.metrics))
+    Ok((loss, metrics))
 }
 
 /// The newest checkpoint of a run directory, if any.

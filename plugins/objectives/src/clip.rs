@@ -7,10 +7,12 @@
 use burn::module::{Module, Param};
 use burn::prelude::*;
 use cleft_core::registry::ObjectiveConfig;
-use cleft_core::{CleftError, Component, ContrastiveObjective, ObjectiveOutput, PairLabels};
+use cleft_core::{
+    CleftError, Component, ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{diagonal_accuracy, diagonal_cross_entropy};
+use crate::common::{block_logits, diagonal_accuracy, diagonal_cross_entropy};
 
 /// How the image→text and text→image terms are combined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,17 +97,21 @@ impl ContrastiveObjective for ClipInfoNce {
         &self,
         image: Tensor<2>,
         text: Tensor<2>,
-        _labels: Option<PairLabels>,
+        labels: Option<PairLabels>,
     ) -> ObjectiveOutput {
+        self.forward_local(LocalRows::whole(image, text, labels))
+    }
+
+    fn forward_local(&self, rows: LocalRows) -> ObjectiveOutput {
         let scale = self.clamped_scale();
-        let logits = image.matmul(text.transpose()) * scale.clone().exp().unsqueeze();
-        let image_to_text = diagonal_cross_entropy(logits.clone());
-        let text_to_image = diagonal_cross_entropy(logits.clone().transpose());
+        let (image_logits, text_logits) = block_logits(&rows, scale.clone().exp());
+        let image_to_text = diagonal_cross_entropy(image_logits.clone(), rows.offset);
+        let text_to_image = diagonal_cross_entropy(text_logits, rows.offset);
         let loss = match self.reduction {
             Reduction::Sum => image_to_text + text_to_image,
             Reduction::Mean => (image_to_text + text_to_image) / 2.0,
         };
-        let accuracy = diagonal_accuracy(logits);
+        let accuracy = diagonal_accuracy(image_logits, rows.offset);
         ObjectiveOutput {
             loss,
             metrics: vec![

@@ -6,10 +6,12 @@
 use burn::module::{Module, Param};
 use burn::prelude::*;
 use cleft_core::registry::ObjectiveConfig;
-use cleft_core::{CleftError, Component, ContrastiveObjective, ObjectiveOutput, PairLabels};
+use cleft_core::{
+    CleftError, Component, ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{diagonal_accuracy, diagonal_cross_entropy};
+use crate::common::{block_logits, diagonal_accuracy, diagonal_cross_entropy};
 
 /// `[objective] type = "convirt"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,16 +51,22 @@ impl ContrastiveObjective for ConvirtLoss {
         &self,
         image: Tensor<2>,
         text: Tensor<2>,
-        _labels: Option<PairLabels>,
+        labels: Option<PairLabels>,
     ) -> ObjectiveOutput {
-        let similarity =
-            image.matmul(text.transpose()) * self.inverse_temperature.val().unsqueeze();
-        let image_to_text = diagonal_cross_entropy(similarity.clone());
-        let text_to_image = diagonal_cross_entropy(similarity.clone().transpose());
+        self.forward_local(LocalRows::whole(image, text, labels))
+    }
+
+    fn forward_local(&self, rows: LocalRows) -> ObjectiveOutput {
+        let (image_logits, text_logits) = block_logits(&rows, self.inverse_temperature.val());
+        let image_to_text = diagonal_cross_entropy(image_logits.clone(), rows.offset);
+        let text_to_image = diagonal_cross_entropy(text_logits, rows.offset);
         let loss = image_to_text * self.lambda + text_to_image * (1.0 - self.lambda);
         ObjectiveOutput {
             loss,
-            metrics: vec![("i2t_acc".into(), diagonal_accuracy(similarity))],
+            metrics: vec![(
+                "i2t_acc".into(),
+                diagonal_accuracy(image_logits, rows.offset),
+            )],
         }
     }
 

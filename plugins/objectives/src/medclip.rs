@@ -9,10 +9,12 @@ use burn::module::{Module, Param};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use cleft_core::registry::ObjectiveConfig;
-use cleft_core::{CleftError, Component, ContrastiveObjective, ObjectiveOutput, PairLabels};
+use cleft_core::{
+    CleftError, Component, ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{diagonal_accuracy, diagonal_cross_entropy, soft_cross_entropy};
+use crate::common::{block_logits, diagonal_accuracy, diagonal_cross_entropy, soft_cross_entropy};
 
 /// `[objective] type = "medclip"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,24 +77,38 @@ impl ContrastiveObjective for MedClipLoss {
         text: Tensor<2>,
         labels: Option<PairLabels>,
     ) -> ObjectiveOutput {
-        let logits = image.matmul(text.transpose()) * self.scale().unsqueeze();
-        let loss = match labels {
+        self.forward_local(LocalRows::whole(image, text, labels))
+    }
+
+    /// The block's rows of `S` (and of `Sᵀ`) give the rows' soft targets: each row's softmax
+    /// needs only that row.
+    fn forward_local(&self, rows: LocalRows) -> ObjectiveOutput {
+        let (image_logits, text_logits) = block_logits(&rows, self.scale());
+        let loss = match &rows.labels {
             Some(labels) => {
-                let similarity = labels.image.matmul(labels.text.transpose());
-                let image_loss = soft_cross_entropy(logits.clone(), softmax(similarity.clone(), 1));
-                let text_loss = soft_cross_entropy(
-                    logits.clone().transpose(),
-                    softmax(similarity.transpose(), 1),
-                );
+                let range = rows.range();
+                let image_targets = labels
+                    .image
+                    .clone()
+                    .slice([range.clone()])
+                    .matmul(labels.text.clone().transpose());
+                let text_targets = labels
+                    .text
+                    .clone()
+                    .slice([range])
+                    .matmul(labels.image.clone().transpose());
+                let image_loss =
+                    soft_cross_entropy(image_logits.clone(), softmax(image_targets, 1));
+                let text_loss = soft_cross_entropy(text_logits, softmax(text_targets, 1));
                 (image_loss + text_loss) / 2.0
             }
             None => {
-                (diagonal_cross_entropy(logits.clone())
-                    + diagonal_cross_entropy(logits.clone().transpose()))
+                (diagonal_cross_entropy(image_logits.clone(), rows.offset)
+                    + diagonal_cross_entropy(text_logits, rows.offset))
                     / 2.0
             }
         };
-        let accuracy = diagonal_accuracy(logits);
+        let accuracy = diagonal_accuracy(image_logits, rows.offset);
         let scale = self
             .logit_scale
             .val()
