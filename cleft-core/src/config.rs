@@ -445,7 +445,7 @@ impl ExperimentConfig {
             (take("vision"), take("text"), take("peft"), take("prompt"));
         let (objective, data) = (take("objective"), take("data"));
         let [projection, train, prompt_train, eval, output] =
-            ["projection", "train", "prompt_train", "eval", "output"].map(|section| take(section));
+            ["projection", "train", "prompt_train", "eval", "output"].map(take);
         let config = Self {
             plugins,
             vision: component(&source, registry, required("vision", vision)?)?,

@@ -182,7 +182,7 @@ fn probe(name: &str, device: &Device) -> Result<()> {
         probe.into_scalar::<f32>()
     });
     match outcome {
-        Ok(value) if value == 1.0 => Ok(()),
+        Ok(1.0) => Ok(()),
         _ => Err(CleftError::Device(format!(
             "device `{name}` is compiled in but not usable on this machine (no such GPU or \
              driver?)"

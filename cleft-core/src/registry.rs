@@ -217,24 +217,23 @@ impl ParseFn {
     }
 }
 
+/// A registry entry's parser of one config type: a TOML section to the boxed config.
+pub type ConfigParser<C> = fn(toml::Value) -> std::result::Result<Box<C>, FieldError>;
+
 /// A config trait object type that a registry entry can produce (implemented for
 /// `dyn VisionEncoderConfig`, `dyn TextEncoderConfig`, …).
 pub trait ComponentConfig {
     /// The component kind whose section holds this config.
     const KIND: ComponentKind;
     /// The parser inside `parse` if it produces this config type.
-    fn parser(
-        parse: ParseFn,
-    ) -> Option<fn(toml::Value) -> std::result::Result<Box<Self>, FieldError>>;
+    fn parser(parse: ParseFn) -> Option<ConfigParser<Self>>;
 }
 
 macro_rules! component_config {
     ($($variant:ident => $config:ident),* $(,)?) => {$(
         impl ComponentConfig for dyn $config {
             const KIND: ComponentKind = ComponentKind::$variant;
-            fn parser(
-                parse: ParseFn,
-            ) -> Option<fn(toml::Value) -> std::result::Result<Box<Self>, FieldError>> {
+            fn parser(parse: ParseFn) -> Option<ConfigParser<Self>> {
                 match parse {
                     ParseFn::$variant(parser) => Some(parser),
                     _ => None,

@@ -166,7 +166,7 @@ impl Loader {
         start: TrainState,
     ) -> Result<Self> {
         let Shard { rank, count } = options.shard;
-        if count == 0 || rank >= count || options.batch_size % count != 0 {
+        if count == 0 || rank >= count || !options.batch_size.is_multiple_of(count) {
             return Err(CleftError::Invalid(format!(
                 "a batch of {} samples cannot be split into {count} equal shards (rank {rank})",
                 options.batch_size

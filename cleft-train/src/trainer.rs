@@ -235,7 +235,7 @@ fn run_stage1(
     let (rank, world_size) = replication
         .as_ref()
         .map_or((0, 1), |r| (r.rank(), r.world_size()));
-    if train.batch_size % world_size != 0 {
+    if !train.batch_size.is_multiple_of(world_size) {
         return Err(CleftError::Invalid(format!(
             "train.batch_size = {} (the global batch) cannot be split evenly over {world_size} \
              replicas",

@@ -115,7 +115,7 @@ fn gguf_with_tensor_past_the_end() -> Vec<u8> {
     file.extend((1u64 << 14).to_le_bytes());
     file.extend(0u32.to_le_bytes()); // F32
     file.extend(0u64.to_le_bytes()); // offset in the data section
-    while file.len() % 32 != 0 {
+    while !file.len().is_multiple_of(32) {
         file.push(0);
     }
     file.extend([0u8; 64]);

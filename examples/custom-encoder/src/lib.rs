@@ -85,7 +85,7 @@ impl Default for GridPoolConfig {
 #[typetag::serde(name = "grid-pool")]
 impl VisionEncoderConfig for GridPoolConfig {
     fn build(&self, device: &Device) -> Result<Component<dyn VisionEncoder>, CleftError> {
-        if self.grid == 0 || self.image_size % self.grid != 0 {
+        if self.grid == 0 || !self.image_size.is_multiple_of(self.grid) {
             return Err(CleftError::Invalid(format!(
                 "vision.image_size = {} must be a multiple of vision.grid = {}",
                 self.image_size, self.grid

@@ -188,7 +188,7 @@ impl ConvNextConfig {
             return invalid("vision.channels and vision.dims must be positive".to_string());
         }
         let stride = self.patch_size * (1 << (self.dims.len() - 1));
-        if self.patch_size == 0 || self.image_size % stride != 0 {
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(stride) {
             return invalid(format!(
                 "vision.image_size = {} must be a multiple of patch_size · 2^(stages − 1) = {stride}",
                 self.image_size

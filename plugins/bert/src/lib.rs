@@ -94,7 +94,9 @@ impl Default for BertArchitecture {
 impl BertArchitecture {
     /// Checks the combination is one this implementation computes exactly.
     pub fn validate(&self) -> Result<(), CleftError> {
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(CleftError::Invalid(format!(
                 "text.hidden_size = {} is not divisible by text.num_attention_heads = {}",
                 self.hidden_size, self.num_attention_heads

@@ -86,7 +86,7 @@ impl Gpt2Config {
     }
 
     fn validate(&self) -> Result<(), CleftError> {
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return Err(CleftError::Invalid(format!(
                 "text.n_embd = {} is not divisible by text.n_head = {}",
                 self.n_embd, self.n_head

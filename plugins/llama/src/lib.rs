@@ -85,7 +85,7 @@ impl LlamaArchitecture {
     /// Checks the combination is one this implementation computes exactly.
     pub fn validate(&self) -> Result<(), CleftError> {
         let (heads, kv) = (self.num_attention_heads, self.num_key_value_heads);
-        if heads == 0 || kv == 0 || heads % kv != 0 || self.head_dim() % 2 != 0 {
+        if heads == 0 || kv == 0 || heads % kv != 0 || !self.head_dim().is_multiple_of(2) {
             return Err(CleftError::Invalid(format!(
                 "LLaMA needs num_attention_heads ({heads}) divisible by num_key_value_heads ({kv}) \
                  and an even head_dim ({})",

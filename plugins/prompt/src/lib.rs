@@ -78,7 +78,7 @@ impl ContextPromptLearner {
             ContextInit::Text => {
                 let batch = text
                     .tokenizer()
-                    .encode_batch(&[config.init_text.clone()], config.num_tokens)?;
+                    .encode_batch(std::slice::from_ref(&config.init_text), config.num_tokens)?;
                 let real: Vec<i64> = batch
                     .ids
                     .iter()

@@ -174,13 +174,15 @@ impl VitConfig {
     }
 
     fn validate(&self) -> Result<(), CleftError> {
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(CleftError::Invalid(format!(
                 "vision.hidden_size = {} is not divisible by vision.num_attention_heads = {}",
                 self.hidden_size, self.num_attention_heads
             )));
         }
-        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
             return Err(CleftError::Invalid(format!(
                 "vision.image_size = {} is not a multiple of vision.patch_size = {}",
                 self.image_size, self.patch_size

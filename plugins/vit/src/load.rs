@@ -117,7 +117,7 @@ pub fn load_dinov2(
         input_size: None,
     };
     let input_size = section.input_size.unwrap_or(hf.image_size);
-    if input_size % hf.patch_size != 0 {
+    if !input_size.is_multiple_of(hf.patch_size) {
         return Err(CleftError::Invalid(format!(
             "vision.input_size = {input_size} is not a multiple of the patch size {}",
             hf.patch_size

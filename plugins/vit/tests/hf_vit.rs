@@ -126,8 +126,7 @@ fn a_checkpoint_without_one_tensor_fails_naming_it() {
         .collect();
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
     let error = load_hf_vit(&dir, &HfVitConfig::default(), &Device::flex())
-        .err()
-        .expect("a missing tensor must fail the load")
+        .expect_err("a missing tensor must fail the load")
         .to_string();
     std::fs::remove_dir_all(&dir).ok();
     assert!(
