@@ -19,7 +19,7 @@ use cleft_core::text::TextPooling;
 use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
-pub use model::{Gpt2Attention, Gpt2Block, Gpt2Mlp, Gpt2Model};
+pub use model::{Gpt2Attention, Gpt2Block, Gpt2Mlp, Gpt2Model, gelu_new};
 pub use tokenizer::HfTokenizer;
 
 /// GPT-2 hyper-parameters (HF `GPT2Config` names) and CLEFT text settings.
