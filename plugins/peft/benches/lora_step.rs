@@ -1,5 +1,6 @@
 //! Training-step cost of LoRA on the activation path vs burn's weight-reparameterised LoRA vs full
-//! fine-tuning of the same layers (`c_attn` of every block), on a mid-size GPT-2 (flex CPU backend).
+//! fine-tuning of the same layers (`c_attn` of every block), on a mid-size GPT-2 (flex CPU backend);
+//! also full fine-tuning of the whole model (`whole`) for scale.
 //!
 //! ```sh
 //! cargo bench -p cleft-peft --bench lora_step              # all three, ratios printed at the end
@@ -85,6 +86,7 @@ fn prepare(variant: &str, setup: Setup, device: &Device) -> Component<dyn TextEn
             .unwrap()
             .apply(base)
             .unwrap(),
+        "whole" => base,
         _ => {
             let targets: Vec<String> = (0..setup.layers)
                 .map(|i| format!("h.{i}.attn.c_attn.weight"))
@@ -164,7 +166,7 @@ fn main() {
         setup.layers, setup.embd, setup.batch, setup.len, setup.steps
     );
     let mut results = Vec::new();
-    for variant in ["full", "reparameterized", "activation"] {
+    for variant in ["full", "whole", "reparameterized", "activation"] {
         let output = Command::new(&args[0])
             .args(&args[1..])
             .args(["--variant", variant])
