@@ -42,13 +42,7 @@ pub trait Collective: Send + std::fmt::Debug {
     /// - `tensor`: `[n]` on every rank (the same `n`); output `[n]`.
     fn all_reduce_sum_tensor(&mut self, tensor: Tensor<1>) -> Result<Tensor<1>> {
         let device = tensor.device();
-        let mut host = tensor
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| {
-                CleftError::Training(format!("cannot stage a tensor on the host: {e:?}"))
-            })?;
+        let mut host = host_f32(tensor, "a tensor")?;
         self.all_reduce_sum(&mut host)?;
         let length = host.len();
         Ok(Tensor::from_data(TensorData::new(host, [length]), &device))
@@ -76,6 +70,19 @@ pub trait Collective: Send + std::fmt::Debug {
     /// Marks this rank's work as done after its last operation: dropping it later is not a
     /// failure for the others.
     fn finish(&mut self) {}
+}
+
+/// A tensor's values read back as host `f32` (staging for a host collective); `what` names it in
+/// the error.
+///
+/// # Shapes
+/// - `tensor`: `[n]`; output `n` values.
+pub fn host_f32(tensor: Tensor<1>, what: &str) -> Result<Vec<f32>> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| CleftError::Training(format!("cannot stage {what} on the host: {e:?}")))
 }
 
 /// How in-process replicas sum device tensors (gradients).

@@ -14,6 +14,7 @@ pub mod inference;
 pub mod loader;
 pub mod lock;
 pub mod metrics;
+mod micro_batch;
 pub mod plots;
 pub mod prompt_stage;
 pub mod replicas;

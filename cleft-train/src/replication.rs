@@ -20,7 +20,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use cleft_core::distributed::Collective;
+use cleft_core::distributed::{Collective, host_f32};
 use cleft_core::error::{CleftError, Result};
 
 /// Values per all-reduce call: large enough to amortise a call, small enough to bound the
@@ -46,14 +46,6 @@ impl std::fmt::Debug for Replication<'_> {
             .field("gather", &self.gather)
             .finish()
     }
-}
-
-fn host_values(tensor: Tensor<1>, what: &str) -> Result<Vec<f32>> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| CleftError::Training(format!("cannot stage {what} on the host: {e:?}")))
 }
 
 impl<'a> Replication<'a> {
@@ -89,7 +81,7 @@ impl<'a> Replication<'a> {
         let started = Instant::now();
         let [rows, dim] = local.dims();
         let device = local.device();
-        let values = host_values(local.reshape([rows * dim]), "embeddings")?;
+        let values = host_f32(local.reshape([rows * dim]), "embeddings")?;
         let all = self.collective.all_gather(&values)?;
         let world = self.world_size();
         let gathered = Tensor::from_data(TensorData::new(all, [world * rows, dim]), &device);
@@ -191,7 +183,7 @@ impl<'a> Replication<'a> {
         let mut lengths = Vec::with_capacity(collect.values.len());
         for value in collect.values {
             lengths.push(value.dims()[0]);
-            host.extend(host_values(value, "weights")?);
+            host.extend(host_f32(value, "weights")?);
         }
         self.collective.broadcast(&mut host, 0)?;
         let mut replace = ReplaceTrainable {

@@ -63,6 +63,15 @@ impl Golden {
     fn logit_scale(&self) -> f64 {
         self.json["inputs"]["logit_scale"].as_f64().unwrap()
     }
+
+    /// CLEFT's CLIP loss (sum) at the golden logit scale.
+    fn clip_sum(&self, device: &Device) -> ClipInfoNce {
+        let config = ClipLossConfig {
+            init_logit_scale: self.logit_scale(),
+            ..Default::default()
+        };
+        ClipInfoNce::init(&config, device)
+    }
 }
 
 #[test]
@@ -94,11 +103,7 @@ fn clip_sum_and_mean_match_the_reference() {
 fn clip_gradients_match_the_reference() {
     let golden = Golden::load();
     let device = Device::flex().autodiff();
-    let config = ClipLossConfig {
-        init_logit_scale: golden.logit_scale(),
-        ..Default::default()
-    };
-    let objective = ClipInfoNce::init(&config, &device);
+    let objective = golden.clip_sum(&device);
     let image = golden.matrix("img", &device).require_grad();
     let text = golden.matrix("txt", &device).require_grad();
     let grads = objective
@@ -212,10 +217,6 @@ fn golden_objectives(
         image: golden.matrix("labels_img", device),
         text: golden.matrix("labels_txt", device),
     };
-    let clip = ClipLossConfig {
-        init_logit_scale: golden.logit_scale(),
-        ..Default::default()
-    };
     let medclip = MedClipLossConfig {
         init_logit_scale: golden.logit_scale(),
         ..Default::default()
@@ -228,7 +229,7 @@ fn golden_objectives(
     vec![
         (
             "clip_loss_sum",
-            Component::<dyn ContrastiveObjective>::new(ClipInfoNce::init(&clip, device)),
+            Component::<dyn ContrastiveObjective>::new(golden.clip_sum(device)),
             None,
         ),
         (
@@ -354,11 +355,7 @@ fn local_blocks_average_to_the_reference_loss() {
 fn local_block_gradients_average_to_the_reference_gradients() {
     let golden = Golden::load();
     let device = Device::flex().autodiff();
-    let config = ClipLossConfig {
-        init_logit_scale: golden.logit_scale(),
-        ..Default::default()
-    };
-    let objective = ClipInfoNce::init(&config, &device);
+    let objective = golden.clip_sum(&device);
     let world = 3;
     let mut sums: Vec<Vec<f32>> = vec![vec![0.0; 6 * 8], vec![0.0; 6 * 8], vec![0.0]];
     for rank in 0..world {
