@@ -18,6 +18,10 @@ use mpi::environment::Universe;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::{CommunicatorCollectives, Root};
 
+/// The error code a failing rank passes to `MPI_Abort`, and so `mpirun`'s exit status: set apart
+/// from a process's plain error exit (1).
+pub const ABORT_CODE: i32 = 3;
+
 /// This process's rank of the MPI job (`MPI_COMM_WORLD`). MPI is initialised by
 /// [`MpiCollective::init`] and finalised when the value is dropped.
 pub struct MpiCollective {
@@ -140,7 +144,7 @@ impl Collective for MpiCollective {
             "cleft: rank {} of {} failed: {error}; stopping every rank",
             self.rank, self.world_size
         );
-        world().abort(1)
+        world().abort(ABORT_CODE)
     }
 
     fn finish(&mut self) {
