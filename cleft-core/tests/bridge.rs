@@ -5,6 +5,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use cleft_core::{Component, VisionEncoder, VisionOutput};
+use cleft_testing::param_values;
 
 /// A minimal vision encoder: flatten, then a linear layer.
 #[derive(Module, Debug)]
@@ -60,35 +61,9 @@ fn loss(model: &Composed, device: &Device) -> Tensor<1> {
         .sum()
 }
 
-/// Every float parameter as (path, values).
-#[derive(Default)]
-struct Snapshot {
-    path: Vec<String>,
-    params: Vec<(String, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Snapshot {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().try_to_vec::<f32>().unwrap();
-        self.params.push((self.path.join("."), values));
-    }
-}
-
-fn snapshot<M: Module>(module: &M) -> Vec<(String, Vec<f32>)> {
-    let mut visitor = Snapshot::default();
-    module.visit(&mut visitor);
-    visitor.params
-}
-
 #[test]
 fn parameter_paths_go_through_the_component() {
-    let paths: Vec<String> = snapshot(&composed(&Device::flex()))
+    let paths: Vec<String> = param_values(&composed(&Device::flex()))
         .into_iter()
         .map(|(p, _)| p)
         .collect();
@@ -145,11 +120,11 @@ fn an_optimizer_step_changes_exactly_the_trainable_parameters() {
     let device = Device::flex().autodiff();
     let frozen = ParamGroup::from_regex(r"^vision\.patch\..*").unwrap();
     let model = composed(&device).set_require_grad_group(frozen, false);
-    let before = snapshot(&model);
+    let before = param_values(&model);
     let mut optimizer = AdamWConfig::new().init();
     let grads = GradientsParams::from_grads(loss(&model, &device).backward(), &model);
     let model = optimizer.step(1e-2, model, grads);
-    for ((path, old), (_, new)) in before.iter().zip(snapshot(&model)) {
+    for ((path, old), (_, new)) in before.iter().zip(param_values(&model)) {
         if path.starts_with("vision.patch.") {
             assert_eq!(old, &new, "{path} is frozen and must stay bit-identical");
         } else {
@@ -168,12 +143,12 @@ fn save_then_load_round_trips_bit_exactly_by_path() {
     cleft_core::store::save_safetensors(&original, &file).unwrap();
     let mut restored = composed(&device);
     assert_ne!(
-        snapshot(&original),
-        snapshot(&restored),
+        param_values(&original),
+        param_values(&restored),
         "fresh init differs"
     );
     cleft_core::store::load_safetensors(&mut restored, &file).unwrap();
-    assert_eq!(snapshot(&original), snapshot(&restored));
+    assert_eq!(param_values(&original), param_values(&restored));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -215,6 +190,6 @@ fn valid_train_and_clone_keep_the_concrete_component() {
             .is_autodiff()
     );
     let cloned = model.clone();
-    assert_eq!(snapshot(&cloned), snapshot(&model));
+    assert_eq!(param_values(&cloned), param_values(&model));
     assert_eq!(model.num_params(), 4 * 5 + 5 + 5 * 3 + 3 + 3 * 2 + 2);
 }

@@ -150,7 +150,8 @@ fn gathered_micro_batch(
         .sum_tensors(parts)?
         .into_iter()
         .map(|sum| sum * share);
-    let mut next = || means.next().ok_or_else(missing);
+    let short = || CleftError::Training("the all-reduce returned fewer parts than sent".into());
+    let mut next = || means.next().ok_or_else(short);
     let image_grad: Tensor<2> = next()?.reshape(image_dims);
     let text_grad: Tensor<2> = next()?.reshape(text_dims);
     let loss = next()?;

@@ -147,21 +147,21 @@ impl<'a> Replication<'a> {
         if buckets.is_empty() {
             buckets.push(0..0);
         }
-        let mut reduced: Vec<Tensor<1>> = Vec::with_capacity(taken.len());
-        let count = buckets.len();
-        let mut extra = Some(extra);
-        for (index, bucket) in buckets.into_iter().enumerate() {
-            let mut parts: Vec<Tensor<1>> = taken[bucket].iter().map(|m| m.2.clone()).collect();
-            if index + 1 == count {
-                parts.extend(extra.take());
-            }
-            reduced.extend(self.sum_tensors(parts)?);
+        let mut parts: Vec<Vec<Tensor<1>>> = buckets
+            .into_iter()
+            .map(|bucket| taken[bucket].iter().map(|m| m.2.clone()).collect())
+            .collect();
+        if let Some(last) = parts.last_mut() {
+            last.push(extra);
         }
-        let extra = match reduced.len() > taken.len() {
-            true => reduced.pop(),
-            false => None,
+        let mut reduced: Vec<Tensor<1>> = Vec::with_capacity(taken.len() + 1);
+        for bucket in parts {
+            reduced.extend(self.sum_tensors(bucket)?);
         }
-        .ok_or_else(|| CleftError::Training("the extra values were not reduced".into()))?;
+        // The last value reduced is `extra`, the others the gradients in order.
+        let extra = reduced
+            .pop()
+            .ok_or_else(|| CleftError::Training("no gradient bucket was reduced".into()))?;
         let mut put = PutGradients {
             grads,
             ids: taken.iter().map(|(id, _, _)| *id).collect(),

@@ -1,7 +1,5 @@
 //! End-to-end tests across cleft crates live in `tests/`; this library holds shared helpers.
 
-use cleft_core::burn::module::{Module, ModuleVisitor, Param};
-use cleft_core::burn::prelude::*;
 use cleft_core::model::ClipModel;
 use cleft_core::{ExperimentConfig, Registry};
 
@@ -33,31 +31,7 @@ pub fn fast_config_from(text: &str, run_dir: &std::path::Path, steps: usize) -> 
     config
 }
 
-#[derive(Default)]
-struct Params {
-    path: Vec<String>,
-    values: Vec<(String, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Params {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().convert::<f32>();
-        self.values.push((
-            self.path.join("."),
-            values.try_to_vec::<f32>().expect("f32 values"),
-        ));
-    }
-}
-
 /// Every float parameter of `model` by dotted path, in visit order, as `f32`.
 pub fn params(model: &ClipModel) -> Vec<(String, Vec<f32>)> {
-    let mut visitor = Params::default();
-    model.visit(&mut visitor);
-    visitor.values
+    cleft_testing::param_values(model)
 }

@@ -9,7 +9,6 @@ use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Int;
@@ -19,7 +18,7 @@ use cleft_core::{CleftError, Component, PeftAdapter, TextEncoder, TextTokenizer,
 use cleft_gpt::{Gpt2Config, Gpt2Model};
 use cleft_peft::files::{HostTensor, read_adapter_config, read_adapter_tensors, write_params};
 use cleft_plugin_dora::{DoraAdapter, DoraConfig};
-use cleft_testing::{Golden, Tolerance, golden_dir, values};
+use cleft_testing::{Golden, Tolerance, golden_dir, param_values, values};
 
 /// Whitespace-separated ids below 100 (the tiny GPT-2's vocabulary), right-padded with 99.
 #[derive(Debug)]
@@ -175,31 +174,6 @@ fn a_fresh_adapter_starts_at_the_base_model() {
     let adapted = hidden(&hf_adapter().apply(tiny_gpt2(&device)).unwrap(), &device);
     // B = 0 and m = ‖W‖, so g = 1 and the correction terms vanish up to rounding of m / ‖W‖.
     Tolerance::f32_ops().check("fresh DoRA vs base model", &values(adapted), &values(base));
-}
-
-#[derive(Default)]
-struct Values {
-    path: Vec<String>,
-    values: Vec<(String, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Values {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let data = param.val().into_data().try_to_vec::<f32>().unwrap();
-        self.values.push((self.path.join("."), data));
-    }
-}
-
-fn param_values(encoder: &Component<dyn TextEncoder>) -> Vec<(String, Vec<f32>)> {
-    let mut visitor = Values::default();
-    encoder.visit(&mut visitor);
-    visitor.values
 }
 
 /// Two AdamW steps on a squared-feature loss.

@@ -4,7 +4,6 @@
 
 mod common;
 
-use cleft_core::burn::module::{Module, ModuleVisitor, Param};
 use cleft_core::burn::optim::{AdamWConfig, GradientsParams};
 use cleft_core::burn::prelude::*;
 use cleft_core::registry::PeftConfig;
@@ -13,41 +12,15 @@ use cleft_peft::{
     Ia3Config, LoraBias, LoraConfig, PrefixTuningConfig, PromptTuningConfig, PromptTuningInit,
     from_pretrained,
 };
+use cleft_testing::param_values;
 use common::*;
-
-#[derive(Default)]
-struct Values {
-    path: Vec<String>,
-    values: Vec<(String, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Values {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.into());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.values.push((
-            self.path.join("."),
-            param.val().into_data().try_to_vec::<f32>().unwrap(),
-        ));
-    }
-}
-
-fn values(encoder: &Component<dyn TextEncoder>) -> Vec<(String, Vec<f32>)> {
-    let mut visitor = Values::default();
-    encoder.visit(&mut visitor);
-    visitor.values
-}
 
 /// Two AdamW steps on a pooled-feature loss; returns the paths whose values changed.
 fn changed_after_steps(adapter: &dyn PeftAdapter) -> (Vec<String>, Vec<String>) {
     let device = Device::flex().autodiff();
     device.seed(7);
     let mut encoder = adapter.apply(tiny_gpt2(&device)).unwrap();
-    let before = values(&encoder);
+    let before = param_values(&encoder);
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     for _ in 0..2 {
         let texts = ["5 17 42 3".to_string(), "11 2".to_string()];
@@ -60,7 +33,7 @@ fn changed_after_steps(adapter: &dyn PeftAdapter) -> (Vec<String>, Vec<String>) 
         let grads = GradientsParams::from_grads(loss.backward(), &encoder);
         encoder = optim.step(1e-2, encoder, grads);
     }
-    let after = values(&encoder);
+    let after = param_values(&encoder);
     let changed = before
         .iter()
         .zip(&after)
