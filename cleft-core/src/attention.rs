@@ -9,7 +9,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 /// `softmax(q·kᵀ · scale, masked → −∞) · v`.
 ///
-/// A row whose keys are all masked yields zeros (burn's NaN-safe softmax).
+/// A row whose keys are all masked yields zeros (burn's NaN-safe softmax). Without a mask it is
+/// [`crate::kernels::attention_unmasked`] (fused kernels on flex, also under autodiff).
 ///
 /// # Shapes
 /// - `query`: `[B, H, Lq, d]`; `key`, `value`: `[B, H, Lk, d]`.
@@ -23,9 +24,12 @@ pub fn attention(
     masked: Option<Tensor<4, Bool>>,
     scale: f64,
 ) -> Tensor<4> {
+    let Some(masked) = masked else {
+        return crate::kernels::attention_unmasked(query, key, value, scale);
+    };
     let [batch, heads, len_q, _] = query.dims();
     let len_k = key.dims()[2];
-    let masked = masked.map(|mask| mask.expand([batch, heads, len_q, len_k]));
+    let masked = Some(masked.expand([batch, heads, len_q, len_k]));
     let options = AttentionModuleOptions {
         scale: Some(scale),
         softcap: None,

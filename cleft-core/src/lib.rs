@@ -20,6 +20,7 @@ pub mod data;
 pub mod device;
 pub mod distributed;
 pub mod error;
+pub mod kernels;
 pub mod model;
 pub mod nccl;
 pub mod objective;

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 use burn::tensor::{Bool, Int};
 use cleft_core::attention::{attention, merge_heads, split_heads};
+use cleft_core::kernels::gelu;
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{TextEncoder, TextTokenizer};
 

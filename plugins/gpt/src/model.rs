@@ -19,7 +19,6 @@ use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Bool, Int};
 use cleft_core::attention::{attention, merge_heads, split_heads};
 use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
@@ -89,21 +88,15 @@ pub struct Gpt2Block {
     pub mlp: Gpt2Mlp,
 }
 
-/// GPT-2's `gelu_new` (HF `NewGELUActivation`), `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`,
-/// computed as `x·σ(2u)` with `2u = x·(2√(2/π) + 2√(2/π)·0.044715·x²)`: the same function
-/// (`(1 + tanh u)/2 = σ(2u)`), with one `exp` instead of `tanh` and `x³` as products instead of
-/// `powf` (the scalar `tanhf` / `expm1f` / `powf` calls were ~22 % of a LoRA step on flex).
-/// Both tails are exact: `2u → −∞` gives `x / ∞ = −0`, `2u → ∞` gives `x`.
+/// GPT-2's `gelu_new` (HF `NewGELUActivation`), `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`:
+/// [`cleft_core::kernels::gelu_tanh`], computed as `x·σ(2u)` (the same function; one `exp`, and
+/// one fused kernel on flex — the scalar `tanhf` / `expm1f` / `powf` calls of the textbook form
+/// were ~22 % of a LoRA step there).
 ///
 /// # Shapes
 /// - `x`: any; output the same.
 pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    /// `2·√(2/π)`.
-    const TWO_SQRT_2_OVER_PI: f64 =
-        2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
-    let twice_inner =
-        (x.clone() * x.clone() * (TWO_SQRT_2_OVER_PI * 0.044715) + TWO_SQRT_2_OVER_PI) * x.clone();
-    x * sigmoid(twice_inner)
+    cleft_core::kernels::gelu_tanh(x)
 }
 
 impl Gpt2Block {

@@ -14,8 +14,8 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 use cleft_core::attention::{attention, merge_heads, split_heads};
+use cleft_core::kernels::gelu;
 use cleft_core::{VisionEncoder, VisionOutput};
 
 use crate::hf_vit_config::{HfVitArchitecture, HfVitPooling};
