@@ -302,3 +302,74 @@ fn unmasked_attention_and_its_gradients_match_the_composed_ops() {
         }
     }
 }
+
+/// `layer_norm(x)·w` summed and its gradients `(y, dx, dγ, dβ)`, on `device` in `dtype`; fused
+/// through `cleft_core::kernels::layer_norm` or burn's `LayerNorm` module.
+fn layer_norm_and_grads(
+    fused: bool,
+    inputs: &[Tensor<3>; 2],
+    parameters: &[Tensor<1>; 2],
+    device: &Device,
+    dtype: burn::tensor::DType,
+) -> [Vec<f32>; 4] {
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    let epsilon = 1e-5;
+    let cast3 = |t: &Tensor<3>| Tensor::<3>::from_data(t.to_data(), device).cast(dtype);
+    let cast1 = |t: &Tensor<1>| Tensor::<1>::from_data(t.to_data(), device).cast(dtype);
+    let [x, w] = inputs;
+    let (x, w) = (cast3(x).require_grad(), cast3(w));
+    let mut norm = LayerNormConfig::new(x.dims()[2])
+        .with_epsilon(epsilon)
+        .init(device);
+    norm.gamma = Param::from_tensor(cast1(&parameters[0]));
+    norm.beta = Some(Param::from_tensor(cast1(&parameters[1])));
+    let y = if fused {
+        kernels::layer_norm(&norm, x.clone(), epsilon)
+    } else {
+        norm.forward(x.clone())
+    };
+    let grads = (y.clone() * w).sum().backward();
+    let f32s3 = |t: Tensor<3>| values(t.cast(burn::tensor::DType::F32));
+    let f32s1 = |t: Tensor<1>| values(t.cast(burn::tensor::DType::F32));
+    let beta = norm.beta.as_ref().expect("bias");
+    [
+        f32s3(y),
+        f32s3(x.grad(&grads).unwrap()),
+        f32s1(norm.gamma.val().grad(&grads).unwrap()),
+        f32s1(beta.val().grad(&grads).unwrap()),
+    ]
+}
+
+#[test]
+fn layer_norm_and_its_gradients_match_burns_layer_norm() {
+    // Widths of the ViT-S (384) and GPT-2 (768) norms and an odd one (the 16-lane tail); rows
+    // offset from 0 so the mean matters. Reference: burn's module in float32, its own
+    // float32-vs-float64 distance as the spread.
+    use burn::tensor::DType;
+    let device = Device::flex().autodiff();
+    for width in [384, 768, 37] {
+        let x = Tensor::<3>::random([4, 33, width], Distribution::Normal(0.5, 2.0), &device);
+        let w = Tensor::<3>::random([4, 33, width], Distribution::Normal(0.0, 1.0), &device);
+        let gamma = Tensor::<1>::random([width], Distribution::Normal(1.0, 0.3), &device);
+        let beta = Tensor::<1>::random([width], Distribution::Normal(0.0, 0.3), &device);
+        let (inputs, parameters) = ([x, w], [gamma, beta]);
+        let fused = layer_norm_and_grads(true, &inputs, &parameters, &device, DType::F32);
+        let plain = layer_norm_and_grads(false, &inputs, &parameters, &device, DType::F32);
+        let exact = layer_norm_and_grads(false, &inputs, &parameters, &device, DType::F64);
+        for (i, name) in ["output", "dx", "dgamma", "dbeta"].iter().enumerate() {
+            let spread = plain[i]
+                .iter()
+                .zip(&exact[i])
+                .map(|(a, b)| (*a as f64 - *b as f64).abs())
+                .fold(0.0, f64::max);
+            Tolerance::f32_ops()
+                .with_spread(spread, "burn LayerNorm, float32 vs float64")
+                .check(
+                    &format!("layer norm {name} (D = {width})"),
+                    &fused[i],
+                    &plain[i],
+                );
+        }
+    }
+}

@@ -9,7 +9,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend};
+use burn::backend::{Autodiff, Backend, Shape, TensorMetadata};
 
 use super::flex::{CleftKernels, attention_scores};
 
@@ -108,7 +108,84 @@ impl<B: Backend + CleftKernels> Backward<B, 3> for Attention {
     }
 }
 
+/// The backward step of [`CleftKernels::layer_norm_last`]; it recomputes the row statistics
+/// from the kept `x`.
+#[derive(Debug)]
+struct LayerNorm {
+    epsilon: f64,
+}
+
+/// `(x, γ)` nodes.
+type LayerNormState = (NodeId, NodeId);
+
+impl<B: Backend + CleftKernels> Backward<B, 3> for LayerNorm {
+    type State = LayerNormState;
+
+    fn backward(
+        self,
+        ops: Ops<LayerNormState, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let (x_id, gamma_id) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_id);
+        let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gamma_id);
+        let dy = grads.consume::<B>(&ops.node);
+        let [x_parent, gamma_parent, beta_parent] = ops.parents;
+        let width = gamma.shape().num_elements();
+        let rows = dy.shape().num_elements() / width;
+        // Σ over every row of a `[…, D]` tensor → `[D]`.
+        let sum_rows = |t: FloatTensor<B>| {
+            let summed = B::float_sum_dim(B::float_reshape(t, Shape::new([rows, width])), 0);
+            B::float_reshape(summed, Shape::new([width]))
+        };
+        if let Some(node) = beta_parent {
+            grads.register::<B>(node.id, sum_rows(dy.clone()));
+        }
+        if let Some(node) = gamma_parent {
+            let normalized = B::layer_norm_normalized(x.clone(), self.epsilon);
+            grads.register::<B>(node.id, sum_rows(B::float_mul(dy.clone(), normalized)));
+        }
+        if let Some(node) = x_parent {
+            grads.register::<B>(
+                node.id,
+                B::layer_norm_input_grad(x, gamma, dy, self.epsilon),
+            );
+        }
+    }
+}
+
 impl<B: Backend + CleftKernels, C: CheckpointStrategy> CleftKernels for Autodiff<B, C> {
+    fn layer_norm_last(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        match (LayerNorm { epsilon })
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let out = B::layer_norm_last(
+                    x.primitive().clone(),
+                    gamma.primitive().clone(),
+                    beta.primitive().clone(),
+                    epsilon,
+                );
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_norm_last(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                epsilon,
+            )),
+        }
+    }
+
     fn attention_unmasked(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,

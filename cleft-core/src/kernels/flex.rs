@@ -89,6 +89,64 @@ pub trait CleftKernels: Backend {
         let probabilities = Self::softmax_last(attention_scores::<Self>(q, k, scale));
         Self::float_matmul(probabilities, v)
     }
+
+    /// LayerNorm over the last dimension, `(x − μ)/√(σ² + epsilon)·γ + β` (biased `σ²`). Under
+    /// autodiff one node that keeps `x` and `γ` (burn's composed op keeps ~5 `x`-sized tensors).
+    ///
+    /// # Shapes
+    /// `x`: `[…, D]`; `gamma`, `beta`: `[D]` → `x`'s shape.
+    fn layer_norm_last(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::layer_norm(x, gamma, Some(beta), epsilon)
+    }
+
+    /// `x̂ = (x − μ)/√(σ² + epsilon)` over the last dimension.
+    ///
+    /// # Shapes
+    /// `x`: `[…, D]` → the same.
+    fn layer_norm_normalized(x: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        composed_layer_norm_parts::<Self>(x, epsilon).0
+    }
+
+    /// Input gradient of [`CleftKernels::layer_norm_last`] from the output gradient `dy`:
+    /// `(g − mean(g) − x̂·mean(g·x̂))/√(σ² + epsilon)` with `g = dy·γ`.
+    ///
+    /// # Shapes
+    /// `x`, `dy`: `[…, D]`; `gamma`: `[D]` → `x`'s shape.
+    fn layer_norm_input_grad(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let last = x.shape().num_dims() - 1;
+        let (normalized, denominator) = composed_layer_norm_parts::<Self>(x, epsilon);
+        let g = Self::float_mul(dy, gamma);
+        let g_mean = Self::float_mean_dim(g.clone(), last);
+        let gx_mean = Self::float_mean_dim(Self::float_mul(g.clone(), normalized.clone()), last);
+        let centered = Self::float_sub(
+            Self::float_sub(g, g_mean),
+            Self::float_mul(normalized, gx_mean),
+        );
+        Self::float_div(centered, denominator)
+    }
+}
+
+/// `(x̂, √(σ² + epsilon))` over the last dimension, in plain ops.
+fn composed_layer_norm_parts<B: Backend>(
+    x: FloatTensor<B>,
+    epsilon: f64,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let last = x.shape().num_dims() - 1;
+    let mean = B::float_mean_dim(x.clone(), last);
+    let centered = B::float_sub(x, mean);
+    let variance = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), last);
+    let denominator = B::float_sqrt(B::float_add_scalar(variance, epsilon.into()));
+    (B::float_div(centered, denominator.clone()), denominator)
 }
 
 /// `q·kᵀ·scale`.
@@ -250,6 +308,78 @@ impl CleftKernels for Flex {
         };
         <Flex as ModuleOps<Flex>>::attention(q, k, v, None, None, options)
     }
+
+    fn layer_norm_last(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        if !fusable(&x, None) || !is_row_parameter(&gamma, &x) || !is_row_parameter(&beta, &x) {
+            return <Flex as ModuleOps<Flex>>::layer_norm(x, gamma, Some(beta), epsilon);
+        }
+        let (gamma, beta) = (contiguous(&gamma), contiguous(&beta));
+        let (gamma, beta) = (f32_slice(&gamma), f32_slice(&beta));
+        map_rows(&[&x], gamma.len(), |[x], out| {
+            math::layer_norm_rows(x, gamma, beta, out, epsilon as f32)
+        })
+    }
+
+    fn layer_norm_normalized(x: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        if !fusable(&x, None) {
+            return composed_layer_norm_parts::<Flex>(x, epsilon).0;
+        }
+        let row = last_dim(&x);
+        map_rows(&[&x], row, |[x], out| {
+            math::layer_norm_normalized_rows(x, out, row, epsilon as f32)
+        })
+    }
+
+    fn layer_norm_input_grad(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        if !fusable(&x, Some(&dy)) || !is_row_parameter(&gamma, &x) {
+            let last = x.shape().num_dims() - 1;
+            let (normalized, denominator) = composed_layer_norm_parts::<Flex>(x, epsilon);
+            let g = Flex::float_mul(dy, gamma);
+            let g_mean = Flex::float_mean_dim(g.clone(), last);
+            let gx_mean =
+                Flex::float_mean_dim(Flex::float_mul(g.clone(), normalized.clone()), last);
+            let centered = Flex::float_sub(
+                Flex::float_sub(g, g_mean),
+                Flex::float_mul(normalized, gx_mean),
+            );
+            return Flex::float_div(centered, denominator);
+        }
+        let gamma = contiguous(&gamma);
+        let gamma = f32_slice(&gamma);
+        map_rows(&[&x, &dy], gamma.len(), |[x, dy], out| {
+            math::layer_norm_input_grad_rows(x, gamma, dy, out, epsilon as f32)
+        })
+    }
+}
+
+/// Whether `p` is a float32 `[D]` vector for `x`'s last dimension `D`.
+fn is_row_parameter(p: &FlexTensor, x: &FlexTensor) -> bool {
+    p.dtype() == DType::F32 && p.shape().as_slice() == [last_dim(x)]
+}
+
+/// `t` itself when its float32 elements are one contiguous slice, else a contiguous copy.
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t.clone()
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The elements of a contiguous float32 tensor (from [`contiguous`]).
+fn f32_slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a contiguous float32 flex tensor has a slice")
 }
 
 /// The size of the last dimension (1 for a scalar).
@@ -275,19 +405,17 @@ fn map_rows<const N: usize>(
     row: usize,
     kernel: impl Fn([&[f32]; N], &mut [f32]) + Sync,
 ) -> FlexTensor {
-    let owned: [Option<FlexTensor>; N] =
-        inputs.map(|t| t.as_slice::<f32>().is_none().then(|| t.to_contiguous()));
-    let slices: [&[f32]; N] = std::array::from_fn(|i| {
-        owned[i]
-            .as_ref()
-            .unwrap_or(inputs[i])
-            .as_slice::<f32>()
-            .expect("a contiguous float32 flex tensor has a slice")
-    });
+    let owned: [FlexTensor; N] = inputs.map(contiguous);
+    let slices: [&[f32]; N] = std::array::from_fn(|i| f32_slice(&owned[i]));
     let mut out = vec![0.0f32; slices[0].len()];
     let chunk_len = (CHUNK / row).max(1) * row;
     // The widest SIMD level this CPU has, detected once per call; the kernel is compiled for each.
     let arch = pulp::Arch::new();
+    if out.len() <= chunk_len {
+        // One task: run it here rather than hand it to the pool and wait (tiny models).
+        arch.dispatch(|| kernel(slices, &mut out));
+        return FlexTensor::from_data(TensorData::new(out, inputs[0].shape()));
+    }
     out.par_chunks_mut(chunk_len)
         .enumerate()
         .for_each(|(index, chunk)| {

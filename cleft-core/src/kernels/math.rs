@@ -209,3 +209,90 @@ pub fn softmax_rows_backward(p: &[f32], dp: &[f32], out: &mut [f32], row: usize,
         }
     }
 }
+
+/// `Σ (x − mean)²` over [`LANES`] accumulators.
+#[inline(always)]
+fn centered_square_sum(x: &[f32], mean: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (s, &v) in acc.iter_mut().zip(chunk) {
+            let c = v - mean;
+            *s += c * c;
+        }
+    }
+    acc.into_iter().sum::<f32>() + tail.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>()
+}
+
+/// `(μ, 1/√(σ² + epsilon))` of a row: mean, then the biased variance about it (two passes, as
+/// burn's composed `layer_norm`).
+#[inline(always)]
+fn row_stats(x: &[f32], epsilon: f32) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = reduce_lanes(x, 0.0, |a, b| a + b) / n;
+    let variance = centered_square_sum(x, mean) / n;
+    (mean, 1.0 / (variance + epsilon).sqrt())
+}
+
+/// LayerNorm of every row: `out = (x − μ)/√(σ² + epsilon)·γ + β`.
+///
+/// # Shapes
+/// `x`, `out`: `[rows·D]`; `gamma`, `beta`: `[D]`.
+#[inline(always)]
+pub fn layer_norm_rows(x: &[f32], gamma: &[f32], beta: &[f32], out: &mut [f32], epsilon: f32) {
+    let row = gamma.len();
+    for (x, o) in x.chunks_exact(row).zip(out.chunks_exact_mut(row)) {
+        let (mean, rstd) = row_stats(x, epsilon);
+        for (((o, &x), &g), &b) in o.iter_mut().zip(x).zip(gamma).zip(beta) {
+            *o = (x - mean) * rstd * g + b;
+        }
+    }
+}
+
+/// The normalised rows `x̂ = (x − μ)/√(σ² + epsilon)` (for the gradient of `γ`).
+///
+/// # Shapes
+/// `x`, `out`: `[rows·row]`.
+#[inline(always)]
+pub fn layer_norm_normalized_rows(x: &[f32], out: &mut [f32], row: usize, epsilon: f32) {
+    for (x, o) in x.chunks_exact(row).zip(out.chunks_exact_mut(row)) {
+        let (mean, rstd) = row_stats(x, epsilon);
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = (x - mean) * rstd;
+        }
+    }
+}
+
+/// Input gradient of [`layer_norm_rows`]: with `g = dy·γ`,
+/// `dx = rstd·(g − mean(g) − x̂·mean(g·x̂))` row by row.
+///
+/// # Shapes
+/// `x`, `dy`, `out`: `[rows·D]`; `gamma`: `[D]`.
+#[inline(always)]
+pub fn layer_norm_input_grad_rows(
+    x: &[f32],
+    gamma: &[f32],
+    dy: &[f32],
+    out: &mut [f32],
+    epsilon: f32,
+) {
+    let row = gamma.len();
+    let n = row as f32;
+    let mut g = vec![0.0f32; row];
+    let rows = x.chunks_exact(row).zip(dy.chunks_exact(row));
+    for ((x, dy), o) in rows.zip(out.chunks_exact_mut(row)) {
+        let (mean, rstd) = row_stats(x, epsilon);
+        for ((gi, &d), &gm) in g.iter_mut().zip(dy).zip(gamma) {
+            *gi = d * gm;
+        }
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = (x - mean) * rstd;
+        }
+        let g_mean = reduce_lanes(&g, 0.0, |a, b| a + b) / n;
+        let gx_mean = dot(&g, o) / n;
+        for (o, &gi) in o.iter_mut().zip(&g) {
+            *o = rstd * (gi - g_mean - *o * gx_mean);
+        }
+    }
+}

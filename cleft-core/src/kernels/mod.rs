@@ -2,7 +2,7 @@
 //! (`#[backend_extension]`): one multi-threaded, vectorised pass where burn-flex runs a scalar
 //! `libm` loop on one thread, with a hand-written backward for autodiff.
 //!
-//! Models call the functions here ([`gelu`], [`gelu_tanh`], [`attention_unmasked`]) instead of `burn::tensor::activation`'s. On a flex
+//! Models call the functions here ([`gelu`], [`gelu_tanh`], [`attention_unmasked`], [`layer_norm`]) instead of `burn::tensor::activation`'s. On a flex
 //! device (with or without autodiff) they run the kernel; on every other device (`tch`, `cuda`)
 //! they are burn's ops. Each kernel is checked against burn's plain op and a float64
 //! reference in `tests/kernels.rs`, within the error bound stated in [`math`].
@@ -96,4 +96,36 @@ pub fn attention_unmasked(
         is_causal: false,
     };
     burn_attention(query, key, value, None, None, options)
+}
+
+/// `norm`'s LayerNorm of `x` over the last dimension, `(x − μ)/√(σ² + epsilon)·γ + β`.
+///
+/// `epsilon` must be the one `norm` was configured with (burn keeps it private). On flex with a
+/// bias: one fused row kernel, and under autodiff one graph node keeping only `x` and `γ` (burn's
+/// composed op keeps about five `x`-sized intermediates per norm). Otherwise `norm.forward(x)`.
+///
+/// # Shapes
+/// `x`: `[…, D]` → the same; `norm`: `γ`, `β` of `[D]`.
+pub fn layer_norm<const D: usize>(
+    norm: &burn::nn::LayerNorm,
+    x: Tensor<D>,
+    epsilon: f64,
+) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let Some(beta) = &norm.beta
+        && flex::is_flex_f32(&x)
+    {
+        let (gamma, beta) = (norm.gamma.val(), beta.val());
+        if flex::is_flex_f32(&gamma) && flex::is_flex_f32(&beta) {
+            use burn::backend::Dispatch;
+            return Tensor::from_dispatch(<Dispatch as flex::CleftKernels>::layer_norm_last(
+                x.into_dispatch(),
+                gamma.into_dispatch(),
+                beta.into_dispatch(),
+                epsilon,
+            ));
+        }
+    }
+    let _ = epsilon;
+    norm.forward(x)
 }

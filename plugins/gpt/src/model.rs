@@ -21,6 +21,7 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearCon
 use burn::prelude::*;
 use burn::tensor::{Bool, Int};
 use cleft_core::attention::{attention, merge_heads, split_heads};
+use cleft_core::kernels::layer_norm;
 use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
@@ -86,6 +87,9 @@ pub struct Gpt2Block {
     pub ln_2: LayerNorm,
     /// Feed-forward.
     pub mlp: Gpt2Mlp,
+    /// The norms' epsilon (burn's `LayerNorm` keeps its own private).
+    #[module(skip)]
+    pub layer_norm_epsilon: f64,
 }
 
 /// GPT-2's `gelu_new` (HF `NewGELUActivation`), `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`:
@@ -109,8 +113,9 @@ impl Gpt2Block {
         masked: Tensor<4, Bool>,
         prefix: Option<&(Tensor<4>, Tensor<4>)>,
     ) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), masked, prefix);
-        let hidden = gelu_new(self.mlp.c_fc.forward(self.ln_2.forward(x.clone())));
+        let norm = |n: &LayerNorm, x: Tensor<3>| layer_norm(n, x, self.layer_norm_epsilon);
+        let x = x.clone() + self.attn.forward(norm(&self.ln_1, x), masked, prefix);
+        let hidden = gelu_new(self.mlp.c_fc.forward(norm(&self.ln_2, x.clone())));
         x + self.mlp.c_proj.forward(hidden)
     }
 }
@@ -173,6 +178,7 @@ impl Gpt2Model {
                 c_fc: linear(e, config.n_inner()),
                 c_proj: linear(config.n_inner(), e),
             },
+            layer_norm_epsilon: config.layer_norm_epsilon,
         };
         let embedding = |n| {
             EmbeddingConfig::new(n, e)

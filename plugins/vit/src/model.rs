@@ -12,7 +12,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use cleft_core::attention::{attention, merge_heads, split_heads};
-use cleft_core::kernels::gelu;
+use cleft_core::kernels::{gelu, layer_norm};
 use cleft_core::{VisionEncoder, VisionOutput};
 
 use crate::interpolate::{PosEmbedInterpolation, resize_grid};
@@ -98,6 +98,9 @@ pub struct Layer {
     pub mlp: Mlp,
     /// Scale of the MLP branch.
     pub layer_scale2: LayerScale,
+    /// The norms' epsilon (burn's `LayerNorm` keeps its own private).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 /// The block stack.
@@ -145,12 +148,13 @@ impl Layer {
     /// - `x`: `[B, N, D]`; output `[B, N, D]`.
     pub fn forward(&self, x: Tensor<3>, heads: usize) -> Tensor<3> {
         let scale = |s: &LayerScale| s.lambda1.val().reshape([1, 1, -1]);
-        let attended = self.attention(self.norm1.forward(x.clone()), heads);
+        let norm = |n: &LayerNorm, x: Tensor<3>| layer_norm(n, x, self.layer_norm_eps);
+        let attended = self.attention(norm(&self.norm1, x.clone()), heads);
         let x = x + attended * scale(&self.layer_scale1);
         let hidden = self
             .mlp
             .fc2
-            .forward(gelu(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
+            .forward(gelu(self.mlp.fc1.forward(norm(&self.norm2, x.clone()))));
         x + hidden * scale(&self.layer_scale2)
     }
 }
@@ -207,6 +211,7 @@ impl Dinov2Model {
                 fc2: linear(hidden, d),
             },
             layer_scale2: scale(),
+            layer_norm_eps: config.layer_norm_eps,
         };
         Self {
             embeddings: Embeddings {
