@@ -2,7 +2,7 @@
 
 use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, FloatTensorOps, ModuleOps};
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DispatchDevice, Flex, backend_extension};
 use burn::tensor::ops::AttentionModuleOptions;
@@ -70,9 +70,7 @@ pub trait CleftKernels: Backend {
         dp: FloatTensor<Self>,
         scale: f32,
     ) -> FloatTensor<Self> {
-        let last = p.shape().num_dims() - 1;
-        let dot = Self::float_sum_dim(Self::float_mul(p.clone(), dp.clone()), last);
-        Self::float_mul_scalar(Self::float_mul(p, Self::float_sub(dp, dot)), scale.into())
+        composed_softmax_last_backward::<Self>(p, dp, scale)
     }
 
     /// Unmasked scaled dot-product attention `softmax(q·kᵀ·scale)·v`. Under autodiff one node
@@ -123,16 +121,7 @@ pub trait CleftKernels: Backend {
         dy: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        let last = x.shape().num_dims() - 1;
-        let (normalized, denominator) = composed_layer_norm_parts::<Self>(x, epsilon);
-        let g = Self::float_mul(dy, gamma);
-        let g_mean = Self::float_mean_dim(g.clone(), last);
-        let gx_mean = Self::float_mean_dim(Self::float_mul(g.clone(), normalized.clone()), last);
-        let centered = Self::float_sub(
-            Self::float_sub(g, g_mean),
-            Self::float_mul(normalized, gx_mean),
-        );
-        Self::float_div(centered, denominator)
+        composed_layer_norm_input_grad::<Self>(x, gamma, dy, epsilon)
     }
 }
 
@@ -147,6 +136,31 @@ fn composed_layer_norm_parts<B: Backend>(
     let variance = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), last);
     let denominator = B::float_sqrt(B::float_add_scalar(variance, epsilon.into()));
     (B::float_div(centered, denominator.clone()), denominator)
+}
+
+fn composed_layer_norm_input_grad<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    dy: FloatTensor<B>,
+    epsilon: f64,
+) -> FloatTensor<B> {
+    let last = x.shape().num_dims() - 1;
+    let (normalized, denominator) = composed_layer_norm_parts::<B>(x, epsilon);
+    let g = B::float_mul(dy, gamma);
+    let g_mean = B::float_mean_dim(g.clone(), last);
+    let gx_mean = B::float_mean_dim(B::float_mul(g.clone(), normalized.clone()), last);
+    let centered = B::float_sub(B::float_sub(g, g_mean), B::float_mul(normalized, gx_mean));
+    B::float_div(centered, denominator)
+}
+
+fn composed_softmax_last_backward<B: Backend>(
+    p: FloatTensor<B>,
+    dp: FloatTensor<B>,
+    scale: f32,
+) -> FloatTensor<B> {
+    let last = p.shape().num_dims() - 1;
+    let dot = B::float_sum_dim(B::float_mul(p.clone(), dp.clone()), last);
+    B::float_mul_scalar(B::float_mul(p, B::float_sub(dp, dot)), scale.into())
 }
 
 /// `q·kᵀ·scale`.
@@ -281,12 +295,7 @@ impl CleftKernels for Flex {
         scale: f32,
     ) -> FloatTensor<Self> {
         if !fusable(&p, Some(&dp)) {
-            let last = p.shape().num_dims() - 1;
-            let dot = Flex::float_sum_dim(Flex::float_mul(p.clone(), dp.clone()), last);
-            return Flex::float_mul_scalar(
-                Flex::float_mul(p, Flex::float_sub(dp, dot)),
-                scale.into(),
-            );
+            return composed_softmax_last_backward::<Flex>(p, dp, scale);
         }
         let row = last_dim(&p);
         map_rows(&[&p, &dp], row, |[p, dp], out| {
@@ -342,17 +351,7 @@ impl CleftKernels for Flex {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         if !fusable(&x, Some(&dy)) || !is_row_parameter(&gamma, &x) {
-            let last = x.shape().num_dims() - 1;
-            let (normalized, denominator) = composed_layer_norm_parts::<Flex>(x, epsilon);
-            let g = Flex::float_mul(dy, gamma);
-            let g_mean = Flex::float_mean_dim(g.clone(), last);
-            let gx_mean =
-                Flex::float_mean_dim(Flex::float_mul(g.clone(), normalized.clone()), last);
-            let centered = Flex::float_sub(
-                Flex::float_sub(g, g_mean),
-                Flex::float_mul(normalized, gx_mean),
-            );
-            return Flex::float_div(centered, denominator);
+            return composed_layer_norm_input_grad::<Flex>(x, gamma, dy, epsilon);
         }
         let gamma = contiguous(&gamma);
         let gamma = f32_slice(&gamma);
