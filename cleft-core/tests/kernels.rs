@@ -2,7 +2,7 @@
 //! plain ops, within the per-element error bound stated in `cleft_core::kernels::math`:
 //! A&S 7.1.26's `1.5e-7` on `erf`, a few float32 roundings (`ε = 2⁻²³`) on each side.
 
-use burn::backend::Dispatch;
+use burn::backend::{Dispatch, DispatchTensor};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation;
@@ -141,28 +141,37 @@ fn gelu_gradient_matches_float64_and_burns_plain_gradient() {
     }
 }
 
+/// A backward kernel `(x, grad) → dx` run twice on the same inputs: flex's fused kernel, and the
+/// trait's composed default body (a tracked input routes to `Autodiff<Flex>`'s body; untracked
+/// inputs would run flex's kernel as constants). Returns `(x, grad, fused, composed)`.
+fn fused_and_composed_backward(
+    backward: fn(DispatchTensor, DispatchTensor) -> DispatchTensor,
+) -> [Vec<f32>; 4] {
+    let device = Device::flex();
+    let x = inputs(&device);
+    let grad = Tensor::<2>::random(x.dims(), Distribution::Normal(0.0, 1.0), &device);
+    let run = |device: &Device, tracked: bool| {
+        let on = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), device);
+        let (mut x, grad) = (on(&x), on(&grad));
+        if tracked {
+            x = x.require_grad();
+        }
+        values(Tensor::<2>::from_dispatch(backward(
+            x.into_dispatch(),
+            grad.into_dispatch(),
+        )))
+    };
+    let fused = run(&device, false);
+    let composed = run(&device.clone().autodiff(), true);
+    [values(x), values(grad), fused, composed]
+}
+
 #[test]
 fn composed_backward_body_matches_the_flex_kernel() {
     // The trait's default `gelu_erf_backward` (what autodiff differentiates through, and what a
     // backend without a kernel runs) against flex's fused one.
-    let device = Device::flex();
-    let x = inputs(&device);
-    let grad = Tensor::<2>::random(x.dims(), Distribution::Normal(0.0, 1.0), &device);
-    let run = |device: &Device| {
-        let on = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), device);
-        let (mut x, grad) = (on(&x), on(&grad));
-        if device.is_autodiff() {
-            // A tracked input routes to `Autodiff<Flex>`'s body, the composed default; untracked
-            // inputs would run flex's kernel as constants.
-            x = x.require_grad();
-        }
-        let out =
-            <Dispatch as CleftKernels>::gelu_erf_backward(x.into_dispatch(), grad.into_dispatch());
-        values(Tensor::<2>::from_dispatch(out))
-    };
-    let fused = run(&device);
-    let composed = run(&device.clone().autodiff());
-    let (xs, gs) = (values(x), values(grad));
+    let [xs, gs, fused, composed] =
+        fused_and_composed_backward(<Dispatch as CleftKernels>::gelu_erf_backward);
     for i in 0..xs.len() {
         let (x, g) = (xs[i] as f64, gs[i] as f64);
         let bound = 2.0 * (g.abs() * derivative_bound(x) + 4.0 * EPS * g.abs());
@@ -183,22 +192,8 @@ fn gelu_tanh_composed_backward_body_matches_the_flex_kernel() {
     // within a few ε of it relative to the sum of the terms' magnitudes, plus the composed
     // side's cancellation: its `1 − σ` is only absolutely ε-accurate, so its slope term can be
     // off by `ε·|x|·(C1 + 3·C2·x²)` where `σ` rounds to 1.
-    let device = Device::flex();
-    let x = inputs(&device);
-    let grad = Tensor::<2>::random(x.dims(), Distribution::Normal(0.0, 1.0), &device);
-    let run = |device: &Device, tracked: bool| {
-        let on = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), device);
-        let (mut x, grad) = (on(&x), on(&grad));
-        if tracked {
-            x = x.require_grad();
-        }
-        let out =
-            <Dispatch as CleftKernels>::gelu_tanh_backward(x.into_dispatch(), grad.into_dispatch());
-        values(Tensor::<2>::from_dispatch(out))
-    };
-    let fused = run(&device, false);
-    let composed = run(&device.clone().autodiff(), true);
-    let (xs, gs) = (values(x), values(grad));
+    let [xs, gs, fused, composed] =
+        fused_and_composed_backward(<Dispatch as CleftKernels>::gelu_tanh_backward);
     let (c1, c2) = (
         2.0 * (2.0 / std::f64::consts::PI).sqrt(),
         2.0 * (2.0 / std::f64::consts::PI).sqrt() * 0.044715,
