@@ -14,9 +14,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cleft-target-avx2}"
 profiles=("$@")
 [ ${#profiles[@]} -gt 0 ] || profiles=(zen3 skylake-sp)
 # One workspace-wide invocation, so plugin dylibs and the tests link one libcleft_dylib.so.
-parity=(--workspace --locked --no-fail-fast --no-default-features --features cleft-cli/flex
+# The release profile, as tools/test.sh builds the suite.
+parity=(--release --workspace --locked --no-fail-fast --no-default-features --features cleft-cli/flex
   --test smollm2 --test smollm2_f64 --test hf_parity --test minilm --test tiny_gpt2
-  --test dinov2_s --test hf_vit --test golden)
+  --test dinov2_s --test hf_vit --test golden --test families)
 # Build once outside the namespace (the build itself does not depend on the cache geometry).
 cargo test "${parity[@]}" --no-run
 status=0

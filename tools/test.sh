@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite: fetches the real offline assets (cached, checksummed), then runs every
-# workspace test. This is the README's test command and what .ci/run calls. Extra arguments go to
-# `cargo test`. `--no-fail-fast`: one failing test binary does not hide the others' results.
+# The whole test suite: installs the Debian packages it needs when they are missing
+# (tools/system-deps.sh: Open MPI, libclang), fetches the real offline assets (cached,
+# checksummed), then runs every workspace test. This is the README's test command and what .ci/run
+# calls. Extra arguments go to `cargo test`. `--no-fail-fast`: one failing test binary does not
+# hide the others' results.
+#
+# One build serves the README's two commands: the tests are built in the release profile and in
+# cargo's target directory (`target/`, or $CARGO_TARGET_DIR when set), where
+# `cargo run --release -p cleft-cli -- demo` built the same dependency graph with the same
+# features, so a test run after the demo compiles only the workspace's own crates and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cleft-target}"
 tools/cpu-info.sh
 # The workspace links MPI (cleft-mpi) and starts `mpirun -np 2` in a test.
-if ! command -v mpicc >/dev/null 2>&1 || ! command -v mpirun >/dev/null 2>&1; then
-  echo "Open MPI is missing: apt-get install openmpi-bin libopenmpi-dev libclang-dev (.ci/run does)" >&2
-  exit 1
-fi
+tools/system-deps.sh
 tools/fetch-assets.sh
-cargo test --workspace --locked --no-fail-fast "$@"
+cargo test --release --workspace --locked --no-fail-fast "$@"

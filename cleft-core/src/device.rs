@@ -11,9 +11,9 @@ use crate::error::{CleftError, Result};
 
 #[cfg(not(any(feature = "flex", feature = "tch", feature = "cuda")))]
 compile_error!(
-    "cleft-core needs at least one backend feature: `flex` (pure-Rust CPU, the default), \
-     `tch` (libtorch; set LIBTORCH to a pip-installed torch==2.9.0) or `cuda`. \
-     Build with default features or e.g. `--features tch`."
+    "cleft-core needs at least one backend feature: `flex` (pure-Rust CPU), \
+     `tch` (libtorch; set LIBTORCH to a pip-installed torch==2.9.0) or `cuda`: \
+     e.g. `cleft-core = { ..., features = [\"flex\"] }` or `--features cleft-core/flex`."
 );
 
 /// Device names accepted by [`parse_device`] in this build, with what each means.

@@ -18,8 +18,8 @@
 #       against torch on cpu): a dry run of the mechanics on a machine without a GPU. `--out DIR`
 #       writes gpu-bench.md and gpu-bench.json there.
 #
-# For this workplace's device tool: `run` with carry [".gpu-bundle"] and the command
-# `tools/bench/gpu.sh run --out $OUT`.
+# A remote GPU machine that receives a copy of the repository: copy .gpu-bundle/ with it and run
+# `tools/bench/gpu.sh run --out DIR` there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
