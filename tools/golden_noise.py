@@ -7,10 +7,12 @@ tolerances that do not depend on the CPU the goldens were made on.
     python tools/golden_noise.py                # writes fixtures/golden/noise.json (~2 min, 1 thread)
     python tools/golden_noise.py --only minilm,objectives   # print only, write nothing
     python tools/golden_noise.py --stop-rel 1e-6            # stricter reproduction check (see below)
+    python tools/golden_noise.py --only llm --update        # recompute some steps, keep the other entries
 
 Needs: torch transformers peft safetensors gguf numpy (the versions in tools/README.md) and the
-assets minilm/, smollm2/*.gguf, dinov2-s/ under ${CLEFT_ASSETS:-~/.cache/cleft-assets}. Reads the
-committed goldens, model checkpoints and adapters under fixtures/golden/ and never writes them.
+assets minilm/, smollm2/*.gguf, dinov2-s/ under ${CLEFT_ASSETS:-~/.cache/cleft-assets} (the steps
+gpt2, vit, llm and objectives need none). Reads the committed goldens, model checkpoints and
+adapters under fixtures/golden/ and never writes them.
 
 For every float32 golden output (model inputs and raw weight slices excluded), from the committed
 inputs and weights:
@@ -388,6 +390,57 @@ def noise_dinov2(nz):
         nz.add_runs(stem, g, r32, r64, rdbl)
 
 
+# ------------------------------------------------------------------------------------------ LLaMA families
+LLM_FAMILIES = {"tiny-llama3": "LlamaForCausalLM", "tiny-llama-linear": "LlamaForCausalLM",
+                "tiny-qwen2": "Qwen2ForCausalLM", "tiny-mistral": "MistralForCausalLM"}  # golden_llm_families.py
+
+
+def noise_llm_families(nz):
+    import transformers
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    for name, cls in LLM_FAMILIES.items():
+        stem = name.replace("-", "_")
+        g = golden(f"{stem}.safetensors")
+        ids, mask, n_real = g["input_ids"], g["attention_mask"], g["n_real"]
+        rows = torch.arange(ids.shape[0])
+        # the checkpoint (bfloat16 for tiny-qwen2) reloads in float32 to exactly the golden model
+        # (asserted by tools/golden_llm_families.py); position ids not passed
+        model = getattr(transformers, cls).from_pretrained(os.path.join(GOLDEN, name), dtype=torch.float32,
+                                                           attn_implementation="eager").eval()
+
+        def fn(m, dtype, ids=ids, mask=mask, n_real=n_real, rows=rows):
+            o = m.model(input_ids=ids, attention_mask=mask, use_cache=False, output_hidden_states=True)
+            last = o.last_hidden_state
+            return {"last_hidden_state": last, "hidden_states_1": o.hidden_states[1], "cleft_pooled": last[rows, n_real]}
+
+        r32, r64, rdbl, rewrites = three_runs(model, fn)
+        assert rewrites > 0
+        nz.add_runs(stem, g, r32, r64, rdbl)
+        for out in ("last_hidden_state", "cleft_pooled"):
+            # the committed *_f64ref is a plain model.double() run stored as float32
+            nz.add_f64ref(f"{stem}/{out}_f64ref", g[f"{out}_f64ref"], nz.tensors[f"{stem}/{out}"]["f32_vs_f64"],
+                          rdbl[out].float(), {"committed_vs_all_f64": maxdiff(g[f"{out}_f64ref"], r64[out])})
+
+        # RoPE inverse frequencies, recomputed from the config in float32 and in float64
+        rot = model.model.rotary_emb
+        rope = model.config.rope_parameters
+        plain = copy.deepcopy(model.config)
+        plain.rope_parameters = {"rope_type": "default", "rope_theta": rope["rope_theta"]}
+        inits = {"rope_inv_freq": (type(rot).compute_default_rope_parameters if rot.rope_type == "default"
+                                   else ROPE_INIT_FUNCTIONS[rot.rope_type], model.config)}
+        if rot.rope_type != "default":
+            inits["rope_inv_freq_unscaled"] = (type(rot).compute_default_rope_parameters, plain)
+        for key, (init, cfg) in inits.items():
+            inv32 = init(copy.deepcopy(cfg))[0]
+            mode = AllFloat64()
+            with mode:
+                inv64 = init(copy.deepcopy(cfg))[0]
+            assert mode.rewrites > 0 and inv32.dtype == torch.float32 and inv64.dtype == torch.float64
+            nz.add(f"{stem}/{key}", g[key], inv32, inv64)
+        del model
+
+
 # ------------------------------------------------------------------------------------------ objectives
 def noise_objectives(nz):
     sys.path.insert(0, TOOLS)
@@ -442,13 +495,16 @@ def versions():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(GOLDEN, "noise.json"))
-    ap.add_argument("--only", help="comma-separated subset of minilm,smollm2,gpt2,vit,dinov2,objectives; "
-                                   "prints the table and writes nothing")
+    ap.add_argument("--only", help="comma-separated subset of minilm,smollm2,gpt2,vit,dinov2,llm,objectives; "
+                                   "prints the table and writes nothing (unless --update)")
+    ap.add_argument("--update", action="store_true",
+                    help="with --only: write the recomputed entries into the existing --out file, replacing "
+                         "only their keys (every other entry is kept byte for byte)")
     ap.add_argument("--stop-rel", type=float, default=REL_STOP,
                     help="stop (write nothing) if a recomputation differs from the committed golden by more "
                          "than this times max_abs (default %(default)g)")
     a = ap.parse_args()
-    steps = ["minilm", "smollm2", "gpt2", "vit", "dinov2", "objectives"]
+    steps = ["minilm", "smollm2", "gpt2", "vit", "dinov2", "llm", "objectives"]
     chosen = a.only.split(",") if a.only else steps
     unknown = set(chosen) - set(steps)
     if unknown:
@@ -470,6 +526,8 @@ def main():
             noise_tiny_hf_vit(nz)
         elif step == "dinov2":
             noise_dinov2(nz)
+        elif step == "llm":
+            noise_llm_families(nz)
         elif step == "objectives":
             noise_objectives(nz)
         print(f"[golden_noise] {step}: {time.time() - t0:.1f} s", flush=True)
@@ -491,10 +549,20 @@ def main():
         for b in nz.bad:
             print("  " + b)
         sys.exit(1)
-    if a.only:
+    if a.only and not a.update:
         print("--only: nothing written")
         return
     doc = {"about": ABOUT, "versions": versions(), "tensors": nz.tensors, "merge": nz.merge}
+    if a.update:
+        with open(a.out) as f:
+            old = json.load(f)
+        if old["versions"] != doc["versions"]:
+            sys.exit(f"--update: package versions differ from {a.out}'s ({old['versions']} vs {doc['versions']}): "
+                     "rerun every step instead")
+        old["about"] = ABOUT
+        old["tensors"].update(nz.tensors)
+        old["merge"].update(nz.merge)
+        doc = old
     for e in list(nz.tensors.values()) + list(nz.merge.values()):
         for k, v in e.items():
             assert isinstance(v, float) and math.isfinite(v), (k, v)

@@ -205,6 +205,8 @@ fn checkpoints_are_claimed_through_the_registry_by_model_type() {
     assert_eq!(claimant(Text, "bert").unwrap(), "bert");
     assert_eq!(claimant(Text, "gpt2").unwrap(), "gpt2");
     assert_eq!(claimant(Text, "gguf:llama").unwrap(), "llama");
+    assert_eq!(claimant(Text, "qwen2").unwrap(), "llama");
+    assert_eq!(claimant(Text, "mistral").unwrap(), "llama");
     // A prefix claim: transformers' DINOv2-with-registers checkpoints.
     assert_eq!(claimant(Vision, "dinov2_with_registers").unwrap(), "vit");
     assert_eq!(claimant(Vision, "vit").unwrap(), "hf-vit");
@@ -215,5 +217,8 @@ fn checkpoints_are_claimed_through_the_registry_by_model_type() {
         "{error}"
     );
     let error = claimant(Text, "t5").unwrap_err().to_string();
-    assert!(error.contains("llama (llama, gguf:llama)"), "{error}");
+    assert!(
+        error.contains("llama (llama, qwen2, mistral, gguf:llama)"),
+        "{error}"
+    );
 }

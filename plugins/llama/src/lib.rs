@@ -1,14 +1,24 @@
 //! LLaMA-family causal text encoders for cleft (`type = "llama"`).
 //!
-//! HF `LlamaModel` (SmolLM2, meditron-style configs): RMSNorm, RoPE with θ from the config,
-//! grouped-query attention, tied embeddings, and CLEFT's text pooling (the hidden state at the
-//! first pad/EOS position after the last real token). Random initialisation, or weights from a
-//! HF directory (`config.json` + safetensors) or a GGUF file (`weights = "model.gguf"`; Q4_0,
-//! Q4_1, Q8_0, F16 and F32 tensors are dequantised, Q/K un-permuted like transformers, and the
-//! tokenizer is built from the GGUF metadata).
+//! One decoder for the HF families that share LLaMA's layout, told apart by `config.json`'s
+//! `model_type`:
+//! - `llama`: LLaMA 2 and 3.x, SmolLM2, meditron-style configs; RoPE with θ and `rope_scaling`
+//!   (`linear`, `llama3`) from the config, tied or untied embeddings, optional biases
+//!   (`attention_bias`, `mlp_bias`);
+//! - `qwen2`: Qwen2 / Qwen2.5, biases on the query, key and value projections only;
+//! - `mistral`: Mistral / BioMistral; sliding-window attention is exact when every sequence fits
+//!   the window, which the contracts check (`text.max_len` and virtual tokens against
+//!   `sliding_window`), and refused otherwise.
+//!
+//! RMSNorm, grouped-query attention, SiLU-gated MLP, and CLEFT's text pooling (the hidden state at
+//! the first pad/EOS position after the last real token). Random initialisation, or weights from a
+//! HF directory (`config.json` + single or sharded safetensors, f32 / f16 / bf16) or a GGUF file
+//! (`weights = "model.gguf"`; Q4_0, Q4_1, Q8_0, F16 and F32 tensors are dequantised, Q/K
+//! un-permuted like transformers, and the tokenizer is built from the GGUF metadata).
 
 pub mod load;
 mod model;
+pub mod rope;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +32,10 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{GgufSource, LoadOptions, llama_mapping, load_llama};
 pub use model::{LlamaAttention, LlamaDecoderLayer, LlamaMlp, LlamaModel, Rotary};
+pub use rope::{Rope, RopeScaling};
+
+/// The HF `model_type`s this decoder implements.
+pub const MODEL_TYPES: [&str; 3] = ["llama", "qwen2", "mistral"];
 
 /// LLaMA architecture (HF `LlamaConfig` names); deserialises a HF `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,8 +65,17 @@ pub struct LlamaArchitecture {
     pub mlp_bias: bool,
     /// Activation (only `silu`).
     pub hidden_act: String,
-    /// RoPE scaling (only `null`, the default RoPE, is supported).
+    /// RoPE scaling, transformers-4 layout (`rope_type` `linear` or `llama3`; see [`Rope`]).
     pub rope_scaling: Option<serde_json::Value>,
+    /// RoPE θ and scaling, transformers-5 layout (takes precedence over `rope_theta` and
+    /// `rope_scaling` when present).
+    pub rope_parameters: Option<serde_json::Value>,
+    /// HF family: `llama`, `qwen2` or `mistral` (see [`MODEL_TYPES`]).
+    pub model_type: String,
+    /// Sliding attention window (Mistral; Qwen2 when `use_sliding_window`).
+    pub sliding_window: Option<usize>,
+    /// Qwen2: whether `sliding_window` applies.
+    pub use_sliding_window: bool,
 }
 
 impl Default for LlamaArchitecture {
@@ -71,6 +94,10 @@ impl Default for LlamaArchitecture {
             mlp_bias: false,
             hidden_act: "silu".into(),
             rope_scaling: None,
+            rope_parameters: None,
+            model_type: "llama".into(),
+            sliding_window: None,
+            use_sliding_window: false,
         }
     }
 }
@@ -92,13 +119,51 @@ impl LlamaArchitecture {
                 self.head_dim()
             )));
         }
-        if self.hidden_act != "silu" || self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+        if !MODEL_TYPES.contains(&self.model_type.as_str()) {
             return Err(CleftError::Invalid(format!(
-                "LLaMA with hidden_act {:?} or rope_scaling {:?} is not supported (silu, none)",
-                self.hidden_act, self.rope_scaling
+                "model_type {:?} is not one this decoder implements; supported: {}",
+                self.model_type,
+                MODEL_TYPES.join(", ")
             )));
         }
+        if self.hidden_act != "silu" {
+            return Err(CleftError::Invalid(format!(
+                "{} with hidden_act {:?} is not supported (silu)",
+                self.model_type, self.hidden_act
+            )));
+        }
+        self.rope("config.json")?;
         Ok(())
+    }
+
+    /// RoPE θ and scaling from whichever `config.json` layout the checkpoint uses.
+    pub fn rope(&self, context: &str) -> Result<Rope, CleftError> {
+        Rope::from_hf(
+            Some(self.rope_theta),
+            self.rope_scaling.as_ref(),
+            self.rope_parameters.as_ref(),
+            self.rope_theta,
+            context,
+        )
+    }
+
+    /// Biases on the query, key and value projections: `attention_bias`, or always for Qwen2.
+    pub fn qkv_bias(&self) -> bool {
+        self.attention_bias || self.model_type == "qwen2"
+    }
+
+    /// Bias on the output projection: `attention_bias` (never for Qwen2).
+    pub fn o_bias(&self) -> bool {
+        self.attention_bias && self.model_type != "qwen2"
+    }
+
+    /// The window every sequence must fit for attention to be exact, when the family has one.
+    pub fn attention_window(&self) -> Option<usize> {
+        match self.model_type.as_str() {
+            "mistral" => self.sliding_window,
+            "qwen2" if self.use_sliding_window => self.sliding_window,
+            _ => None,
+        }
     }
 }
 
@@ -194,10 +259,26 @@ impl TextEncoderConfig for LlamaConfig {
         if self.weights.is_some() {
             refuse_explicit(self, "text", "text.weights", &SIZE_FIELDS)?;
         }
-        // RoPE: no learned position table to run out of.
+        // RoPE has no learned position table to run out of; a sliding window (Mistral) is the
+        // one bound: attention is exact only while every sequence fits it.
+        let window = match &self.weights {
+            Some(dir) if dir.is_dir() => {
+                let arch: LlamaArchitecture = cleft_core::weights::parse_hf_config(dir)?;
+                arch.attention_window().map(|w| {
+                    Keyed::new(
+                        w,
+                        format!(
+                            "text.weights → {}/config.json sliding_window",
+                            dir.display()
+                        ),
+                    )
+                })
+            }
+            _ => None,
+        };
         Ok(Some(TextInput {
             max_len: Keyed::new(self.max_len, "text.max_len"),
-            positions: None,
+            positions: window,
             trailing: 1,
         }))
     }
@@ -228,7 +309,7 @@ impl TextEncoderConfig for LlamaConfig {
                 arch.validate()?;
                 let tokenizer =
                     tokenizer.unwrap_or_else(|| Arc::new(cleft_gpt::HfTokenizer::builtin_words()));
-                LlamaModel::init(&arch, tokenizer, self.pooling, self.max_len, device)
+                LlamaModel::init(&arch, tokenizer, self.pooling, self.max_len, device)?
             }
         };
         Ok(Component::<dyn TextEncoder>::new(model))
@@ -238,7 +319,7 @@ impl TextEncoderConfig for LlamaConfig {
 cleft_core::register_component!(
     Text,
     "llama",
-    "LLaMA-family decoder (RMSNorm, RoPE, GQA; HF safetensors or GGUF weights), CLEFT first-pad pooling",
+    "LLaMA-family decoder: LLaMA 2/3, Qwen2, Mistral (RMSNorm, RoPE, GQA; HF safetensors or GGUF weights), CLEFT first-pad pooling",
     LlamaConfig,
-    claims = ["llama", "gguf:llama"]
+    claims = ["llama", "qwen2", "mistral", "gguf:llama"]
 );

@@ -209,7 +209,20 @@ pub fn load_llama(
             tokenizer,
         )
     };
-    arch.validate()?;
+    arch.validate()
+        .map_err(|e| CleftError::Invalid(format!("{}: {e}", path.display())))?;
+    if let Some(window) = arch.attention_window()
+        && options.max_len + 1 > window
+    {
+        return Err(CleftError::Invalid(format!(
+            "{}: {} attends within a sliding window of {window} positions (config.json \
+             sliding_window); text.max_len = {} plus the pooled pad position exceeds it, where \
+             this encoder would not be exact",
+            path.display(),
+            arch.model_type,
+            options.max_len
+        )));
+    }
     let tokenizer = tokenizer.or(default_tokenizer).ok_or_else(|| {
         CleftError::Invalid(format!(
             "{}: no tokenizer.json; set text.tokenizer",
@@ -224,7 +237,7 @@ pub fn load_llama(
             arch.vocab_size
         )));
     }
-    let model = LlamaModel::init(&arch, tokenizer, options.pooling, options.max_len, device);
+    let model = LlamaModel::init(&arch, tokenizer, options.pooling, options.max_len, device)?;
     load_weights(
         model,
         source.as_ref(),

@@ -29,7 +29,7 @@ use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, Pro
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
 
-use crate::LlamaArchitecture;
+use crate::{LlamaArchitecture, Rope};
 
 /// Grouped-query self-attention.
 #[derive(Module, Debug)]
@@ -57,13 +57,14 @@ pub struct Rotary {
 }
 
 impl Rotary {
-    /// HF default RoPE for positions `0..len`: `inv_freq[i] = θ^(−2i/hd)` (f32, as PyTorch),
-    /// angles `p·inv_freq`, duplicated to `hd` (`cat(freqs, freqs)`).
+    /// RoPE for positions `0..len`: `inv_freq` from [`Rope::inv_freq`] (HF's default
+    /// `θ^(−2i/hd)` or its scaled form, f32 as PyTorch), angles `p·inv_freq`, duplicated to `hd`
+    /// (`cat(freqs, freqs)`).
     ///
     /// # Shapes
     /// - tables `[1, 1, len, head_dim]`.
-    pub fn new(len: usize, head_dim: usize, theta: f64, device: &Device) -> Self {
-        Self::with_offset(0, len, head_dim, theta, device)
+    pub fn new(len: usize, head_dim: usize, rope: &Rope, device: &Device) -> Self {
+        Self::with_offset(0, len, head_dim, rope, device)
     }
 
     /// As [`new`](Self::new) for positions `start..start + len` (text after a prefix of `start`
@@ -75,13 +76,11 @@ impl Rotary {
         start: usize,
         len: usize,
         head_dim: usize,
-        theta: f64,
+        rope: &Rope,
         device: &Device,
     ) -> Self {
         let half = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
-            .collect();
+        let inv_freq = rope.inv_freq(head_dim);
         let mut cos = Vec::with_capacity(len * head_dim);
         let mut sin = Vec::with_capacity(len * head_dim);
         for position in start..start + len {
@@ -209,7 +208,7 @@ pub struct LlamaModel {
     /// PEFT virtual tokens (prompt or prefix tuning), if installed.
     pub prompt_encoder: Option<PromptEncoder>,
     #[module(skip)]
-    rope_theta: f64,
+    rope: Rope,
     #[module(skip)]
     tokenizer: Arc<dyn TextTokenizer>,
     #[module(skip)]
@@ -219,14 +218,16 @@ pub struct LlamaModel {
 }
 
 impl LlamaModel {
-    /// A randomly initialised model (N(0, 0.02) weights).
+    /// A randomly initialised model (N(0, 0.02) weights). Fails when `arch`'s RoPE settings
+    /// are not ones [`Rope`] computes.
     pub fn init(
         arch: &LlamaArchitecture,
         tokenizer: Arc<dyn TextTokenizer>,
         pooling: TextPooling,
         max_len: usize,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, CleftError> {
+        let rope = arch.rope("config.json")?;
         let e = arch.hidden_size;
         let hd = arch.head_dim();
         let normal = burn::nn::Initializer::Normal {
@@ -250,10 +251,10 @@ impl LlamaModel {
         let layer = |_| LlamaDecoderLayer {
             input_layernorm: norm(),
             self_attn: LlamaAttention {
-                q_proj: linear(e, heads * hd, arch.attention_bias),
-                k_proj: linear(e, kv * hd, arch.attention_bias),
-                v_proj: linear(e, kv * hd, arch.attention_bias),
-                o_proj: linear(heads * hd, e, arch.attention_bias),
+                q_proj: linear(e, heads * hd, arch.qkv_bias()),
+                k_proj: linear(e, kv * hd, arch.qkv_bias()),
+                v_proj: linear(e, kv * hd, arch.qkv_bias()),
+                o_proj: linear(heads * hd, e, arch.o_bias()),
                 heads,
                 kv_heads: kv,
                 head_dim: hd,
@@ -266,18 +267,23 @@ impl LlamaModel {
             },
         };
         let vocab = arch.vocab_size.max(tokenizer.vocab_size());
-        Self {
+        Ok(Self {
             embed_tokens: EmbeddingConfig::new(vocab, e)
                 .with_initializer(normal.clone())
                 .init(device),
             layers: (0..arch.num_hidden_layers).map(layer).collect(),
             norm: norm(),
             prompt_encoder: None,
-            rope_theta: arch.rope_theta,
+            rope,
             tokenizer,
             pooling,
             max_len,
-        }
+        })
+    }
+
+    /// RoPE θ and scaling.
+    pub fn rope(&self) -> &Rope {
+        &self.rope
     }
 
     /// Final hidden states (after the last RMSNorm). With prompt tuning the `P` virtual tokens
@@ -307,7 +313,7 @@ impl LlamaModel {
         let prefix = self.prefix_key_values();
         let n_prefix = prefix.as_ref().map_or(0, |kv| kv[0].0.dims()[2]);
         let head_dim = self.layers.first().map_or(1, |l| l.self_attn.head_dim);
-        let rotary = Rotary::with_offset(n_prefix, len, head_dim, self.rope_theta, &device);
+        let rotary = Rotary::with_offset(n_prefix, len, head_dim, &self.rope, &device);
         let causal: Tensor<4, Bool> =
             generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
         let padding = mask

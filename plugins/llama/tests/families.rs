@@ -1,0 +1,251 @@
+//! Parity with HF transformers for the LLaMA-layout families on tiny random checkpoints
+//! (`fixtures/golden/tiny-{llama3,llama-linear,qwen2,mistral}/`, made by
+//! `tools/golden_llm_families.py`): LLaMA 3 with `rope_scaling` `llama3` and an untied LM head,
+//! LLaMA with `linear` scaling, Qwen2 (q/k/v biases, weights stored as bfloat16) and Mistral
+//! (sliding window wider than the inputs). The checkpoints use transformers 5's `config.json`
+//! layout (`rope_parameters`); the goldens also record the transformers-4 layout, which must give
+//! the same RoPE.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use cleft_core::TextEncoder;
+use cleft_core::registry::TextEncoderConfig;
+use cleft_core::text::TextPooling;
+use cleft_gpt::HfTokenizer;
+use cleft_llama::{LlamaArchitecture, LlamaConfig, LlamaModel, LoadOptions, load_llama};
+use cleft_testing::Golden;
+use cleft_testing::golden::golden_dir;
+
+fn options(max_len: usize) -> LoadOptions {
+    LoadOptions {
+        pooling: TextPooling::FirstPad,
+        max_len,
+        allow_missing: false,
+        pad_token: String::new(),
+    }
+}
+
+/// The model and the number of tensors it took from the checkpoint.
+fn load(dir: &str, device: &Device) -> (LlamaModel, usize) {
+    // The goldens feed token ids directly; any tokenizer within the 256-token vocabulary will do.
+    let tokenizer = Arc::new(HfTokenizer::builtin_words());
+    let (model, report) = load_llama(
+        &golden_dir().join(dir),
+        Some(tokenizer),
+        &options(16),
+        device,
+    )
+    .unwrap();
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty(),
+        "{dir}: {report:?}"
+    );
+    (model, report.loaded)
+}
+
+fn golden_json(stem: &str) -> serde_json::Value {
+    let path = golden_dir().join(format!("{stem}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Hidden states, CLEFT pooling and RoPE frequencies against the float32 reference (its own
+/// spread is the floor) and against the float64 run (the spread of its float32 twin).
+fn check_family(dir: &str, stem: &str, expected_tensors: usize) {
+    let device = Device::flex();
+    let (model, loaded) = load(dir, &device);
+    assert_eq!((model.dim(), model.num_layers()), (64, 2));
+    let golden = Golden::open(stem);
+    let ids = golden.ints::<2>("input_ids", &device);
+    let mask = golden.ints::<2>("attention_mask", &device);
+
+    let inv_freq = model.rope().inv_freq(16);
+    golden.check(
+        "rope_inv_freq",
+        Tensor::<1>::from_data(TensorData::new(inv_freq, [8]), &device),
+    );
+
+    let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
+    let pooled = model.forward(ids, mask);
+    golden.check("last_hidden_state", hidden.clone());
+    golden.check("cleft_pooled", pooled.clone());
+    golden.check_with(
+        "last_hidden_state_f64ref",
+        hidden,
+        &golden.tolerance("last_hidden_state"),
+    );
+    golden.check_with(
+        "cleft_pooled_f64ref",
+        pooled,
+        &golden.tolerance("cleft_pooled"),
+    );
+
+    // Every tensor of the checkpoint was used (an untied LM head is the one ignored name).
+    let keys = golden_json(stem)["checkpoint"]["keys"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "lm_head.weight")
+        .count();
+    assert_eq!(
+        (keys, loaded),
+        (expected_tensors, expected_tensors),
+        "{stem}"
+    );
+}
+
+#[test]
+fn llama3_rope_scaling_and_untied_head_match_transformers() {
+    check_family("tiny-llama3", "tiny_llama3", 2 + 2 * 9);
+}
+
+#[test]
+fn linear_rope_scaling_matches_transformers() {
+    check_family("tiny-llama-linear", "tiny_llama_linear", 2 + 2 * 9);
+}
+
+#[test]
+fn qwen2_qkv_biases_from_bfloat16_weights_match_transformers() {
+    check_family("tiny-qwen2", "tiny_qwen2", 2 + 2 * 12);
+}
+
+#[test]
+fn mistral_within_its_window_matches_transformers() {
+    check_family("tiny-mistral", "tiny_mistral", 2 + 2 * 9);
+}
+
+#[test]
+fn both_config_layouts_give_the_same_architecture_and_rope() {
+    for stem in [
+        "tiny_llama3",
+        "tiny_llama_linear",
+        "tiny_qwen2",
+        "tiny_mistral",
+    ] {
+        let json = golden_json(stem);
+        let dir = json["hf_dir"].as_str().unwrap().rsplit('/').next().unwrap();
+        let v5: LlamaArchitecture = serde_json::from_str(
+            &std::fs::read_to_string(golden_dir().join(dir).join("config.json")).unwrap(),
+        )
+        .unwrap();
+        let v4: LlamaArchitecture =
+            serde_json::from_value(json["config_json_transformers4"].clone()).unwrap();
+        assert_eq!(v5.rope("v5").unwrap(), v4.rope("v4").unwrap(), "{stem}");
+        assert_eq!(
+            (v5.qkv_bias(), v5.o_bias(), v5.attention_window()),
+            (v4.qkv_bias(), v4.o_bias(), v4.attention_window()),
+            "{stem}"
+        );
+    }
+}
+
+fn copy_with_config(dir: &str, edit: impl Fn(&mut serde_json::Value)) -> tempfile_dir::Dir {
+    let source = golden_dir().join(dir);
+    let target = tempfile_dir::Dir::new(dir);
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, target.0.join(path.file_name().unwrap())).unwrap();
+    }
+    let config_path = target.0.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    target
+}
+
+/// A scratch directory removed on drop.
+mod tempfile_dir {
+    use std::path::PathBuf;
+
+    pub struct Dir(pub PathBuf);
+
+    impl Dir {
+        pub fn new(name: &str) -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "cleft-llama-families-{}-{name}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn load_error(dir: &PathBuf, max_len: usize) -> String {
+    let tokenizer = Arc::new(HfTokenizer::builtin_words());
+    match load_llama(dir, Some(tokenizer), &options(max_len), &Device::flex()) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn unsupported_families_and_rope_types_are_refused_by_name() {
+    let gemma = copy_with_config("tiny-llama3", |c| c["model_type"] = "gemma3".into());
+    let error = load_error(&gemma.0, 16);
+    assert!(
+        error.contains(&*gemma.0.to_string_lossy())
+            && error.contains("\"gemma3\"")
+            && error.contains("llama, qwen2, mistral"),
+        "{error}"
+    );
+    let yarn = copy_with_config("tiny-llama3", |c| {
+        c["rope_parameters"]["rope_type"] = "yarn".into()
+    });
+    let error = load_error(&yarn.0, 16);
+    assert!(
+        error.contains("rope_parameters.rope_type \"yarn\"")
+            && error.contains("default, linear, llama3"),
+        "{error}"
+    );
+}
+
+#[test]
+fn mistral_longer_than_its_window_is_refused_at_load_and_by_the_contract() {
+    // The window is 64: 63 real tokens and the pooled pad fit, 64 do not.
+    let dir = golden_dir().join("tiny-mistral");
+    load_llama(
+        &dir,
+        Some(Arc::new(HfTokenizer::builtin_words())),
+        &options(63),
+        &Device::flex(),
+    )
+    .unwrap();
+    let error = load_error(&dir, 64);
+    assert!(
+        error.contains("sliding window of 64") && error.contains("text.max_len = 64"),
+        "{error}"
+    );
+
+    // Before anything is loaded, the text contract gets the window as the position bound.
+    let config = LlamaConfig {
+        weights: Some(dir.clone()),
+        ..LlamaConfig::default()
+    };
+    let input = TextEncoderConfig::input(&config).unwrap().unwrap();
+    let window = input.positions.unwrap();
+    assert_eq!(window.value, 64);
+    assert!(window.key.contains("sliding_window"), "{}", window.key);
+    // LLaMA has no window: RoPE positions are unbounded.
+    let config = LlamaConfig {
+        weights: Some(golden_dir().join("tiny-llama3")),
+        ..LlamaConfig::default()
+    };
+    assert!(
+        TextEncoderConfig::input(&config)
+            .unwrap()
+            .unwrap()
+            .positions
+            .is_none()
+    );
+}
