@@ -9,7 +9,7 @@ use cleft_core::burn::tensor::TensorData;
 use cleft_core::registry::{
     ComponentKind, FieldError, ParseFn, TextEncoderConfig, VisionEncoderConfig,
 };
-use cleft_core::weights::{read_hf_config, summarize_safetensors};
+use cleft_core::weights::{read_hf_config, summarize_checkpoint};
 
 /// ImageNet normalisation (DINOv2 / HF image processors).
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -31,8 +31,8 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// Prints architecture, parameter count and dtypes of a checkpoint directory, a `.safetensors`
-/// file or a GGUF file.
+/// Prints architecture, parameter count and dtypes of a checkpoint directory (safetensors or
+/// `pytorch_model.bin`, single or sharded), a `.safetensors`, PyTorch `.bin` or GGUF file.
 pub fn inspect(path: &Path) -> Result<()> {
     let (architecture, parameters, dtypes) = if is_gguf(path) {
         let file = cleft_gguf::GgufFile::open(path)
@@ -46,7 +46,7 @@ pub fn inspect(path: &Path) -> Result<()> {
         let architecture = format!("{} (GGUF v{})", file.architecture()?, file.version());
         (architecture, file.parameter_count(), dtypes)
     } else {
-        let summary = summarize_safetensors(path)?;
+        let summary = summarize_checkpoint(path)?;
         (summary.architecture, summary.parameters, summary.dtypes)
     };
     println!("path:         {}", path.display());

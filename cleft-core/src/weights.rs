@@ -3,14 +3,16 @@
 //! - [`TensorSource`]: named host tensors (`f32`, PyTorch layout). [`SafetensorsCheckpoint`]
 //!   reads a HF directory (`model.safetensors`, or a sharded `model.safetensors.index.json`) or a
 //!   single `.safetensors` file through burn-store (memory-mapped, each tensor read when asked
-//!   for); other formats (GGUF) implement the trait in their plugin.
+//!   for); [`PytorchCheckpoint`] reads `pytorch_model.bin` (single or sharded) and `.pt` /
+//!   `.pth` files without executing their pickle; [`open_checkpoint`] picks the one a directory
+//!   holds; other formats (GGUF) implement the trait in their plugin.
 //! - [`load_weights`] walks a module with burn's `ModuleMapper`, derives each parameter's
 //!   checkpoint key from its path (burn `LayerNorm`/`RmsNorm` `gamma`/`beta` → HF
 //!   `weight`/`bias`, optional segment renames), transposes HF `Linear` weights (`[out, in]`) into
 //!   burn's `[in, out]` when asked (GPT-2 `Conv1D` is already `[in, out]`), and returns a
 //!   [`LoadReport`] naming missing, unexpected and shape-mismatched tensors. Missing tensors are
 //!   an error unless [`WeightMapping::allow_missing`] is set; a shape mismatch is always one.
-//! - [`summarize_safetensors`]: parameter count and dtypes of a checkpoint (for `cleft inspect`).
+//! - [`summarize_checkpoint`]: parameter count and dtypes of a checkpoint (for `cleft inspect`).
 
 // Parses user files: no `unwrap`, `expect` or unchecked indexing on what a file holds (every bad
 // byte must become a named error, never a panic).
@@ -31,6 +33,9 @@ use burn::tensor::TensorData;
 use safetensors::Dtype;
 
 use crate::error::{CleftError, Result};
+
+mod pytorch;
+pub use pytorch::PytorchCheckpoint;
 
 /// A tensor on the host: row-major `f32` values in PyTorch (checkpoint) layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -512,9 +517,34 @@ pub struct CheckpointSummary {
     pub tensors: usize,
 }
 
-/// Summarises the checkpoint at `path` (directory or `.safetensors` file).
-pub fn summarize_safetensors(path: &Path) -> Result<CheckpointSummary> {
-    let checkpoint = SafetensorsCheckpoint::open(path)?;
+/// The checkpoint at `path`, whichever format it is stored in: a directory's
+/// `model.safetensors` (or its sharded index) first, as transformers prefers it, then
+/// `pytorch_model.bin` (or its sharded index); a file by its extension (`.safetensors`; `.bin`,
+/// `.pt`, `.pth`).
+pub fn open_checkpoint(path: &Path) -> Result<Box<dyn TensorSource>> {
+    if path.is_dir() {
+        let has = |name: &str| path.join(name).is_file();
+        if has("model.safetensors") || has("model.safetensors.index.json") {
+            return Ok(Box::new(SafetensorsCheckpoint::open(path)?));
+        }
+        if has("pytorch_model.bin") || has("pytorch_model.bin.index.json") {
+            return Ok(Box::new(PytorchCheckpoint::open(path)?));
+        }
+        return Err(checkpoint_error(
+            path,
+            "no weights in this directory: expected model.safetensors, \
+             model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json",
+        ));
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("bin" | "pt" | "pth") => Ok(Box::new(PytorchCheckpoint::open(path)?)),
+        _ => Ok(Box::new(SafetensorsCheckpoint::open(path)?)),
+    }
+}
+
+/// Summarises the checkpoint at `path` (a directory, a `.safetensors` file or a PyTorch
+/// `.bin` / `.pt` / `.pth` file; see [`open_checkpoint`]).
+pub fn summarize_checkpoint(path: &Path) -> Result<CheckpointSummary> {
     let architecture = if path.is_dir() && path.join("config.json").is_file() {
         let config = read_hf_config(path)?;
         let first = config
@@ -532,17 +562,37 @@ pub fn summarize_safetensors(path: &Path) -> Result<CheckpointSummary> {
         dtypes: BTreeMap::new(),
         tensors: 0,
     };
-    for stored in checkpoint.tensors.values() {
-        *summary
-            .dtypes
-            .entry(format!("{:?}", stored.dtype))
-            .or_default() += 1;
+    let mut add = |dtype: String, elements: usize, float: bool| {
+        *summary.dtypes.entry(dtype).or_default() += 1;
         summary.tensors += 1;
-        if matches!(
-            stored.dtype,
-            DType::F16 | DType::BF16 | DType::F32 | DType::F64
-        ) {
-            summary.parameters += stored.shape.num_elements() as u64;
+        if float {
+            summary.parameters += elements as u64;
+        }
+    };
+    let pytorch_dir = path.is_dir()
+        && !path.join("model.safetensors").is_file()
+        && !path.join("model.safetensors.index.json").is_file();
+    let pytorch_file = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "bin" | "pt" | "pth"));
+    if pytorch_dir || pytorch_file {
+        let checkpoint = PytorchCheckpoint::open(path)?;
+        for (_, dtype, elements) in checkpoint.summary() {
+            add(format!("{dtype:?}"), elements, pytorch::is_float(dtype));
+        }
+    } else {
+        let checkpoint = SafetensorsCheckpoint::open(path)?;
+        for stored in checkpoint.tensors.values() {
+            let float = matches!(
+                stored.dtype,
+                DType::F16 | DType::BF16 | DType::F32 | DType::F64
+            );
+            add(
+                format!("{:?}", stored.dtype),
+                stored.shape.num_elements(),
+                float,
+            );
         }
     }
     Ok(summary)

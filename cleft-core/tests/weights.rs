@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use cleft_core::weights::{
-    SafetensorsCheckpoint, WeightMapping, load_weights, summarize_safetensors,
+    SafetensorsCheckpoint, WeightMapping, load_weights, summarize_checkpoint,
 };
 use safetensors::{Dtype, tensor::TensorView};
 
@@ -139,7 +139,7 @@ fn loads_by_path_with_transpose_norm_renames_and_prefix() {
     let (_, report) = load_weights(net(&device), &checkpoint, &ignoring).unwrap();
     assert!(report.unexpected.is_empty());
 
-    let summary = summarize_safetensors(&dir).unwrap();
+    let summary = summarize_checkpoint(&dir).unwrap();
     assert_eq!(
         (
             summary.architecture.as_str(),

@@ -96,3 +96,40 @@ fn paper_budgets_match_the_paper_without_allocating_the_llm() {
         assert!(peak < 1 << 30, "counting allocated {peak} bytes");
     }
 }
+
+#[test]
+fn llm_family_budgets_match_their_published_sizes() {
+    // Text-tower totals without the (tied or unused) LM head, as transformers counts the bare
+    // decoder: Llama-3.2-1B 1,235,814,400; Qwen2.5-0.5B 494,032,768 (with its q/k/v biases);
+    // Mistral-7B (BioMistral) 7,241,732,096 − 32000·4096 LM head. LoRA r = 8 on q_proj and
+    // v_proj: layers · 8 · ((E + H·hd) + (E + KV·hd)).
+    for (config, total, lora) in [
+        (
+            "cleft-llama3.2-1b.toml",
+            1_235_814_400,
+            16 * 8 * ((2048 + 2048) + (2048 + 512)),
+        ),
+        (
+            "cleft-qwen2.5-0.5b.toml",
+            494_032_768,
+            24 * 8 * ((896 + 896) + (896 + 128)),
+        ),
+        (
+            "cleft-biomistral-7b.toml",
+            7_110_660_096,
+            32 * 8 * ((4096 + 4096) + (4096 + 1024)),
+        ),
+    ] {
+        let budget = budget(config);
+        let text = budget
+            .components
+            .iter()
+            .find(|c| c.component == "text")
+            .unwrap();
+        assert_eq!(text.total - lora, total, "{config}");
+        assert_eq!(budget.text_trainable(), lora, "{config}");
+    }
+    if let Some(peak) = peak_rss() {
+        assert!(peak < 1 << 30, "counting allocated {peak} bytes");
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use cleft_core::weights::{
-    LoadReport, SafetensorsCheckpoint, TensorSource, WeightMapping, load_weights, parse_hf_config,
+    LoadReport, WeightMapping, load_weights, open_checkpoint, parse_hf_config,
 };
 use cleft_core::{CleftError, TextTokenizer};
 
@@ -49,10 +49,10 @@ pub fn load_bert(
 ) -> Result<(BertModel, LoadReport), CleftError> {
     let mut arch: BertArchitecture = parse_hf_config(dir)?;
     arch.validate()?;
-    let checkpoint = SafetensorsCheckpoint::open(dir)?;
+    let checkpoint = open_checkpoint(dir)?;
     arch.add_pooling_layer = ["pooler.dense.weight", "bert.pooler.dense.weight"]
         .iter()
-        .any(|name| TensorSource::shape(&checkpoint, name).is_some());
+        .any(|name| checkpoint.shape(name).is_some());
     if tokenizer.vocab_size() > arch.vocab_size {
         return Err(CleftError::Invalid(format!(
             "{}: the tokenizer has {} tokens but the checkpoint vocabulary only {}",
@@ -62,5 +62,9 @@ pub fn load_bert(
         )));
     }
     let model = BertModel::init(&arch, tokenizer, options.pooling, options.max_len, device);
-    load_weights(model, &checkpoint, &bert_mapping(options.allow_missing))
+    load_weights(
+        model,
+        checkpoint.as_ref(),
+        &bert_mapping(options.allow_missing),
+    )
 }

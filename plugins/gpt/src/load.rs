@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use cleft_core::weights::{
-    LoadReport, SafetensorsCheckpoint, WeightMapping, load_weights, parse_hf_config,
+    LoadReport, WeightMapping, load_weights, open_checkpoint, parse_hf_config,
 };
 use cleft_core::{CleftError, TextTokenizer};
 use serde::Deserialize;
@@ -111,7 +111,11 @@ pub fn load_gpt2(
             config.vocab_size
         )));
     }
-    let checkpoint = SafetensorsCheckpoint::open(dir)?;
+    let checkpoint = open_checkpoint(dir)?;
     let model = Gpt2Model::init(config, tokenizer, device);
-    load_weights(model, &checkpoint, &gpt2_mapping(config.allow_missing))
+    load_weights(
+        model,
+        checkpoint.as_ref(),
+        &gpt2_mapping(config.allow_missing),
+    )
 }

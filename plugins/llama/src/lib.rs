@@ -197,6 +197,18 @@ pub struct LlamaConfig {
     pub rms_norm_eps: f64,
     /// RoPE base θ.
     pub rope_theta: f64,
+    /// HF family of a model without `weights`: `llama`, `qwen2` (q/k/v biases) or `mistral`
+    /// (with `sliding_window`).
+    pub model_type: String,
+    /// Per-head size; default `hidden_size / num_attention_heads`.
+    pub head_dim: Option<usize>,
+    /// Biases on the attention projections (LLaMA's `attention_bias`).
+    pub attention_bias: bool,
+    /// RoPE scaling as HF writes it, e.g. `{ rope_type = "llama3", factor = 32.0,
+    /// low_freq_factor = 1.0, high_freq_factor = 4.0, original_max_position_embeddings = 8192 }`.
+    pub rope_scaling: Option<serde_json::Value>,
+    /// Sliding attention window (`mistral`).
+    pub sliding_window: Option<usize>,
     /// Text pooling (`first_pad` is CLEFT's).
     pub pooling: TextPooling,
     /// Maximum number of real tokens per text.
@@ -218,6 +230,11 @@ impl Default for LlamaConfig {
             num_key_value_heads: 2,
             rms_norm_eps: 1e-5,
             rope_theta: 10000.0,
+            model_type: "llama".into(),
+            head_dim: None,
+            attention_bias: false,
+            rope_scaling: None,
+            sliding_window: None,
             pooling: TextPooling::FirstPad,
             max_len: 64,
         }
@@ -236,13 +253,18 @@ impl LlamaConfig {
             num_key_value_heads: self.num_key_value_heads,
             rms_norm_eps: self.rms_norm_eps,
             rope_theta: self.rope_theta,
+            model_type: self.model_type.clone(),
+            head_dim: self.head_dim,
+            attention_bias: self.attention_bias,
+            rope_scaling: self.rope_scaling.clone(),
+            sliding_window: self.sliding_window,
             ..LlamaArchitecture::default()
         }
     }
 }
 
 /// The architecture fields that a `weights` checkpoint fixes.
-const SIZE_FIELDS: [&str; 8] = [
+const SIZE_FIELDS: [&str; 13] = [
     "vocab_size",
     "hidden_size",
     "intermediate_size",
@@ -251,6 +273,11 @@ const SIZE_FIELDS: [&str; 8] = [
     "num_key_value_heads",
     "rms_norm_eps",
     "rope_theta",
+    "model_type",
+    "head_dim",
+    "attention_bias",
+    "rope_scaling",
+    "sliding_window",
 ];
 
 #[typetag::serde(name = "llama")]
@@ -274,7 +301,11 @@ impl TextEncoderConfig for LlamaConfig {
                     )
                 })
             }
-            _ => None,
+            Some(_) => None,
+            None => self
+                .architecture()
+                .attention_window()
+                .map(|w| Keyed::new(w, "text.sliding_window")),
         };
         Ok(Some(TextInput {
             max_len: Keyed::new(self.max_len, "text.max_len"),

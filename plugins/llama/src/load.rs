@@ -7,7 +7,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 use cleft_core::text::TextPooling;
 use cleft_core::weights::{
-    HostTensor, LoadReport, SafetensorsCheckpoint, TensorSource, WeightMapping, load_weights,
+    HostTensor, LoadReport, TensorSource, WeightMapping, load_weights, open_checkpoint,
     parse_hf_config,
 };
 use cleft_core::{CleftError, TextTokenizer};
@@ -115,6 +115,7 @@ impl GgufSource {
                 format!("architecture {:?} is not llama", hp.architecture),
             ));
         }
+        let rope_scaling = self.rope_scaling(&hp.architecture)?;
         let vocab = self
             .shape("embed_tokens.weight")
             .and_then(|s| s.first().copied());
@@ -133,8 +134,48 @@ impl GgufSource {
                 .filter(|&d| d != hidden / heads.max(1)),
             rms_norm_eps: hp.rms_norm_eps.unwrap_or(1e-5),
             rope_theta: hp.rope_freq_base.unwrap_or(10000.0),
+            rope_scaling,
             ..LlamaArchitecture::default()
         })
+    }
+
+    /// `{arch}.rope.scaling.type` / `.factor` as HF's `rope_scaling`: `none` and `linear` are
+    /// read; other types, and per-frequency factors (`rope_freqs.weight`, which llama.cpp writes
+    /// for Llama 3.1+), are refused naming the key.
+    fn rope_scaling(&self, arch: &str) -> Result<Option<serde_json::Value>, CleftError> {
+        if self.names.contains_key("rope_freqs.weight") {
+            return Err(gguf_error(
+                &self.path,
+                "tensor rope_freqs.weight (per-frequency RoPE factors, as llama.cpp writes \
+                 Llama 3.1+ models) is not supported yet; load the HF directory instead, whose \
+                 rope_scaling `llama3` is",
+            ));
+        }
+        let type_key = format!("{arch}.rope.scaling.type");
+        if self.file.get(&type_key).is_none() {
+            return Ok(None);
+        }
+        let kind = self
+            .file
+            .get_str(&type_key)
+            .map_err(|e| gguf_error(&self.path, e))?;
+        match kind {
+            "none" => Ok(None),
+            "linear" => {
+                let factor_key = format!("{arch}.rope.scaling.factor");
+                let factor = self
+                    .file
+                    .get_f64(&factor_key)
+                    .map_err(|e| gguf_error(&self.path, e))?;
+                Ok(Some(
+                    serde_json::json!({"rope_type": "linear", "factor": factor}),
+                ))
+            }
+            other => Err(gguf_error(
+                &self.path,
+                format!("{type_key} = {other:?} is not supported (none, linear)"),
+            )),
+        }
     }
 
     /// The tokenizer from the GGUF metadata, padding with its EOS token.
@@ -180,8 +221,10 @@ impl TensorSource for GgufSource {
     }
 }
 
-/// Loads LLaMA weights from a `.gguf` file or a HF directory. Without `tokenizer`, a GGUF file's
-/// own tokenizer or the directory's `tokenizer.json` (padding with `options.pad_token`) is used.
+/// Loads LLaMA weights from a `.gguf` file or a HF directory. `tokenizer`, when given, is used and
+/// the checkpoint's own is not even built (so a vocabulary this crate cannot read does not stop a
+/// model whose tokenizer the user supplies); otherwise a GGUF file's own tokenizer or the
+/// directory's `tokenizer.json` (padding with `options.pad_token`) is used.
 pub fn load_llama(
     path: &Path,
     tokenizer: Option<Arc<dyn TextTokenizer>>,
@@ -194,20 +237,19 @@ pub fn load_llama(
         Option<Arc<dyn TextTokenizer>>,
     ) = if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
         let source = GgufSource::open(path)?;
-        let tokenizer = Arc::new(source.tokenizer()?);
-        (source.architecture()?, Box::new(source), Some(tokenizer))
+        let own: Option<Arc<dyn TextTokenizer>> = match tokenizer {
+            Some(_) => None,
+            None => Some(Arc::new(source.tokenizer()?)),
+        };
+        (source.architecture()?, Box::new(source), own)
     } else {
         let arch: LlamaArchitecture = parse_hf_config(path)?;
         let file = path.join("tokenizer.json");
-        let tokenizer: Option<Arc<dyn TextTokenizer>> = match file.is_file() {
-            true => Some(Arc::new(HfTokenizer::from_file(&file, &options.pad_token)?)),
-            false => None,
+        let own: Option<Arc<dyn TextTokenizer>> = match (&tokenizer, file.is_file()) {
+            (None, true) => Some(Arc::new(HfTokenizer::from_file(&file, &options.pad_token)?)),
+            _ => None,
         };
-        (
-            arch,
-            Box::new(SafetensorsCheckpoint::open(path)?),
-            tokenizer,
-        )
+        (arch, open_checkpoint(path)?, own)
     };
     arch.validate()
         .map_err(|e| CleftError::Invalid(format!("{}: {e}", path.display())))?;

@@ -130,23 +130,121 @@ impl LlamaAttention {
         let (heads, kv, hd) = (self.heads, self.kv_heads, self.head_dim);
         let split = |t: Tensor<3>, n: usize| t.reshape([batch, len, n, hd]).swap_dims(1, 2);
         let q = rotary.apply(split(self.q_proj.forward(x.clone()), heads));
-        let mut k = rotary.apply(split(self.k_proj.forward(x.clone()), kv));
-        let mut v = split(self.v_proj.forward(x), kv);
-        if let Some((prefix_k, prefix_v)) = prefix {
-            let [_, _, n, _] = prefix_k.dims();
-            k = Tensor::cat(vec![prefix_k.clone().expand([batch, kv, n, hd]), k], 2);
-            v = Tensor::cat(vec![prefix_v.clone().expand([batch, kv, n, hd]), v], 2);
-        }
-        let total = k.dims()[2];
-        let repeat = |t: Tensor<4>| {
-            t.unsqueeze_dim::<5>(2)
-                .expand([batch, kv, heads / kv, total, hd])
-                .reshape([batch, heads, total, hd])
-        };
-        let (k, v) = (repeat(k), repeat(v));
+        let k = rotary.apply(split(self.k_proj.forward(x.clone()), kv));
+        let v = split(self.v_proj.forward(x), kv);
+        let (k, v) = with_prefix(k, v, prefix);
+        let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
         let context = attention(q, k, v, Some(masked), 1.0 / (hd as f64).sqrt());
         self.o_proj.forward(merge_heads(context))
     }
+}
+
+/// Grouped-query attention: each of the `KV` key/value heads repeated for the `heads / KV` query
+/// heads it serves.
+///
+/// # Shapes
+/// - `t`: `[B, KV, L, hd]`; output `[B, heads, L, hd]`.
+pub(crate) fn repeat_kv(t: Tensor<4>, heads: usize) -> Tensor<4> {
+    let [batch, kv, len, hd] = t.dims();
+    t.unsqueeze_dim::<5>(2)
+        .expand([batch, kv, heads / kv, len, hd])
+        .reshape([batch, heads, len, hd])
+}
+
+/// Prefix keys and values (already rotated, as transformers caches them) before the sequence's.
+///
+/// # Shapes
+/// - `k`, `v`: `[B, KV, L, hd]`; `prefix`: `[1, KV, P, hd]` each; output `[B, KV, P + L, hd]`.
+pub(crate) fn with_prefix(
+    k: Tensor<4>,
+    v: Tensor<4>,
+    prefix: Option<&(Tensor<4>, Tensor<4>)>,
+) -> (Tensor<4>, Tensor<4>) {
+    let Some((prefix_k, prefix_v)) = prefix else {
+        return (k, v);
+    };
+    let [batch, kv, _, hd] = k.dims();
+    let n = prefix_k.dims()[2];
+    (
+        Tensor::cat(vec![prefix_k.clone().expand([batch, kv, n, hd]), k], 2),
+        Tensor::cat(vec![prefix_v.clone().expand([batch, kv, n, hd]), v], 2),
+    )
+}
+
+/// The causal mask over `P` prefix positions (always attended) and the `L` sequence positions,
+/// with padded keys masked.
+///
+/// # Shapes
+/// - `mask`: `[B, L]` (1 = real); output `[B, 1, L, P + L]` (true = not attended).
+pub(crate) fn causal_mask(mask: &Tensor<2, Int>, n_prefix: usize) -> Tensor<4, Bool> {
+    let [batch, len] = mask.dims();
+    let device = mask.device();
+    let causal: Tensor<4, Bool> =
+        generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
+    let padding = mask
+        .clone()
+        .equal_elem(0)
+        .reshape([batch, 1, 1, len])
+        .expand([batch, 1, len, len]);
+    let masked = causal.bool_or(padding);
+    if n_prefix == 0 {
+        return masked;
+    }
+    let open = Tensor::<4, Int>::zeros([batch, 1, len, n_prefix], &device).equal_elem(1);
+    Tensor::cat(vec![open, masked], 3)
+}
+
+/// Prompt-tuning virtual tokens (if `prompt` is one) before the embeddings, counted as real.
+///
+/// # Shapes
+/// - `embeddings`: `[B, L, E]`, `mask`: `[B, L]`; output `[B, P + L, E]`, `[B, P + L]`.
+pub(crate) fn prepend_prompt(
+    prompt: Option<&PromptEncoder>,
+    embeddings: Tensor<3>,
+    mask: Tensor<2, Int>,
+) -> (Tensor<3>, Tensor<2, Int>) {
+    let Some(prompt) = prompt.filter(|p| p.kind == PromptKind::Prompt) else {
+        return (embeddings, mask);
+    };
+    let [batch, _, embed] = embeddings.dims();
+    let n = prompt.num_virtual_tokens();
+    let virtual_tokens = prompt
+        .values()
+        .unsqueeze_dim::<3>(0)
+        .expand([batch, n, embed]);
+    let ones = Tensor::<2, Int>::ones([batch, n], &mask.device());
+    (
+        Tensor::cat(vec![virtual_tokens, embeddings], 1),
+        Tensor::cat(vec![ones, mask], 1),
+    )
+}
+
+/// Checks that `encoder`'s virtual tokens fit a decoder: prompt tuning at the embedding width,
+/// prefix tuning at `2 · layers · KV·hd` (HF PEFT's `token_dim` with key/value heads).
+pub(crate) fn check_prompt_encoder(
+    encoder: &PromptEncoder,
+    embed_dim: usize,
+    geometry: &PrefixGeometry,
+    family: &str,
+) -> Result<(), CleftError> {
+    let (width, expected) = match (encoder.kind, &encoder.transform) {
+        (PromptKind::Prompt, _) => (encoder.embedding.weight.lazy_shape()[1], embed_dim),
+        (PromptKind::Prefix, None) => (
+            encoder.embedding.weight.lazy_shape()[1],
+            2 * geometry.layers * geometry.embed_dim,
+        ),
+        (PromptKind::Prefix, Some(mlp)) => (
+            mlp.output.weight.lazy_shape()[1],
+            2 * geometry.layers * geometry.embed_dim,
+        ),
+    };
+    if width != expected {
+        return Err(CleftError::Invalid(format!(
+            "{:?} virtual tokens of width {width} do not fit this {family} encoder (expected {expected})",
+            encoder.kind
+        )));
+    }
+    Ok(())
 }
 
 /// SiLU-gated feed-forward: `down(silu(gate(x)) · up(x))`.
@@ -307,25 +405,14 @@ impl LlamaModel {
         embeddings: Tensor<3>,
         mask: Tensor<2, Int>,
     ) -> (Tensor<3>, Tensor<2, Int>) {
-        let (embeddings, mask) = self.prepend_prompt(embeddings, mask);
-        let [batch, len, _] = embeddings.dims();
+        let (embeddings, mask) = prepend_prompt(self.prompt_encoder.as_ref(), embeddings, mask);
+        let [_, len, _] = embeddings.dims();
         let device = embeddings.device();
         let prefix = self.prefix_key_values();
         let n_prefix = prefix.as_ref().map_or(0, |kv| kv[0].0.dims()[2]);
         let head_dim = self.layers.first().map_or(1, |l| l.self_attn.head_dim);
         let rotary = Rotary::with_offset(n_prefix, len, head_dim, &self.rope, &device);
-        let causal: Tensor<4, Bool> =
-            generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
-        let padding = mask
-            .clone()
-            .equal_elem(0)
-            .reshape([batch, 1, 1, len])
-            .expand([batch, 1, len, len]);
-        let mut masked = causal.bool_or(padding);
-        if n_prefix > 0 {
-            let open = Tensor::<4, Int>::zeros([batch, 1, len, n_prefix], &device).equal_elem(1);
-            masked = Tensor::cat(vec![open, masked], 3);
-        }
+        let masked = causal_mask(&mask, n_prefix);
         let x = self
             .layers
             .iter()
@@ -335,31 +422,6 @@ impl LlamaModel {
                 layer.forward(x, masked.clone(), &rotary, prefix)
             });
         (self.norm.forward(x), mask)
-    }
-
-    fn prepend_prompt(
-        &self,
-        embeddings: Tensor<3>,
-        mask: Tensor<2, Int>,
-    ) -> (Tensor<3>, Tensor<2, Int>) {
-        let Some(prompt) = self
-            .prompt_encoder
-            .as_ref()
-            .filter(|p| p.kind == PromptKind::Prompt)
-        else {
-            return (embeddings, mask);
-        };
-        let [batch, _, embed] = embeddings.dims();
-        let n = prompt.num_virtual_tokens();
-        let virtual_tokens = prompt
-            .values()
-            .unsqueeze_dim::<3>(0)
-            .expand([batch, n, embed]);
-        let ones = Tensor::<2, Int>::ones([batch, n], &mask.device());
-        (
-            Tensor::cat(vec![virtual_tokens, embeddings], 1),
-            Tensor::cat(vec![ones, mask], 1),
-        )
     }
 
     fn prefix_key_values(&self) -> Option<Vec<(Tensor<4>, Tensor<4>)>> {
@@ -435,26 +497,7 @@ impl PeftHooks for LlamaModel {
 
     fn set_prompt_encoder(&mut self, encoder: Option<PromptEncoder>) -> Result<(), CleftError> {
         if let Some(encoder) = &encoder {
-            let geometry = self.prefix_geometry();
-            let (width, expected) = match (encoder.kind, &encoder.transform) {
-                (PromptKind::Prompt, _) => {
-                    (encoder.embedding.weight.lazy_shape()[1], self.embed_dim())
-                }
-                (PromptKind::Prefix, None) => (
-                    encoder.embedding.weight.lazy_shape()[1],
-                    2 * geometry.layers * geometry.embed_dim,
-                ),
-                (PromptKind::Prefix, Some(mlp)) => (
-                    mlp.output.weight.lazy_shape()[1],
-                    2 * geometry.layers * geometry.embed_dim,
-                ),
-            };
-            if width != expected {
-                return Err(CleftError::Invalid(format!(
-                    "{:?} virtual tokens of width {width} do not fit this LLaMA encoder (expected {expected})",
-                    encoder.kind
-                )));
-            }
+            check_prompt_encoder(encoder, self.embed_dim(), &self.prefix_geometry(), "LLaMA")?;
         }
         self.prompt_encoder = encoder;
         Ok(())

@@ -236,6 +236,21 @@ fn mistral_longer_than_its_window_is_refused_at_load_and_by_the_contract() {
     let window = input.positions.unwrap();
     assert_eq!(window.value, 64);
     assert!(window.key.contains("sliding_window"), "{}", window.key);
+    // Without weights, the section's own `sliding_window` is the bound.
+    let config = LlamaConfig {
+        model_type: "mistral".into(),
+        sliding_window: Some(32),
+        ..LlamaConfig::default()
+    };
+    let window = TextEncoderConfig::input(&config)
+        .unwrap()
+        .unwrap()
+        .positions
+        .unwrap();
+    assert_eq!(
+        (window.value, window.key.as_str()),
+        (32, "text.sliding_window")
+    );
     // LLaMA has no window: RoPE positions are unbounded.
     let config = LlamaConfig {
         weights: Some(golden_dir().join("tiny-llama3")),
@@ -248,4 +263,49 @@ fn mistral_longer_than_its_window_is_refused_at_load_and_by_the_contract() {
             .positions
             .is_none()
     );
+}
+
+#[test]
+fn sharded_pytorch_bin_checkpoint_gives_the_same_outputs() {
+    // `tiny-llama-linear-bin/` holds tiny-llama-linear's tensors as two `torch.save` shards.
+    let device = Device::flex();
+    let (model, loaded) = load("tiny-llama-linear-bin", &device);
+    assert_eq!(loaded, 2 + 2 * 9);
+    let golden = Golden::open("tiny_llama_linear");
+    let ids = golden.ints::<2>("input_ids", &device);
+    let mask = golden.ints::<2>("attention_mask", &device);
+    golden.check("cleft_pooled", model.forward(ids, mask));
+}
+
+#[test]
+fn spm_gguf_loads_with_a_user_tokenizer_and_its_linear_rope_scaling() {
+    // tiny-llama-linear written as llama.cpp's converter writes a LLaMA (Q/K rows permuted,
+    // `llama.rope.scaling.{type,factor}`) with a SentencePiece vocabulary this crate does not
+    // read: without a tokenizer that is a named error; with one, the vocabulary is never built.
+    let path = golden_dir().join("tiny-llama-linear-spm.gguf");
+    let device = Device::flex();
+    let error = match load_llama(&path, None, &options(16), &device) {
+        Ok(_) => panic!("loaded without a readable tokenizer"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("tiny-llama-linear-spm.gguf") && error.contains("llama"),
+        "{error}"
+    );
+    let tokenizer = Arc::new(HfTokenizer::builtin_words());
+    let (model, report) = load_llama(&path, Some(tokenizer), &options(16), &device).unwrap();
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(
+        model.rope().scaling,
+        cleft_llama::RopeScaling::Linear { factor: 4.0 }
+    );
+    let golden = Golden::open("tiny_llama_linear");
+    let ids = golden.ints::<2>("input_ids", &device);
+    let mask = golden.ints::<2>("attention_mask", &device);
+    let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
+    golden.check("last_hidden_state", hidden);
+    golden.check("cleft_pooled", model.forward(ids, mask));
 }

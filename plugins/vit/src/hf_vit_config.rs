@@ -7,7 +7,7 @@ use burn::prelude::*;
 use cleft_core::contract::{ImageInput, Keyed, refuse_overridden};
 use cleft_core::registry::VisionEncoderConfig;
 use cleft_core::weights::{
-    LoadReport, SafetensorsCheckpoint, WeightMapping, load_weights, parse_hf_config,
+    LoadReport, WeightMapping, load_weights, open_checkpoint, parse_hf_config,
 };
 use cleft_core::{CleftError, Component, VisionEncoder};
 use serde::{Deserialize, Serialize};
@@ -295,11 +295,11 @@ pub fn load_hf_vit(
         .map_err(|e| CleftError::Invalid(format!("{}: {e}", dir.join("config.json").display())))?;
     let input_size = section.input_size(&arch)?;
     let has_pooler = section.pooler()?;
-    let checkpoint = SafetensorsCheckpoint::open(dir)?;
+    let checkpoint = open_checkpoint(dir)?;
     let model = HfVitModel::init(&arch, section.pooling, has_pooler, input_size, device);
     load_weights(
         model,
-        &checkpoint,
+        checkpoint.as_ref(),
         &hf_vit_mapping(section.allow_missing, has_pooler),
     )
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use burn::prelude::*;
 use cleft_core::CleftError;
 use cleft_core::weights::{
-    LoadReport, SafetensorsCheckpoint, WeightMapping, load_weights, parse_hf_config,
+    LoadReport, WeightMapping, load_weights, open_checkpoint, parse_hf_config,
 };
 use serde::Deserialize;
 
@@ -123,8 +123,12 @@ pub fn load_dinov2(
             hf.patch_size
         )));
     }
-    let checkpoint = SafetensorsCheckpoint::open(dir)?;
+    let checkpoint = open_checkpoint(dir)?;
     let model = Dinov2Model::init(&config, device);
-    let (model, report) = load_weights(model, &checkpoint, &dinov2_mapping(section.allow_missing))?;
+    let (model, report) = load_weights(
+        model,
+        checkpoint.as_ref(),
+        &dinov2_mapping(section.allow_missing),
+    )?;
     Ok((model.with_input_size(input_size), report))
 }
