@@ -1,27 +1,33 @@
 //! Dequantisation of ggml tensor data to `f32`.
 //!
 //! Block layouts follow ggml (`ggml-common.h`); arithmetic follows ggml's reference
-//! `dequantize_row_*` (f16 scales widened to f32, then `q * d` or `q * d + m` in f32),
-//! so results are bit-identical to ggml and to the `gguf` Python package.
+//! `dequantize_row_*` (`ggml-quants.c`: f16 scales widened to f32, then `q * d` or `q * d + m`
+//! in f32), so results are bit-identical to ggml and to the `gguf` Python package. The k-quants
+//! (Q2_K … Q6_K) are in [`crate::kquants`].
 
 use half::{bf16, f16};
 
 use crate::error::{GgufError, Result};
+use crate::kquants;
 use crate::types::GgmlType;
 
 /// Elements per block of the 32-element quantisation types.
 pub const QK: usize = 32;
 
 /// Bytes per block: Q8_0 `{ f16 d; i8 qs[32]; }`, Q4_0 `{ f16 d; u8 qs[16]; }`,
-/// Q4_1 `{ f16 d; f16 m; u8 qs[16]; }`.
+/// Q4_1 `{ f16 d; f16 m; u8 qs[16]; }`, Q5_0 `{ f16 d; u8 qh[4]; u8 qs[16]; }`,
+/// Q5_1 `{ f16 d; f16 m; u8 qh[4]; u8 qs[16]; }`.
 const Q8_0_BLOCK: usize = 2 + QK;
 const Q4_0_BLOCK: usize = 2 + QK / 2;
 const Q4_1_BLOCK: usize = 4 + QK / 2;
+const Q5_0_BLOCK: usize = 2 + 4 + QK / 2;
+const Q5_1_BLOCK: usize = 4 + 4 + QK / 2;
 
 /// Dequantises `n_elements` elements of `ggml_type` data in `data` (little-endian, ggml layout)
 /// into a new `Vec<f32>`.
 ///
-/// Supported types: F32, F16, BF16, Q8_0, Q4_0, Q4_1. `name` only labels errors: an unsupported
+/// Supported types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+/// ([`GgmlType::can_dequantize`]). `name` only labels errors: an unsupported
 /// type gives [`GgufError::UnsupportedType`], a wrong byte count [`GgufError::SizeMismatch`].
 pub fn dequantize(
     name: &str,
@@ -118,6 +124,51 @@ pub fn dequantize_into(
                 }
             }
         }
+        GgmlType::Q5_0 => {
+            // `dequantize_row_q5_0`: bit j of `qh` is the fifth bit of element j (low nibble of
+            // qs[j]), bit j + 16 that of element j + 16 (high nibble); value (q - 16) * d.
+            for (o, [d0, d1, h0, h1, h2, h3, qs @ ..]) in
+                blocks.iter_mut().zip(data.as_chunks::<Q5_0_BLOCK>().0)
+            {
+                let d = f16::from_le_bytes([*d0, *d1]).to_f32();
+                let qh = u32::from_le_bytes([*h0, *h1, *h2, *h3]);
+                let (lo, hi) = o.as_chunks_mut::<{ QK / 2 }>().0.split_at_mut(1);
+                let halves = lo.iter_mut().flatten().zip(hi.iter_mut().flatten());
+                for (j, ((l, h), &q)) in halves.zip(qs).enumerate() {
+                    let xh_0 = ((qh >> j) << 4) & 0x10;
+                    let xh_1 = (qh >> (j + 12)) & 0x10;
+                    let x0 = ((u32::from(q) & 0x0f) | xh_0) as i32 - 16;
+                    let x1 = ((u32::from(q) >> 4) | xh_1) as i32 - 16;
+                    *l = x0 as f32 * d;
+                    *h = x1 as f32 * d;
+                }
+            }
+        }
+        GgmlType::Q5_1 => {
+            // `dequantize_row_q5_1`: as Q5_0 without the offset; value q * d + m.
+            for (o, [d0, d1, m0, m1, h0, h1, h2, h3, qs @ ..]) in
+                blocks.iter_mut().zip(data.as_chunks::<Q5_1_BLOCK>().0)
+            {
+                let d = f16::from_le_bytes([*d0, *d1]).to_f32();
+                let m = f16::from_le_bytes([*m0, *m1]).to_f32();
+                let qh = u32::from_le_bytes([*h0, *h1, *h2, *h3]);
+                let (lo, hi) = o.as_chunks_mut::<{ QK / 2 }>().0.split_at_mut(1);
+                let halves = lo.iter_mut().flatten().zip(hi.iter_mut().flatten());
+                for (j, ((l, h), &q)) in halves.zip(qs).enumerate() {
+                    let xh_0 = ((qh >> j) << 4) & 0x10;
+                    let xh_1 = (qh >> (j + 12)) & 0x10;
+                    let x0 = (u32::from(q) & 0x0f) | xh_0;
+                    let x1 = (u32::from(q) >> 4) | xh_1;
+                    *l = x0 as f32 * d + m;
+                    *h = x1 as f32 * d + m;
+                }
+            }
+        }
+        GgmlType::Q2_K => kquants::dequantize_q2_k(data, out),
+        GgmlType::Q3_K => kquants::dequantize_q3_k(data, out),
+        GgmlType::Q4_K => kquants::dequantize_q4_k(data, out),
+        GgmlType::Q5_K => kquants::dequantize_q5_k(data, out),
+        GgmlType::Q6_K => kquants::dequantize_q6_k(data, out),
         _ => unreachable!("checked by can_dequantize"),
     }
     Ok(())
@@ -175,6 +226,35 @@ mod tests {
     }
 
     #[test]
+    fn q5_0_and_q5_1_high_bits() {
+        // Element j: low nibble of qs[j] | bit j of qh << 4; element j + 16: high nibble of
+        // qs[j] | bit j + 16 of qh << 4.
+        let q: Vec<u8> = (0..32).map(|i| ((i * 11 + 5) % 32) as u8).collect();
+        let qh: u32 = q
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| u32::from(v >> 4) << i)
+            .sum();
+        let qs = (0..16).map(|j| (q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4));
+        let mut block = f16b(0.5).to_vec();
+        block.extend(qh.to_le_bytes());
+        block.extend(qs.clone());
+        assert_eq!(block.len(), Q5_0_BLOCK);
+        let got = dequantize("t", GgmlType::Q5_0, &block, 32).unwrap();
+        let want: Vec<f32> = q.iter().map(|&v| (v as f32 - 16.0) * 0.5).collect();
+        assert_eq!(got, want);
+
+        let mut block = f16b(0.25).to_vec();
+        block.extend(f16b(-3.0));
+        block.extend(qh.to_le_bytes());
+        block.extend(qs);
+        assert_eq!(block.len(), Q5_1_BLOCK);
+        let got = dequantize("t", GgmlType::Q5_1, &block, 32).unwrap();
+        let want: Vec<f32> = q.iter().map(|&v| v as f32 * 0.25 - 3.0).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn f16_and_bf16_and_f32() {
         let vals = [0.0f32, 1.0, -2.5, 65504.0, 0.000_061_035_156];
         let data: Vec<u8> = vals.iter().flat_map(|&v| f16b(v)).collect();
@@ -191,13 +271,13 @@ mod tests {
 
     #[test]
     fn unsupported_and_size_errors() {
-        let err = dequantize("blk.0.x", GgmlType::Q4_K, &[0; 144], 256).unwrap_err();
+        let err = dequantize("blk.0.x", GgmlType::IQ2_XXS, &[0; 66], 256).unwrap_err();
         assert!(matches!(
             err,
-            GgufError::UnsupportedType { ref tensor, ggml_type: GgmlType::Q4_K } if tensor == "blk.0.x"
+            GgufError::UnsupportedType { ref tensor, ggml_type: GgmlType::IQ2_XXS } if tensor == "blk.0.x"
         ));
         let msg = err.to_string();
-        assert!(msg.contains("blk.0.x") && msg.contains("Q4_K"), "{msg}");
+        assert!(msg.contains("blk.0.x") && msg.contains("IQ2_XXS"), "{msg}");
 
         let err = dequantize("t", GgmlType::Q8_0, &[0; 33], 32).unwrap_err();
         assert!(matches!(

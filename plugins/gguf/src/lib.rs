@@ -3,7 +3,9 @@
 //! - [`GgufFile`] parses the header, all metadata (every value type, including nested arrays) and
 //!   the tensor infos; the data section starts at the header end rounded up to
 //!   `general.alignment` (default [`DEFAULT_ALIGNMENT`]). Tensor data is read on demand.
-//! - [`dequantize`] turns F32, F16, BF16, Q8_0, Q4_0 and Q4_1 data into `f32`; other types give
+//! - [`dequantize`] turns F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the k-quants Q2_K,
+//!   Q3_K, Q4_K, Q5_K, Q6_K into `f32`, bit-identical to ggml's reference `dequantize_row_*`;
+//!   other types (Q8_1, Q8_K, the i-quants, TQ*, MXFP4, NVFP4, Q1_0) give
 //!   [`GgufError::UnsupportedType`] naming the tensor and type.
 //! - [`TensorInfo::ggml_dims`] is the stored (innermost-first) shape, [`TensorInfo::shape`] the
 //!   PyTorch-order one.
@@ -31,6 +33,7 @@
 mod dequant;
 mod error;
 mod header;
+mod kquants;
 mod permute;
 mod reader;
 mod tokenizer;
@@ -39,6 +42,7 @@ mod value;
 
 pub use dequant::{QK, dequantize, dequantize_into};
 pub use error::{GgufError, Result};
+pub use kquants::QK_K;
 pub use permute::{permute, reverse_permute, unpermute_llama_qk};
 pub use reader::{DEFAULT_ALIGNMENT, F32Tensor, GgufFile, HyperParams, TensorInfo};
 #[cfg(feature = "tokenizers")]

@@ -172,10 +172,10 @@ fn build(alignment: Option<u32>) -> (Vec<u8>, Expected) {
         q4_1_want.extend(q.iter().map(|&v| v as f32 * d + m));
     }
     w.tensor("q4_1", &[64], 3, &q4_1);
-    // Unsupported: Q4_K (one 144-byte block of 256), and an unknown type id.
+    // Unsupported: IQ2_XXS (one 66-byte block of 256), and an unknown type id.
     // The unknown one comes first: the last tensor (validated) is the one truncation cuts.
     w.tensor("mystery", &[4], 99, &[0u8; 4]);
-    w.tensor("q4_k", &[256], 12, &[0u8; 144]);
+    w.tensor("iq2_xxs", &[256], 16, &[0u8; 66]);
     (
         w.finish(),
         Expected {
@@ -295,16 +295,16 @@ fn dequantises_each_type_and_reports_shapes() {
 fn unsupported_types_are_typed_errors() {
     let (bytes, _) = build(None);
     let f = GgufFile::from_bytes(bytes).unwrap();
-    let err = f.read_f32("q4_k").unwrap_err();
+    let err = f.read_f32("iq2_xxs").unwrap_err();
     match &err {
         GgufError::UnsupportedType { tensor, ggml_type } => {
-            assert_eq!(tensor, "q4_k");
-            assert_eq!(*ggml_type, GgmlType::Q4_K);
+            assert_eq!(tensor, "iq2_xxs");
+            assert_eq!(*ggml_type, GgmlType::IQ2_XXS);
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert!(err.to_string().contains("q4_k") && err.to_string().contains("Q4_K"));
-    assert_eq!(f.tensor_bytes("q4_k").unwrap().len(), 144);
+    assert!(err.to_string().contains("iq2_xxs") && err.to_string().contains("IQ2_XXS"));
+    assert_eq!(f.tensor_bytes("iq2_xxs").unwrap().len(), 66);
 
     let t = f.tensor("mystery").unwrap();
     assert_eq!(t.ggml_type(), GgmlType::Unknown(99));

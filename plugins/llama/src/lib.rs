@@ -12,9 +12,10 @@
 //!
 //! RMSNorm, grouped-query attention, SiLU-gated MLP, and CLEFT's text pooling (the hidden state at
 //! the first pad/EOS position after the last real token). Random initialisation, or weights from a
-//! HF directory (`config.json` + single or sharded safetensors, f32 / f16 / bf16) or a GGUF file
-//! (`weights = "model.gguf"`; Q4_0, Q4_1, Q8_0, F16 and F32 tensors are dequantised, Q/K
-//! un-permuted like transformers, and the tokenizer is built from the GGUF metadata).
+//! HF directory (`config.json` + single or sharded safetensors or `pytorch_model.bin`, f32 / f16 /
+//! bf16) or a GGUF file (`weights = "model.gguf"`; F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and
+//! the k-quants Q2_K to Q6_K are dequantised, Q/K un-permuted like transformers, and the tokenizer
+//! is built from the GGUF metadata unless `text.tokenizer` is given).
 
 pub mod load;
 mod model;
