@@ -22,8 +22,8 @@ inputs and weights:
 The float64 run casts the model (weights, buffers, PEFT adapters) with .double(), feeds it the same
 float32 inputs cast to float64, and runs under `AllFloat64`, a torch function mode that turns every
 float32 cast/dtype inside the forward into float64. transformers hard-codes float32 in a few places
-(LLaMA RMSNorm, RoPE angles and attention softmax; ViT attention softmax; DINOv2 position-embedding
-interpolation), so a plain model.double() is not a float64 computation there; its spread is kept as
+(LLaMA and Gemma 3 RMSNorm, RoPE angles and attention softmax; ViT attention softmax; DINOv2
+position-embedding interpolation), so a plain model.double() is not a float64 computation there; its spread is kept as
 `f32_vs_f64_model_double` (= the f32_vs_f64_max_abs_diff values in the golden JSONs). float64
 reference tensors (smollm2 *_f64ref, objectives' float64 gradients) get max_abs, f32_vs_f64 (the
 spread of their float32 twin) and recomputed_f64_vs_committed. `merge` holds HF PEFT's own float32
@@ -392,7 +392,25 @@ def noise_dinov2(nz):
 
 # ------------------------------------------------------------------------------------------ LLaMA families
 LLM_FAMILIES = {"tiny-llama3": "LlamaForCausalLM", "tiny-llama-linear": "LlamaForCausalLM",
-                "tiny-qwen2": "Qwen2ForCausalLM", "tiny-mistral": "MistralForCausalLM"}  # golden_llm_families.py
+                "tiny-qwen2": "Qwen2ForCausalLM", "tiny-mistral": "MistralForCausalLM",
+                "tiny-gemma3": "Gemma3ForCausalLM"}  # golden_llm_families.py
+
+
+def gemma3_rope_inits(model):
+    """Gemma 3 (per-layer-type RoPE): {golden key: (init function, config, layer type)}."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    rot = model.model.rotary_emb
+    rope = model.config.rope_parameters
+    plain = copy.deepcopy(model.config)
+    plain.rope_parameters["full_attention"] = {"rope_type": "default",
+                                               "rope_theta": rope["full_attention"]["rope_theta"]}
+    inits = {}
+    for key, lt in (("rope_inv_freq_global", "full_attention"), ("rope_inv_freq_local", "sliding_attention")):
+        inits[key] = (type(rot).compute_default_rope_parameters if rope[lt]["rope_type"] == "default"
+                      else ROPE_INIT_FUNCTIONS[rope[lt]["rope_type"]], model.config, lt)
+    inits["rope_inv_freq_global_unscaled"] = (type(rot).compute_default_rope_parameters, plain, "full_attention")
+    return inits
 
 
 def noise_llm_families(nz):
@@ -423,19 +441,27 @@ def noise_llm_families(nz):
                           rdbl[out].float(), {"committed_vs_all_f64": maxdiff(g[f"{out}_f64ref"], r64[out])})
 
         # RoPE inverse frequencies, recomputed from the config in float32 and in float64
-        rot = model.model.rotary_emb
-        rope = model.config.rope_parameters
-        plain = copy.deepcopy(model.config)
-        plain.rope_parameters = {"rope_type": "default", "rope_theta": rope["rope_theta"]}
-        inits = {"rope_inv_freq": (type(rot).compute_default_rope_parameters if rot.rope_type == "default"
-                                   else ROPE_INIT_FUNCTIONS[rot.rope_type], model.config)}
-        if rot.rope_type != "default":
-            inits["rope_inv_freq_unscaled"] = (type(rot).compute_default_rope_parameters, plain)
-        for key, (init, cfg) in inits.items():
-            inv32 = init(copy.deepcopy(cfg))[0]
+        if cls == "Gemma3ForCausalLM":
+            inits = gemma3_rope_inits(model)
+            # the embedding scale: torch.tensor(hidden_size ** 0.5), a float32 buffer
+            h = model.config.hidden_size
+            nz.add(f"{stem}/embed_scale", g["embed_scale"], torch.tensor([h ** 0.5], dtype=torch.float32),
+                   torch.tensor([h ** 0.5], dtype=torch.float64))
+        else:
+            rot = model.model.rotary_emb
+            rope = model.config.rope_parameters
+            plain = copy.deepcopy(model.config)
+            plain.rope_parameters = {"rope_type": "default", "rope_theta": rope["rope_theta"]}
+            inits = {"rope_inv_freq": (type(rot).compute_default_rope_parameters if rot.rope_type == "default"
+                                       else ROPE_INIT_FUNCTIONS[rot.rope_type], model.config, None)}
+            if rot.rope_type != "default":
+                inits["rope_inv_freq_unscaled"] = (type(rot).compute_default_rope_parameters, plain, None)
+        for key, (init, cfg, layer_type) in inits.items():
+            kw = {} if layer_type is None else {"layer_type": layer_type}
+            inv32 = init(copy.deepcopy(cfg), **kw)[0]
             mode = AllFloat64()
             with mode:
-                inv64 = init(copy.deepcopy(cfg))[0]
+                inv64 = init(copy.deepcopy(cfg), **kw)[0]
             assert mode.rewrites > 0 and inv32.dtype == torch.float32 and inv64.dtype == torch.float64
             nz.add(f"{stem}/{key}", g[key], inv32, inv64)
         del model

@@ -207,6 +207,7 @@ fn checkpoints_are_claimed_through_the_registry_by_model_type() {
     assert_eq!(claimant(Text, "gguf:llama").unwrap(), "llama");
     assert_eq!(claimant(Text, "qwen2").unwrap(), "llama");
     assert_eq!(claimant(Text, "mistral").unwrap(), "llama");
+    assert_eq!(claimant(Text, "gemma3_text").unwrap(), "gemma3");
     // A prefix claim: transformers' DINOv2-with-registers checkpoints.
     assert_eq!(claimant(Vision, "dinov2_with_registers").unwrap(), "vit");
     assert_eq!(claimant(Vision, "vit").unwrap(), "hf-vit");

@@ -101,7 +101,7 @@ fn paper_budgets_match_the_paper_without_allocating_the_llm() {
 fn llm_family_budgets_match_their_published_sizes() {
     // Text-tower totals without the (tied or unused) LM head, as transformers counts the bare
     // decoder: Llama-3.2-1B 1,235,814,400; Qwen2.5-0.5B 494,032,768 (with its q/k/v biases);
-    // Mistral-7B (BioMistral) 7,241,732,096 − 32000·4096 LM head. LoRA r = 8 on q_proj and
+    // Mistral-7B (BioMistral) 7,241,732,096 − 32000·4096 LM head; Gemma 3 4B's language model. LoRA r = 8 on q_proj and
     // v_proj: layers · 8 · ((E + H·hd) + (E + KV·hd)).
     for (config, total, lora) in [
         (
@@ -118,6 +118,13 @@ fn llm_family_budgets_match_their_published_sizes() {
             "cleft-biomistral-7b.toml",
             7_110_660_096,
             32 * 8 * ((4096 + 4096) + (4096 + 1024)),
+        ),
+        // Gemma 3 4B's decoder (MedGemma 4B): 262208·2560 embeddings + 34 layers of
+        // 94,382,592 (q/k norms and four sandwich norms included) + the final norm.
+        (
+            "cleft-medgemma-4b.toml",
+            3_880_263_168,
+            34 * 8 * ((2560 + 2048) + (2560 + 1024)),
         ),
     ] {
         let budget = budget(config);

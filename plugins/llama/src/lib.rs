@@ -10,6 +10,9 @@
 //!   the window, which the contracts check (`text.max_len` and virtual tokens against
 //!   `sliding_window`), and refused otherwise.
 //!
+//! Gemma 3's text decoder (Gemma 3, MedGemma) differs in more than options and is its own
+//! component, `type = "gemma3"` ([`gemma3`]), sharing RoPE, masks and PEFT plumbing.
+//!
 //! RMSNorm, grouped-query attention, SiLU-gated MLP, and CLEFT's text pooling (the hidden state at
 //! the first pad/EOS position after the last real token). Random initialisation, or weights from a
 //! HF directory (`config.json` + single or sharded safetensors or `pytorch_model.bin`, f32 / f16 /
@@ -17,6 +20,8 @@
 //! the k-quants Q2_K to Q6_K are dequantised, Q/K un-permuted like transformers, and the tokenizer
 //! is built from the GGUF metadata unless `text.tokenizer` is given).
 
+pub mod gemma3;
+mod gemma3_config;
 pub mod load;
 mod model;
 pub mod rope;
@@ -31,6 +36,8 @@ use cleft_core::text::TextPooling;
 use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
+pub use gemma3::{Gemma3Architecture, Gemma3Model};
+pub use gemma3_config::{Gemma3Config, gemma3_architecture, gemma3_mapping, load_gemma3};
 pub use load::{GgufSource, LoadOptions, llama_mapping, load_llama};
 pub use model::{LlamaAttention, LlamaDecoderLayer, LlamaMlp, LlamaModel, Rotary};
 pub use rope::{Rope, RopeScaling};

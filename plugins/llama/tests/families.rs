@@ -15,7 +15,10 @@ use cleft_core::TextEncoder;
 use cleft_core::registry::TextEncoderConfig;
 use cleft_core::text::TextPooling;
 use cleft_gpt::HfTokenizer;
-use cleft_llama::{LlamaArchitecture, LlamaConfig, LlamaModel, LoadOptions, load_llama};
+use cleft_llama::{
+    Gemma3Architecture, Gemma3Config, LlamaArchitecture, LlamaConfig, LlamaModel, LoadOptions,
+    gemma3_architecture, load_gemma3, load_llama,
+};
 use cleft_testing::Golden;
 use cleft_testing::golden::golden_dir;
 
@@ -308,4 +311,97 @@ fn spm_gguf_loads_with_a_user_tokenizer_and_its_linear_rope_scaling() {
     let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
     golden.check("last_hidden_state", hidden);
     golden.check("cleft_pooled", model.forward(ids, mask));
+}
+
+#[test]
+fn gemma3_text_decoder_matches_transformers() {
+    // Layers 0 and 2 local (θ 10⁴), layer 1 global (θ 10⁶, linear ÷ 8); query_pre_attn_scalar 24
+    // (not head_dim); every norm weight non-zero, so `(1 + w)` and the sandwich norms show.
+    let device = Device::flex();
+    let tokenizer = Arc::new(HfTokenizer::builtin_words());
+    let (model, report) = load_gemma3(
+        &golden_dir().join("tiny-gemma3"),
+        Some(tokenizer),
+        &options(16),
+        &device,
+    )
+    .unwrap();
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.loaded, 2 + 3 * 13);
+    let golden = Golden::open("tiny_gemma3");
+    let scale = Tensor::<1>::from_data(TensorData::new(vec![model.embed_scale()], [1]), &device);
+    golden.check("embed_scale", scale);
+    let (global, local) = model.ropes();
+    let freqs = |rope: &cleft_llama::Rope| {
+        Tensor::<1>::from_data(TensorData::new(rope.inv_freq(16), [8]), &device)
+    };
+    golden.check("rope_inv_freq_global", freqs(global));
+    golden.check("rope_inv_freq_local", freqs(local));
+
+    let ids = golden.ints::<2>("input_ids", &device);
+    let mask = golden.ints::<2>("attention_mask", &device);
+    let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
+    let pooled = model.forward(ids, mask);
+    golden.check("last_hidden_state", hidden.clone());
+    golden.check("cleft_pooled", pooled.clone());
+    golden.check_with(
+        "last_hidden_state_f64ref",
+        hidden,
+        &golden.tolerance("last_hidden_state"),
+    );
+    golden.check_with(
+        "cleft_pooled_f64ref",
+        pooled,
+        &golden.tolerance("cleft_pooled"),
+    );
+}
+
+#[test]
+fn gemma3_hub_config_layout_gives_the_same_layers_and_rope() {
+    let json = golden_json("tiny_gemma3");
+    let v5 = gemma3_architecture(&golden_dir().join("tiny-gemma3")).unwrap();
+    let v4 = Gemma3Architecture::from_config_json(json["config_json_transformers4"].clone(), "v4")
+        .unwrap();
+    assert_eq!(v5.local_layers().unwrap(), [true, false, true]);
+    assert_eq!(v4.local_layers().unwrap(), v5.local_layers().unwrap());
+    assert_eq!(v4.ropes("v4").unwrap(), v5.ropes("v5").unwrap());
+    // A multimodal checkpoint (MedGemma) nests the decoder under text_config.
+    let nested = serde_json::json!({"model_type": "gemma3", "text_config": json["config_json_transformers4"].clone()});
+    assert_eq!(
+        Gemma3Architecture::from_config_json(nested, "mm").unwrap(),
+        v4
+    );
+}
+
+#[test]
+fn gemma3_longer_than_its_window_and_bidirectional_configs_are_refused() {
+    let dir = golden_dir().join("tiny-gemma3");
+    let tokenizer =
+        || Some(Arc::new(HfTokenizer::builtin_words()) as Arc<dyn cleft_core::TextTokenizer>);
+    let error = match load_gemma3(&dir, tokenizer(), &options(64), &Device::flex()) {
+        Ok(_) => panic!("loaded past the window"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("sliding window of 64"), "{error}");
+    let bidirectional = copy_with_config("tiny-gemma3", |c| {
+        c["use_bidirectional_attention"] = true.into()
+    });
+    let error = match load_gemma3(&bidirectional.0, tokenizer(), &options(16), &Device::flex()) {
+        Ok(_) => panic!("loaded a bidirectional config"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("use_bidirectional_attention"), "{error}");
+    let config = Gemma3Config {
+        weights: Some(dir),
+        ..Gemma3Config::default()
+    };
+    let window = TextEncoderConfig::input(&config)
+        .unwrap()
+        .unwrap()
+        .positions
+        .unwrap();
+    assert_eq!(window.value, 64);
 }
