@@ -17,12 +17,14 @@ pub const BUILTIN_EOS: &str = "<|endoftext|>";
 /// Unknown-word token of the built-in vocabulary (id 1).
 pub const BUILTIN_UNK: &str = "<|unk|>";
 
-/// A `tokenizers::Tokenizer` plus the pad/EOS id; encodes without special tokens, truncates to
-/// `max_len` real tokens and right-pads with at least one EOS after the last real token.
+/// A `tokenizers::Tokenizer` plus the pad/EOS id; encodes without the tokenizer's own special
+/// tokens (optionally starting every text with a BOS id, as Gemma and LLaMA-2 expect), truncates
+/// to `max_len` real tokens and right-pads with at least one EOS after the last real token.
 #[derive(Debug, Clone)]
 pub struct HfTokenizer {
     tokenizer: Tokenizer,
     pad_id: u32,
+    bos_id: Option<u32>,
 }
 
 impl HfTokenizer {
@@ -37,12 +39,39 @@ impl HfTokenizer {
                 path.display()
             ))
         })?;
-        Ok(Self { tokenizer, pad_id })
+        Ok(Self {
+            tokenizer,
+            pad_id,
+            bos_id: None,
+        })
     }
 
     /// Wraps an already built tokenizer (e.g. one made from GGUF metadata) with its pad/EOS id.
     pub fn from_tokenizer(tokenizer: Tokenizer, pad_id: u32) -> Self {
-        Self { tokenizer, pad_id }
+        Self {
+            tokenizer,
+            pad_id,
+            bos_id: None,
+        }
+    }
+
+    /// Starts every encoded text with `bos_id` (counted as a real token).
+    pub fn with_bos_id(mut self, bos_id: u32) -> Self {
+        self.bos_id = Some(bos_id);
+        self
+    }
+
+    /// Starts every encoded text with the vocabulary's `token` (e.g. `<bos>`), which must exist.
+    pub fn with_bos_token(self, token: &str) -> Result<Self, CleftError> {
+        let id = self.tokenizer.token_to_id(token).ok_or_else(|| {
+            CleftError::Data(format!("BOS token `{token}` is not in the vocabulary"))
+        })?;
+        Ok(self.with_bos_id(id))
+    }
+
+    /// The BOS id every text starts with, if any.
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos_id
     }
 
     /// The built-in lower-cased word-level radiology vocabulary (for tiny models and tests).
@@ -66,16 +95,22 @@ impl HfTokenizer {
         Self {
             tokenizer,
             pad_id: 0,
+            bos_id: None,
         }
     }
 
-    /// Token ids of one text (no special tokens).
+    /// Token ids of one text: the BOS id if one is set, then the tokenizer's ids without its own
+    /// special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, CleftError> {
         let encoding = self
             .tokenizer
             .encode(text, false)
             .map_err(|e| CleftError::Data(format!("cannot tokenise {text:?}: {e}")))?;
-        Ok(encoding.get_ids().to_vec())
+        Ok(self
+            .bos_id
+            .into_iter()
+            .chain(encoding.get_ids().iter().copied())
+            .collect())
     }
 }
 
@@ -88,7 +123,8 @@ impl TextTokenizer for HfTokenizer {
                     .map(|ids| ids[..ids.len().min(max_len)].to_vec())
             })
             .collect::<Result<_, _>>()?;
-        if let Some(empty) = rows.iter().position(Vec::is_empty) {
+        let bos = usize::from(self.bos_id.is_some());
+        if let Some(empty) = rows.iter().position(|row| row.len() <= bos) {
             return Err(CleftError::Data(format!(
                 "text {empty} ({:?}) has no tokens",
                 texts[empty]

@@ -8,22 +8,22 @@ use cleft_core::contract::{Keyed, TextInput, refuse_explicit};
 use cleft_core::registry::TextEncoderConfig;
 use cleft_core::text::TextPooling;
 use cleft_core::weights::{
-    LoadReport, WeightMapping, load_weights, open_checkpoint, read_hf_config,
+    LoadReport, TensorSource, WeightMapping, load_weights, open_checkpoint, read_hf_config,
 };
 use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
 use cleft_gpt::HfTokenizer;
 use serde::{Deserialize, Serialize};
 
 use crate::gemma3::{Gemma3Architecture, Gemma3Model};
-use crate::load::LoadOptions;
+use crate::load::{GgufSource, LoadOptions};
 
 /// The `[text] type = "gemma3"` section: Gemma 3's text decoder (Gemma 3 1B / 270M, and the
 /// language model of Gemma 3 4B+ and MedGemma), from a HF directory or randomly initialised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Gemma3Config {
-    /// A HF directory (`config.json` + safetensors or `pytorch_model.bin`); it sets the
-    /// architecture, so a size field next to it is an error naming both keys.
+    /// A HF directory (`config.json` + safetensors or `pytorch_model.bin`) or a llama.cpp GGUF
+    /// file; it sets the architecture, so a size field next to it is an error naming both keys.
     pub weights: Option<PathBuf>,
     /// Keep random values for parameters missing from `weights` instead of failing.
     pub allow_missing: bool,
@@ -31,6 +31,9 @@ pub struct Gemma3Config {
     pub tokenizer: Option<PathBuf>,
     /// Pad/EOS token of `tokenizer.json` (Gemma: `<eos>`).
     pub pad_token: String,
+    /// Token every text starts with when the tokenizer comes from a `tokenizer.json` (Gemma:
+    /// `<bos>`, as its tokenizer adds it); `""` for none. A GGUF file says so itself.
+    pub bos_token: String,
     /// Vocabulary size (at least the tokenizer's).
     pub vocab_size: usize,
     /// Hidden size.
@@ -73,6 +76,7 @@ impl Default for Gemma3Config {
             allow_missing: false,
             tokenizer: None,
             pad_token: "<eos>".into(),
+            bos_token: "<bos>".into(),
             vocab_size: 0,
             hidden_size: 64,
             intermediate_size: 128,
@@ -158,28 +162,41 @@ pub fn gemma3_mapping(allow_missing: bool) -> WeightMapping {
     }
 }
 
-/// Loads a Gemma 3 HF directory. `tokenizer`, when given, is used; otherwise the directory's
-/// `tokenizer.json` (padding with `options.pad_token`).
+/// Loads Gemma 3 from a HF directory or a llama.cpp GGUF file (`general.architecture = gemma3`;
+/// norms stored as `1 + w` and read back as `w`, as transformers does). `tokenizer`, when given,
+/// is used and the checkpoint's own is not built; otherwise the directory's `tokenizer.json`
+/// (padding with `options.pad_token`, every text starting with `bos_token`) or the GGUF's own
+/// vocabulary.
 pub fn load_gemma3(
     dir: &Path,
     tokenizer: Option<Arc<dyn TextTokenizer>>,
     options: &LoadOptions,
     device: &Device,
 ) -> Result<(Gemma3Model, LoadReport), CleftError> {
+    load_gemma3_with_bos(dir, tokenizer, options, "<bos>", device)
+}
+
+/// [`load_gemma3`] with the BOS token a directory's `tokenizer.json` starts texts with (`""`:
+/// none).
+pub fn load_gemma3_with_bos(
+    dir: &Path,
+    tokenizer: Option<Arc<dyn TextTokenizer>>,
+    options: &LoadOptions,
+    bos_token: &str,
+    device: &Device,
+) -> Result<(Gemma3Model, LoadReport), CleftError> {
     let in_dir = |e: CleftError| CleftError::Invalid(format!("{}: {e}", dir.display()));
+    if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
+        let source = GgufSource::open(dir)?;
+        let arch = source.gemma3_architecture()?;
+        let tokenizer: Arc<dyn TextTokenizer> = match tokenizer {
+            Some(tokenizer) => tokenizer,
+            None => Arc::new(source.tokenizer()?),
+        };
+        return build_and_load(&arch, tokenizer, &source, options, dir, device);
+    }
     let arch = gemma3_architecture(dir)?;
     arch.validate().map_err(in_dir)?;
-    if let Some(window) = arch.attention_window().map_err(in_dir)?
-        && options.max_len + 1 > window
-    {
-        return Err(CleftError::Invalid(format!(
-            "{}: Gemma 3's local layers attend within a sliding window of {window} positions \
-             (config.json sliding_window); text.max_len = {} plus the pooled pad position \
-             exceeds it, where this encoder would not be exact",
-            dir.display(),
-            options.max_len
-        )));
-    }
     let tokenizer = match tokenizer {
         Some(tokenizer) => tokenizer,
         None => {
@@ -190,9 +207,46 @@ pub fn load_gemma3(
                     dir.display()
                 )));
             }
-            Arc::new(HfTokenizer::from_file(&file, &options.pad_token)?)
+            Arc::new(with_bos(
+                HfTokenizer::from_file(&file, &options.pad_token)?,
+                bos_token,
+            )?)
         }
     };
+    let checkpoint = open_checkpoint(dir)?;
+    build_and_load(&arch, tokenizer, checkpoint.as_ref(), options, dir, device)
+}
+
+/// `tokenizer` starting every text with `bos_token` (none when empty).
+fn with_bos(tokenizer: HfTokenizer, bos_token: &str) -> Result<HfTokenizer, CleftError> {
+    match bos_token {
+        "" => Ok(tokenizer),
+        token => tokenizer.with_bos_token(token),
+    }
+}
+
+/// Checks the window and the vocabulary, builds the model and loads `source` into it.
+fn build_and_load(
+    arch: &Gemma3Architecture,
+    tokenizer: Arc<dyn TextTokenizer>,
+    source: &dyn TensorSource,
+    options: &LoadOptions,
+    dir: &Path,
+    device: &Device,
+) -> Result<(Gemma3Model, LoadReport), CleftError> {
+    let in_dir = |e: CleftError| CleftError::Invalid(format!("{}: {e}", dir.display()));
+    arch.validate().map_err(in_dir)?;
+    if let Some(window) = arch.attention_window().map_err(in_dir)?
+        && options.max_len + 1 > window
+    {
+        return Err(CleftError::Invalid(format!(
+            "{}: Gemma 3's local layers attend within a sliding window of {window} positions \
+             (sliding_window); text.max_len = {} plus the pooled pad position exceeds it, where \
+             this encoder would not be exact",
+            dir.display(),
+            options.max_len
+        )));
+    }
     if tokenizer.vocab_size() > arch.vocab_size {
         return Err(CleftError::Invalid(format!(
             "{}: the tokenizer has {} tokens but the checkpoint vocabulary only {}",
@@ -201,14 +255,9 @@ pub fn load_gemma3(
             arch.vocab_size
         )));
     }
-    let checkpoint = open_checkpoint(dir)?;
-    let model = Gemma3Model::init(&arch, tokenizer, options.pooling, options.max_len, device)
+    let model = Gemma3Model::init(arch, tokenizer, options.pooling, options.max_len, device)
         .map_err(in_dir)?;
-    load_weights(
-        model,
-        checkpoint.as_ref(),
-        &gemma3_mapping(options.allow_missing),
-    )
+    load_weights(model, source, &gemma3_mapping(options.allow_missing))
 }
 
 #[typetag::serde(name = "gemma3")]
@@ -228,6 +277,20 @@ impl TextEncoderConfig for Gemma3Config {
                     ),
                 )
             }),
+            Some(file) if file.is_file() && file.extension().is_some_and(|e| e == "gguf") => {
+                GgufSource::open(file)?
+                    .gemma3_architecture()?
+                    .attention_window()?
+                    .map(|w| {
+                        Keyed::new(
+                            w,
+                            format!(
+                                "text.weights → {} gemma3.attention.sliding_window",
+                                file.display()
+                            ),
+                        )
+                    })
+            }
             Some(_) => None,
             None => self
                 .architecture()
@@ -246,7 +309,10 @@ impl TextEncoderConfig for Gemma3Config {
             refuse_explicit(self, "text", "text.weights", &SIZE_FIELDS)?;
         }
         let tokenizer: Option<Arc<dyn TextTokenizer>> = match &self.tokenizer {
-            Some(path) => Some(Arc::new(HfTokenizer::from_file(path, &self.pad_token)?)),
+            Some(path) => Some(Arc::new(with_bos(
+                HfTokenizer::from_file(path, &self.pad_token)?,
+                &self.bos_token,
+            )?)),
             None => None,
         };
         let model = match &self.weights {
@@ -257,7 +323,7 @@ impl TextEncoderConfig for Gemma3Config {
                     allow_missing: self.allow_missing,
                     pad_token: self.pad_token.clone(),
                 };
-                load_gemma3(dir, tokenizer, &options, device)?.0
+                load_gemma3_with_bos(dir, tokenizer, &options, &self.bos_token, device)?.0
             }
             None => {
                 let tokenizer = tokenizer.unwrap_or_else(|| Arc::new(HfTokenizer::builtin_words()));
@@ -279,5 +345,5 @@ cleft_core::register_component!(
     "gemma3",
     "Gemma 3 text decoder (Gemma 3, MedGemma: scaled embeddings, (1 + w) RMSNorm, q/k norms, sandwich norms, GeGLU, local/global layers; HF weights), CLEFT first-pad pooling",
     Gemma3Config,
-    claims = ["gemma3_text", "gemma3"]
+    claims = ["gemma3_text", "gemma3", "gguf:gemma3"]
 );

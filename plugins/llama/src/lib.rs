@@ -37,8 +37,10 @@ use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
 pub use gemma3::{Gemma3Architecture, Gemma3Model};
-pub use gemma3_config::{Gemma3Config, gemma3_architecture, gemma3_mapping, load_gemma3};
-pub use load::{GgufSource, LoadOptions, llama_mapping, load_llama};
+pub use gemma3_config::{
+    Gemma3Config, gemma3_architecture, gemma3_mapping, load_gemma3, load_gemma3_with_bos,
+};
+pub use load::{GgufSource, LoadOptions, hf_name_for, llama_mapping, load_llama};
 pub use model::{LlamaAttention, LlamaDecoderLayer, LlamaMlp, LlamaModel, Rotary};
 pub use rope::{Rope, RopeScaling};
 

@@ -14,7 +14,7 @@ use cleft_core::{CleftError, TextTokenizer};
 use cleft_gguf::GgufFile;
 use cleft_gpt::HfTokenizer;
 
-use crate::{LlamaArchitecture, LlamaModel};
+use crate::{Gemma3Architecture, LlamaArchitecture, LlamaModel};
 
 /// Settings of a loaded model that the checkpoint does not define.
 #[derive(Debug, Clone)]
@@ -48,14 +48,23 @@ fn gguf_error(path: &Path, error: impl std::fmt::Display) -> CleftError {
     }
 }
 
-/// The HF name of a llama.cpp tensor name (`blk.3.attn_q.weight` → `layers.3.self_attn.q_proj.weight`).
+/// The HF name of a llama.cpp tensor name of a LLaMA (`blk.3.attn_q.weight` →
+/// `layers.3.self_attn.q_proj.weight`).
 pub fn hf_name(gguf_name: &str) -> String {
+    hf_name_for("llama", gguf_name)
+}
+
+/// The HF name of a llama.cpp tensor name for `architecture` (`llama` or `gemma3`: the names
+/// differ where Gemma has more norms, and `ffn_norm` is LLaMA's `post_attention_layernorm` but
+/// Gemma's `pre_feedforward_layernorm`).
+pub fn hf_name_for(architecture: &str, gguf_name: &str) -> String {
     match gguf_name {
         "token_embd.weight" => return "embed_tokens.weight".into(),
         "output_norm.weight" => return "norm.weight".into(),
         "output.weight" => return "lm_head.weight".into(),
         _ => {}
     }
+    let gemma = architecture == "gemma3";
     let parts: Vec<&str> = gguf_name.splitn(4, '.').collect();
     if let ["blk", layer, module, suffix] = parts[..] {
         let hf = match module {
@@ -64,10 +73,15 @@ pub fn hf_name(gguf_name: &str) -> String {
             "attn_k" => "self_attn.k_proj",
             "attn_v" => "self_attn.v_proj",
             "attn_output" => "self_attn.o_proj",
+            "ffn_norm" if gemma => "pre_feedforward_layernorm",
             "ffn_norm" => "post_attention_layernorm",
             "ffn_gate" => "mlp.gate_proj",
             "ffn_up" => "mlp.up_proj",
             "ffn_down" => "mlp.down_proj",
+            "attn_q_norm" if gemma => "self_attn.q_norm",
+            "attn_k_norm" if gemma => "self_attn.k_norm",
+            "post_attention_norm" if gemma => "post_attention_layernorm",
+            "post_ffw_norm" if gemma => "post_feedforward_layernorm",
             _ => return gguf_name.into(),
         };
         return format!("layers.{layer}.{hf}.{suffix}");
@@ -80,21 +94,28 @@ pub struct GgufSource {
     path: PathBuf,
     file: GgufFile,
     names: BTreeMap<String, String>,
+    /// llama.cpp stores Gemma's norm weights as `1 + w`; transformers subtracts the 1 again.
+    norms_offset: bool,
 }
 
 impl GgufSource {
     /// Opens `path`.
     pub fn open(path: &Path) -> Result<Self, CleftError> {
         let file = GgufFile::open(path).map_err(|e| gguf_error(path, e))?;
+        let architecture = file
+            .architecture()
+            .map_err(|e| gguf_error(path, e))?
+            .to_string();
         let names = file
             .tensors()
             .iter()
-            .map(|t| (hf_name(t.name()), t.name().to_string()))
+            .map(|t| (hf_name_for(&architecture, t.name()), t.name().to_string()))
             .collect();
         Ok(Self {
             path: path.to_path_buf(),
             file,
             names,
+            norms_offset: architecture == "gemma3",
         })
     }
 
@@ -178,17 +199,77 @@ impl GgufSource {
         }
     }
 
-    /// The tokenizer from the GGUF metadata, padding with its EOS token.
+    /// The tokenizer from the GGUF metadata, padding with its EOS token and starting every text
+    /// with BOS when the file asks for it (`tokenizer.ggml.add_bos_token`; when absent, yes for a
+    /// SentencePiece vocabulary, as llama.cpp and transformers do, no otherwise).
     pub fn tokenizer(&self) -> Result<HfTokenizer, CleftError> {
         let tokenizer = self
             .file
             .hf_tokenizer()
             .map_err(|e| gguf_error(&self.path, e))?;
-        let eos = self
+        let id = |key: &str| {
+            self.file
+                .get_u64(key)
+                .map_err(|e| gguf_error(&self.path, e))
+                .and_then(|v| {
+                    u32::try_from(v).map_err(|_| {
+                        gguf_error(&self.path, format!("{key} = {v} is not a token id"))
+                    })
+                })
+        };
+        let tokenizer = HfTokenizer::from_tokenizer(tokenizer, id("tokenizer.ggml.eos_token_id")?);
+        let sentencepiece = self
             .file
-            .get_u64("tokenizer.ggml.eos_token_id")
+            .get("tokenizer.ggml.model")
+            .and_then(|v| v.as_str())
+            == Some("llama");
+        let add_bos = self
+            .file
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(sentencepiece);
+        Ok(match add_bos {
+            true => tokenizer.with_bos_id(id("tokenizer.ggml.bos_token_id")?),
+            false => tokenizer,
+        })
+    }
+
+    /// The Gemma 3 architecture described by the `gemma3.*` metadata, as transformers reads it:
+    /// the fields the file has, Gemma3TextConfig's defaults for the rest (`query_pre_attn_scalar`
+    /// 256, `rope_local_base_freq` 10⁴, every 6th layer global). `gemma3.rope.scaling.type`
+    /// `linear` (Gemma 3 4B and larger) is applied to the global layers as llama.cpp does.
+    pub fn gemma3_architecture(&self) -> Result<Gemma3Architecture, CleftError> {
+        let hp = self
+            .file
+            .hyper_params()
             .map_err(|e| gguf_error(&self.path, e))?;
-        Ok(HfTokenizer::from_tokenizer(tokenizer, eos as u32))
+        if hp.architecture != "gemma3" {
+            return Err(gguf_error(
+                &self.path,
+                format!("architecture {:?} is not gemma3", hp.architecture),
+            ));
+        }
+        let u64_key = |key: &str| self.file.get(key).and_then(|v| v.as_u64());
+        let vocab = self
+            .shape("embed_tokens.weight")
+            .and_then(|s| s.first().copied());
+        let defaults = Gemma3Architecture::default();
+        Ok(Gemma3Architecture {
+            vocab_size: vocab.or(hp.vocab_size.map(|v| v as usize)).unwrap_or(0),
+            hidden_size: hp.embedding_length as usize,
+            intermediate_size: hp.feed_forward_length.unwrap_or(0) as usize,
+            num_hidden_layers: hp.block_count as usize,
+            num_attention_heads: hp.head_count as usize,
+            num_key_value_heads: hp.head_count_kv as usize,
+            head_dim: u64_key("gemma3.attention.key_length")
+                .map_or(defaults.head_dim, |v| v as usize),
+            rms_norm_eps: hp.rms_norm_eps.unwrap_or(defaults.rms_norm_eps),
+            sliding_window: u64_key("gemma3.attention.sliding_window")
+                .map_or(defaults.sliding_window, |v| v as usize),
+            rope_theta: hp.rope_freq_base.unwrap_or(defaults.rope_theta),
+            rope_scaling: self.rope_scaling("gemma3")?,
+            ..defaults
+        })
     }
 }
 
@@ -210,10 +291,13 @@ impl TensorSource for GgufSource {
 
     fn read(&self, name: &str) -> Result<HostTensor, CleftError> {
         let gguf_name = self.names.get(name).map_or(name, String::as_str);
-        let tensor = self
+        let mut tensor = self
             .file
             .read_f32_hf(gguf_name)
             .map_err(|e| gguf_error(&self.path, e))?;
+        if self.norms_offset && gguf_name.contains("norm.weight") {
+            tensor.data.iter_mut().for_each(|w| *w -= 1.0);
+        }
         Ok(HostTensor {
             shape: tensor.shape,
             data: tensor.data,
