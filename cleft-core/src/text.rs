@@ -68,6 +68,11 @@ pub trait TextTokenizer: Send + Sync + fmt::Debug {
     fn encode_batch(&self, texts: &[String], max_len: usize) -> Result<TokenBatch, CleftError>;
     /// Vocabulary size.
     fn vocab_size(&self) -> usize;
+    /// Special tokens every encoded text starts with (a BOS id, BERT's `[CLS]`): a learned
+    /// context is inserted after them. Default: none.
+    fn leading_special_tokens(&self) -> usize {
+        0
+    }
 }
 
 /// How a text encoder turns token states into one feature per text.

@@ -54,7 +54,10 @@ impl PromptModel {
     /// - `ids`, `mask`: `[K, L]`; output `[K, P]`.
     pub fn encode_ids_with_context(&self, ids: Tensor<2, Int>, mask: Tensor<2, Int>) -> Tensor<2> {
         let text = &self.clip.text;
-        let (embeddings, mask) = self.prompt.combine(text.embed_tokens(ids), mask);
+        let leading = text.tokenizer().leading_special_tokens();
+        let (embeddings, mask) = self
+            .prompt
+            .combine_after(text.embed_tokens(ids), mask, leading);
         l2_normalize(
             self.clip
                 .text_projection

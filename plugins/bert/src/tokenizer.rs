@@ -71,4 +71,9 @@ impl TextTokenizer for BertTokenizer {
     fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(true)
     }
+
+    /// `[CLS]`, which BERT's post-processor puts first.
+    fn leading_special_tokens(&self) -> usize {
+        1
+    }
 }

@@ -97,3 +97,16 @@ fn the_config_section_builds_minilm_through_the_registry() {
     let (ids, mask) = batch.to_tensors(&Device::flex());
     assert_eq!(encoder.forward(ids, mask).dims(), [1, 384]);
 }
+
+#[test]
+fn every_text_starts_with_cls_and_says_so_for_stage_2_context() {
+    // A learned context goes after the leading special tokens (PromptLearner::combine_after):
+    // with BERT that keeps [CLS] at position 0, which CLS pooling reads.
+    let tokenizer = BertTokenizer::from_file(&minilm_dir().join("tokenizer.json")).unwrap();
+    assert_eq!(tokenizer.leading_special_tokens(), 1);
+    let cls = 101; // [CLS] in MiniLM's vocab.txt-derived tokenizer.json
+    let batch = tokenizer
+        .encode_batch(&["pleural effusion".to_string(), "edema".to_string()], 16)
+        .unwrap();
+    assert_eq!((batch.ids[0], batch.ids[batch.len]), (cls, cls));
+}

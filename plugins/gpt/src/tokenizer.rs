@@ -138,6 +138,10 @@ impl TextTokenizer for HfTokenizer {
     fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(true)
     }
+
+    fn leading_special_tokens(&self) -> usize {
+        usize::from(self.bos_id.is_some())
+    }
 }
 
 #[cfg(test)]

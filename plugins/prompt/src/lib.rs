@@ -76,15 +76,20 @@ impl ContextPromptLearner {
                 });
             }
             ContextInit::Text => {
-                let batch = text
-                    .tokenizer()
-                    .encode_batch(std::slice::from_ref(&config.init_text), config.num_tokens)?;
+                // The words' own embeddings: a BOS / [CLS] the tokenizer puts first is skipped.
+                let tokenizer = text.tokenizer();
+                let leading = tokenizer.leading_special_tokens();
+                let batch = tokenizer.encode_batch(
+                    std::slice::from_ref(&config.init_text),
+                    config.num_tokens + leading,
+                )?;
                 let real: Vec<i64> = batch
                     .ids
                     .iter()
                     .zip(&batch.mask)
                     .filter(|(_, m)| **m == 1)
                     .map(|(id, _)| *id)
+                    .skip(leading)
                     .collect();
                 if real.is_empty() {
                     return Err(CleftError::Invalid(format!(
@@ -204,5 +209,82 @@ mod tests {
         assert_eq!(embeddings.dims(), [2, 5 + 3, text.embed_dim()]);
         let mask: Vec<i64> = mask.into_data().convert::<i64>().try_to_vec().unwrap();
         assert_eq!(mask, [1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0]);
+    }
+}
+
+#[cfg(test)]
+mod leading_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use cleft_gpt::{Gpt2Config, Gpt2Model, HfTokenizer};
+
+    /// A tiny GPT-2 whose tokenizer starts every text with BOS (id 0, the built-in EOS).
+    fn bos_encoder(device: &Device) -> Gpt2Model {
+        let tokenizer = Arc::new(HfTokenizer::builtin_words().with_bos_id(0));
+        Gpt2Model::init(&Gpt2Config::default(), tokenizer, device)
+    }
+
+    #[test]
+    fn context_goes_after_bos_and_text_init_skips_it() {
+        let device = Device::flex();
+        let text = bos_encoder(&device);
+        let tokenizer = text.tokenizer();
+        assert_eq!(tokenizer.leading_special_tokens(), 1);
+        let config = ContextPromptConfig {
+            num_tokens: 3,
+            init: ContextInit::Text,
+            init_text: "chest x ray".into(),
+        };
+        let learner = ContextPromptLearner::init(&config, &text, &device).unwrap();
+        let (ids, _) = tokenizer
+            .encode_batch(&["chest x ray".to_string()], 8)
+            .unwrap()
+            .to_tensors(&device);
+        let ids_vec: Vec<i64> = ids
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap();
+        assert_eq!(ids_vec[0], 0, "BOS first");
+        let embedded = text.embed_tokens(ids).reshape([5, text.embed_dim()]);
+        // The context is "chest x ray", not "<bos> chest x".
+        assert_eq!(
+            learner.context.val().into_data(),
+            embedded.clone().slice([1..4]).into_data()
+        );
+
+        let (class_ids, class_mask) = tokenizer
+            .encode_batch(&["edema".to_string()], 8)
+            .unwrap()
+            .to_tensors(&device);
+        let class = text.embed_tokens(class_ids);
+        let (combined, mask) = learner.combine_after(class.clone(), class_mask, 1);
+        let e = text.embed_dim();
+        assert_eq!(combined.dims(), [1, 3 + 3, e]);
+        // <bos>, the three context vectors, then "edema" and its pad.
+        assert_eq!(
+            combined.clone().slice([0..1, 0..1]).into_data(),
+            class.clone().slice([0..1, 0..1]).into_data()
+        );
+        assert_eq!(
+            combined
+                .clone()
+                .slice([0..1, 1..4])
+                .reshape([3, e])
+                .into_data(),
+            learner.context.val().into_data()
+        );
+        assert_eq!(
+            combined.slice([0..1, 4..6]).into_data(),
+            class.slice([0..1, 1..3]).into_data()
+        );
+        let mask: Vec<i64> = mask
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap();
+        assert_eq!(mask, [1, 1, 1, 1, 1, 0]);
     }
 }
