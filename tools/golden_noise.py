@@ -10,8 +10,8 @@ tolerances that do not depend on the CPU the goldens were made on.
     python tools/golden_noise.py --only llm --update        # recompute some steps, keep the other entries
 
 Needs: torch transformers peft safetensors gguf numpy (the versions in tools/README.md) and the
-assets minilm/, smollm2/*.gguf, dinov2-s/ under ${CLEFT_ASSETS:-~/.cache/cleft-assets} (the steps
-gpt2, vit, llm and objectives need none). Reads the committed goldens, model checkpoints and
+assets minilm/, smollm2/*.gguf, gemma3-270m/*.gguf, dinov2-s/ under ${CLEFT_ASSETS:-~/.cache/cleft-assets}
+(the steps gpt2, vit, llm and objectives need none). Reads the committed goldens, model checkpoints and
 adapters under fixtures/golden/ and never writes them.
 
 For every float32 golden output (model inputs and raw weight slices excluded), from the committed
@@ -51,6 +51,7 @@ ROOT = os.path.dirname(TOOLS)
 GOLDEN = os.path.join(ROOT, "fixtures", "golden")
 CACHE = os.environ.get("CLEFT_ASSETS", os.path.join(os.path.expanduser("~"), ".cache", "cleft-assets"))
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_DIR, GEMMA3_GGUF = "gemma3-270m", "gemma-3-270m-q4_k_m.gguf"  # as tools/golden_gemma3_gguf.py
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # as tools/golden_encoders.py
 IMAGENET_STD = (0.229, 0.224, 0.225)
 REL_STOP = 2e-5  # default: recomputation must match the committed golden to this fraction of max_abs
@@ -234,6 +235,36 @@ def noise_smollm2(nz, base):
         # the committed *_f64ref is a plain model.double() run stored as float32
         nz.add_f64ref(f"smollm2/{name}_f64ref", g[f"{name}_f64ref"], nz.tensors[f"smollm2/{name}"]["f32_vs_f64"],
                       rdbl[name].float(), {"committed_vs_all_f64": maxdiff(g[f"{name}_f64ref"], r64[name])})
+
+
+# ------------------------------------------------------------------------------------------ Gemma-3-270M (GGUF)
+def noise_gemma3_gguf(nz):
+    """tools/golden_gemma3_gguf.py: the real Gemma-3-270M Q4_K_M, BOS first, right-padded with eos."""
+    from transformers import AutoModel
+
+    d = os.path.join(CACHE, GEMMA3_DIR)
+    need(os.path.join(d, GEMMA3_GGUF))
+    model = AutoModel.from_pretrained(d, gguf_file=GEMMA3_GGUF, dtype=torch.float32,
+                                      attn_implementation="eager").eval()
+    stem = "gemma3_270m"
+    g = golden(f"{stem}.safetensors")
+    ids, mask, n_real = g["input_ids"], g["attention_mask"], g["n_real"]
+    rows = torch.arange(ids.shape[0])
+
+    def fn(m, dtype):
+        # position ids not passed (arange), as the golden script
+        o = m(input_ids=ids, attention_mask=mask, use_cache=False, output_hidden_states=True)
+        last = o.last_hidden_state
+        return {"last_hidden_state": last, "hidden_states_1": o.hidden_states[1], "cleft_pooled": last[rows, n_real]}
+
+    r32, r64, rdbl, rewrites = three_runs(model, fn)
+    assert rewrites > 0
+    nz.add_runs(stem, g, r32, r64, rdbl)
+    for name in ("last_hidden_state", "cleft_pooled"):
+        # the committed *_f64ref is a plain model.double() run stored as float32
+        nz.add_f64ref(f"{stem}/{name}_f64ref", g[f"{name}_f64ref"], nz.tensors[f"{stem}/{name}"]["f32_vs_f64"],
+                      rdbl[name].float(), {"committed_vs_all_f64": maxdiff(g[f"{name}_f64ref"], r64[name])})
+    del model
 
 
 def peft_outputs(nz, stem, committed, make, methods, call, pooled=None):
@@ -521,7 +552,8 @@ def versions():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(GOLDEN, "noise.json"))
-    ap.add_argument("--only", help="comma-separated subset of minilm,smollm2,gpt2,vit,dinov2,llm,objectives; "
+    ap.add_argument("--only", help="comma-separated subset of minilm,smollm2,gemma3gguf,gpt2,vit,dinov2,llm,"
+                                   "objectives; "
                                    "prints the table and writes nothing (unless --update)")
     ap.add_argument("--update", action="store_true",
                     help="with --only: write the recomputed entries into the existing --out file, replacing "
@@ -530,7 +562,7 @@ def main():
                     help="stop (write nothing) if a recomputation differs from the committed golden by more "
                          "than this times max_abs (default %(default)g)")
     a = ap.parse_args()
-    steps = ["minilm", "smollm2", "gpt2", "vit", "dinov2", "llm", "objectives"]
+    steps = ["minilm", "smollm2", "gemma3gguf", "gpt2", "vit", "dinov2", "llm", "objectives"]
     chosen = a.only.split(",") if a.only else steps
     unknown = set(chosen) - set(steps)
     if unknown:
@@ -546,6 +578,8 @@ def main():
             noise_smollm2(nz, base)
             noise_smollm2_peft(nz, base)
             del base
+        elif step == "gemma3gguf":
+            noise_gemma3_gguf(nz)
         elif step == "gpt2":
             noise_tiny_gpt2(nz)
         elif step == "vit":
