@@ -112,22 +112,7 @@ impl SafetensorsCheckpoint {
     /// Opens `path`: a `.safetensors` file, or a directory holding `model.safetensors` or
     /// `model.safetensors.index.json` (sharded: its `weight_map` names the shard of each tensor).
     pub fn open(path: &Path) -> Result<Self> {
-        let files = if path.is_dir() {
-            let single = path.join("model.safetensors");
-            let index = path.join("model.safetensors.index.json");
-            if single.is_file() {
-                vec![single]
-            } else if index.is_file() {
-                shard_files(&index)?
-            } else {
-                return Err(checkpoint_error(
-                    path,
-                    "no model.safetensors or model.safetensors.index.json in this directory",
-                ));
-            }
-        } else {
-            vec![path.to_path_buf()]
-        };
+        let files = checkpoint_files(path, "model.safetensors")?;
         let mut checkpoint = Self {
             origin: path.to_path_buf(),
             tensors: BTreeMap::new(),
@@ -225,6 +210,25 @@ impl SafetensorsCheckpoint {
             }
         };
         Ok((stored.shape.to_vec(), values))
+    }
+}
+
+/// The files of the checkpoint at `path`: the file itself, or in a directory `single` or the
+/// shards its index `<single>.index.json` names.
+fn checkpoint_files(path: &Path, single: &str) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let index = format!("{single}.index.json");
+    if path.join(single).is_file() {
+        Ok(vec![path.join(single)])
+    } else if path.join(&index).is_file() {
+        shard_files(&path.join(index))
+    } else {
+        Err(checkpoint_error(
+            path,
+            format!("no {single} or {index} in this directory"),
+        ))
     }
 }
 

@@ -129,6 +129,25 @@ impl Golden {
         self.check_with(name, actual, &self.tolerance(name))
     }
 
+    /// Checks a text encoder's outputs against `last_hidden_state` and `cleft_pooled`, and against
+    /// their float64 runs (`*_f64ref`) with the same rule: the float32 reference's own spread is
+    /// the floor, and a float32 implementation can come as close to the float64 run as its
+    /// float32 twin does.
+    pub fn check_hidden_and_pooled(&self, hidden: Tensor<3>, pooled: Tensor<2>) {
+        self.check("last_hidden_state", hidden.clone());
+        self.check("cleft_pooled", pooled.clone());
+        self.check_with(
+            "last_hidden_state_f64ref",
+            hidden,
+            &self.tolerance("last_hidden_state"),
+        );
+        self.check_with(
+            "cleft_pooled_f64ref",
+            pooled,
+            &self.tolerance("cleft_pooled"),
+        );
+    }
+
     /// Checks `actual` against tensor `name` (shape first) with an explicit rule.
     pub fn check_with<const D: usize>(
         &self,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use pytorch_reader::{DType, PytorchReader, Tensor};
 
-use super::{HostTensor, TensorSource, checkpoint_error, shard_files};
+use super::{HostTensor, TensorSource, checkpoint_error, checkpoint_files};
 use crate::error::{CleftError, Result};
 
 /// A PyTorch checkpoint: one file, a HF directory holding `pytorch_model.bin`, or a sharded
@@ -31,22 +31,7 @@ impl PytorchCheckpoint {
     /// Opens `path`: a `.bin` / `.pt` / `.pth` file, or a directory holding `pytorch_model.bin`
     /// or `pytorch_model.bin.index.json` (its `weight_map` names the shard of each tensor).
     pub fn open(path: &Path) -> Result<Self> {
-        let files = if path.is_dir() {
-            let single = path.join("pytorch_model.bin");
-            let index = path.join("pytorch_model.bin.index.json");
-            if single.is_file() {
-                vec![single]
-            } else if index.is_file() {
-                shard_files(&index)?
-            } else {
-                return Err(checkpoint_error(
-                    path,
-                    "no pytorch_model.bin or pytorch_model.bin.index.json in this directory",
-                ));
-            }
-        } else {
-            vec![path.to_path_buf()]
-        };
+        let files = checkpoint_files(path, "pytorch_model.bin")?;
         let mut checkpoint = Self {
             origin: path.to_path_buf(),
             tensors: BTreeMap::new(),

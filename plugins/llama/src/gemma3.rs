@@ -29,7 +29,10 @@ use cleft_core::{CleftError, TextEncoder, TextTokenizer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{causal_mask, check_prompt_encoder, prepend_prompt, repeat_kv, with_prefix};
+use crate::model::{
+    DecoderProjections, causal_mask, check_prompt_encoder, decoder_linear_layers_mut,
+    decoder_linear_paths, decoder_prefix_geometry, prepend_prompt, repeat_kv, with_prefix,
+};
 use crate::{Rope, RopeScaling, Rotary};
 
 /// Gemma 3 text architecture (HF `Gemma3TextConfig` names); deserialises a `config.json` in the
@@ -535,60 +538,40 @@ impl Gemma3Model {
     }
 }
 
-const LINEAR_PATHS: [&str; 7] = [
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "mlp.gate_proj",
-    "mlp.up_proj",
-    "mlp.down_proj",
-];
+impl DecoderProjections for Gemma3DecoderLayer {
+    fn projections_mut(&mut self) -> [&mut PeftLinear; 7] {
+        let (attn, mlp) = (&mut self.self_attn, &mut self.mlp);
+        [
+            &mut attn.q_proj,
+            &mut attn.k_proj,
+            &mut attn.v_proj,
+            &mut attn.o_proj,
+            &mut mlp.gate_proj,
+            &mut mlp.up_proj,
+            &mut mlp.down_proj,
+        ]
+    }
+
+    fn kv_geometry(&self) -> (usize, usize) {
+        (self.self_attn.kv_heads, self.self_attn.head_dim)
+    }
+}
 
 impl PeftHooks for Gemma3Model {
     fn linear_paths(&self) -> Vec<String> {
-        (0..self.layers.len())
-            .flat_map(|i| LINEAR_PATHS.map(|m| format!("layers.{i}.{m}")))
-            .collect()
+        decoder_linear_paths(self.layers.len())
     }
 
     fn linear_layers_mut(&mut self) -> Vec<(String, &mut PeftLinear)> {
-        let mut out = Vec::with_capacity(LINEAR_PATHS.len() * self.layers.len());
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let attn = &mut layer.self_attn;
-            let mlp = &mut layer.mlp;
-            let modules = [
-                &mut attn.q_proj,
-                &mut attn.k_proj,
-                &mut attn.v_proj,
-                &mut attn.o_proj,
-                &mut mlp.gate_proj,
-                &mut mlp.up_proj,
-                &mut mlp.down_proj,
-            ];
-            for (name, module) in LINEAR_PATHS.iter().zip(modules) {
-                out.push((format!("layers.{i}.{name}"), module));
-            }
-        }
-        out
+        decoder_linear_layers_mut(&mut self.layers)
     }
 
     fn fan_in_fan_out(&self) -> bool {
         false
     }
 
-    /// Key/value heads, as HF PEFT for models with `num_key_value_heads`.
     fn prefix_geometry(&self) -> PrefixGeometry {
-        let (heads, head_dim) = self
-            .layers
-            .first()
-            .map_or((1, 1), |l| (l.self_attn.kv_heads, l.self_attn.head_dim));
-        PrefixGeometry {
-            layers: self.layers.len(),
-            heads,
-            head_dim,
-            embed_dim: heads * head_dim,
-        }
+        decoder_prefix_geometry(&self.layers)
     }
 
     fn prompt_encoder(&self) -> Option<&PromptEncoder> {

@@ -434,7 +434,8 @@ impl LlamaModel {
     }
 }
 
-const LINEAR_PATHS: [&str; 7] = [
+/// The seven projections of a LLaMA-layout decoder layer, by HF name.
+pub(crate) const LINEAR_PATHS: [&str; 7] = [
     "self_attn.q_proj",
     "self_attn.k_proj",
     "self_attn.v_proj",
@@ -444,51 +445,84 @@ const LINEAR_PATHS: [&str; 7] = [
     "mlp.down_proj",
 ];
 
+/// A decoder layer with LLaMA's seven projections (LLaMA, Gemma 3): what the PEFT hooks of both
+/// decoders are written against once.
+pub(crate) trait DecoderProjections {
+    /// The projections in [`LINEAR_PATHS`] order.
+    fn projections_mut(&mut self) -> [&mut PeftLinear; 7];
+    /// Key/value heads and per-head size.
+    fn kv_geometry(&self) -> (usize, usize);
+}
+
+impl DecoderProjections for LlamaDecoderLayer {
+    fn projections_mut(&mut self) -> [&mut PeftLinear; 7] {
+        let (attn, mlp) = (&mut self.self_attn, &mut self.mlp);
+        [
+            &mut attn.q_proj,
+            &mut attn.k_proj,
+            &mut attn.v_proj,
+            &mut attn.o_proj,
+            &mut mlp.gate_proj,
+            &mut mlp.up_proj,
+            &mut mlp.down_proj,
+        ]
+    }
+
+    fn kv_geometry(&self) -> (usize, usize) {
+        (self.self_attn.kv_heads, self.self_attn.head_dim)
+    }
+}
+
+/// `layers.N.<projection>` for every layer.
+pub(crate) fn decoder_linear_paths(layers: usize) -> Vec<String> {
+    (0..layers)
+        .flat_map(|i| LINEAR_PATHS.map(|m| format!("layers.{i}.{m}")))
+        .collect()
+}
+
+/// Every layer's projections under their paths.
+pub(crate) fn decoder_linear_layers_mut<L: DecoderProjections>(
+    layers: &mut [L],
+) -> Vec<(String, &mut PeftLinear)> {
+    layers
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(i, layer)| {
+            LINEAR_PATHS
+                .iter()
+                .zip(layer.projections_mut())
+                .map(move |(name, module)| (format!("layers.{i}.{name}"), module))
+        })
+        .collect()
+}
+
+/// Key/value heads, as HF PEFT for models with `num_key_value_heads`: `embed_dim` is PEFT's
+/// `token_dim = KV·hd` (the width of one layer's prefix keys), not the hidden size.
+pub(crate) fn decoder_prefix_geometry<L: DecoderProjections>(layers: &[L]) -> PrefixGeometry {
+    let (heads, head_dim) = layers.first().map_or((1, 1), L::kv_geometry);
+    PrefixGeometry {
+        layers: layers.len(),
+        heads,
+        head_dim,
+        embed_dim: heads * head_dim,
+    }
+}
+
 impl PeftHooks for LlamaModel {
     fn linear_paths(&self) -> Vec<String> {
-        (0..self.layers.len())
-            .flat_map(|i| LINEAR_PATHS.map(|m| format!("layers.{i}.{m}")))
-            .collect()
+        decoder_linear_paths(self.layers.len())
     }
 
     fn linear_layers_mut(&mut self) -> Vec<(String, &mut PeftLinear)> {
-        let mut out = Vec::with_capacity(LINEAR_PATHS.len() * self.layers.len());
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let attn = &mut layer.self_attn;
-            let mlp = &mut layer.mlp;
-            let modules = [
-                &mut attn.q_proj,
-                &mut attn.k_proj,
-                &mut attn.v_proj,
-                &mut attn.o_proj,
-                &mut mlp.gate_proj,
-                &mut mlp.up_proj,
-                &mut mlp.down_proj,
-            ];
-            for (name, module) in LINEAR_PATHS.iter().zip(modules) {
-                out.push((format!("layers.{i}.{name}"), module));
-            }
-        }
-        out
+        decoder_linear_layers_mut(&mut self.layers)
     }
 
     fn fan_in_fan_out(&self) -> bool {
         false
     }
 
-    /// Key/value heads, as HF PEFT for models with `num_key_value_heads`: `embed_dim` is PEFT's
-    /// `token_dim = KV·hd` (the width of one layer's prefix keys), not the hidden size.
     fn prefix_geometry(&self) -> PrefixGeometry {
-        let (heads, head_dim) = self
-            .layers
-            .first()
-            .map_or((1, 1), |l| (l.self_attn.kv_heads, l.self_attn.head_dim));
-        PrefixGeometry {
-            layers: self.layers.len(),
-            heads,
-            head_dim,
-            embed_dim: heads * head_dim,
-        }
+        decoder_prefix_geometry(&self.layers)
     }
 
     fn prompt_encoder(&self) -> Option<&PromptEncoder> {

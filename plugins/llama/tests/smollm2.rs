@@ -50,16 +50,5 @@ fn smollm2_gguf_matches_transformers_hidden_states_and_cleft_pooling() {
     let pooled = model.forward(ids, mask);
     // Against the float32 reference: its own spread is the floor. Against the float64
     // reference: the spread of its float32 twin is what a float32 implementation can reach.
-    golden.check("last_hidden_state", hidden.clone());
-    golden.check("cleft_pooled", pooled.clone());
-    golden.check_with(
-        "last_hidden_state_f64ref",
-        hidden,
-        &golden.tolerance("last_hidden_state"),
-    );
-    golden.check_with(
-        "cleft_pooled_f64ref",
-        pooled,
-        &golden.tolerance("cleft_pooled"),
-    );
+    golden.check_hidden_and_pooled(hidden, pooled);
 }
