@@ -17,7 +17,7 @@ profiles=("$@")
 # The release profile, as tools/test.sh builds the suite.
 parity=(--release --workspace --locked --no-fail-fast --no-default-features --features cleft-cli/flex
   --test smollm2 --test smollm2_f64 --test hf_parity --test minilm --test tiny_gpt2
-  --test dinov2_s --test hf_vit --test golden --test families)
+  --test dinov2_s --test hf_vit --test golden --test families --test gemma3_270m)
 # Build once outside the namespace (the build itself does not depend on the cache geometry).
 cargo test "${parity[@]}" --no-run
 status=0

@@ -13,7 +13,9 @@
 //!   as Hugging Face transformers does.
 //! - [`GgufFile::tokenizer_data`] extracts the tokenizer vocabulary and merges; with the
 //!   `tokenizers` feature (default), [`build_tokenizer`] makes a `tokenizers::Tokenizer`
-//!   equivalent to transformers' GGUF conversion of a `gpt2` (byte-level BPE) vocabulary.
+//!   equivalent to transformers' GGUF conversion: `gpt2` byte-level BPE (with the `llama-bpe` /
+//!   `qwen2` split patterns) and `llama` SentencePiece vocabularies (LLaMA-2 / Mistral, Phi-3,
+//!   Gemma; merges derived from the vocabulary when the file has none).
 //!
 //! ```no_run
 //! let gguf = cleft_gguf::GgufFile::open("model.gguf")?;

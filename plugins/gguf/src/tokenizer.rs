@@ -1,6 +1,9 @@
 //! Tokenizer metadata (`tokenizer.ggml.*`) and, with the `tokenizers` feature, conversion to a
 //! Hugging Face `tokenizers::Tokenizer`.
 
+#[cfg(feature = "tokenizers")]
+mod merges;
+
 use crate::error::{GgufError, Result};
 use crate::reader::GgufFile;
 use crate::value::MetadataValue;
@@ -59,6 +62,9 @@ impl TokenType {
 /// The tokenizer described by a GGUF file's `tokenizer.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenizerData {
+    /// `general.architecture`, if present: transformers picks the sentencepiece flavour by it
+    /// (Gemma, Phi-3 or plain LLaMA).
+    pub architecture: Option<String>,
     /// `tokenizer.ggml.model`: `gpt2` (byte-level BPE), `llama` (sentencepiece), ...
     pub model: String,
     /// `tokenizer.ggml.pre`: llama.cpp's pre-tokenizer name (e.g. `smollm`), if present.
@@ -109,6 +115,42 @@ impl TokenizerData {
     /// The token with id `id`, if any.
     pub fn token(&self, id: u32) -> Option<&str> {
         self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// Whether transformers puts the BOS token before a text it encodes with special tokens:
+    /// `tokenizer.ggml.add_bos_token`, which defaults to true for a `llama` (sentencepiece)
+    /// vocabulary and to false otherwise, and only if the file names a BOS token.
+    pub fn adds_bos_token(&self) -> bool {
+        self.bos_token_id.is_some() && self.add_bos_token.unwrap_or(self.model == "llama")
+    }
+
+    /// Whether transformers puts the EOS token after a text it encodes with special tokens:
+    /// `tokenizer.ggml.add_eos_token` (default false), and only if the file names an EOS token.
+    pub fn adds_eos_token(&self) -> bool {
+        self.eos_token_id.is_some() && self.add_eos_token.unwrap_or(false)
+    }
+
+    /// The id transformers' `tokenizer(text)` puts first ([`Self::adds_bos_token`]), `None` when
+    /// it adds no BOS. It is the id of the BOS token's spelling, i.e. its last occurrence in a
+    /// vocabulary that repeats it. [`build_tokenizer`]'s post-processor adds the same id when
+    /// asked to add special tokens (`encode(text, true)`).
+    pub fn bos_id_to_add(&self) -> Option<u32> {
+        self.special_id_to_add(self.bos_token_id, self.adds_bos_token())
+    }
+
+    /// The id transformers' `tokenizer(text)` puts last ([`Self::adds_eos_token`]), `None` when
+    /// it adds no EOS.
+    pub fn eos_id_to_add(&self) -> Option<u32> {
+        self.special_id_to_add(self.eos_token_id, self.adds_eos_token())
+    }
+
+    fn special_id_to_add(&self, id: Option<u32>, added: bool) -> Option<u32> {
+        let token = self.token(id?)?;
+        if !added {
+            return None;
+        }
+        let last = self.tokens.iter().rposition(|t| t == token)?;
+        u32::try_from(last).ok()
     }
 }
 
@@ -193,6 +235,10 @@ impl GgufFile {
             ),
         };
         let data = TokenizerData {
+            architecture: self
+                .get("general.architecture")
+                .and_then(MetadataValue::as_str)
+                .map(str::to_owned),
             model: self.get_str("tokenizer.ggml.model")?.to_owned(),
             pre: self
                 .get("tokenizer.ggml.pre")
@@ -258,10 +304,22 @@ fn bytes_to_unicode() -> [char; 256] {
     table
 }
 
-/// `tokenizer.ggml.pre` values for which transformers replaces the byte-level regex with its own
-/// split pattern (`GGUF_PRE_TOKENIZER_SPLITS`); those are not implemented here.
+/// The `tokenizer.ggml.model` values [`build_tokenizer`] accepts.
 #[cfg(feature = "tokenizers")]
-const CUSTOM_SPLIT_PRE_TOKENIZERS: &[&str] = &[
+const SUPPORTED_MODELS: &[&str] = &["gpt2", "llama"];
+
+/// transformers' split regex for LLaMA-3 style vocabularies (`_LLAMA3_SPLIT`).
+#[cfg(feature = "tokenizers")]
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// transformers' split regex for Qwen2 style vocabularies (`Qwen2Tokenizer`'s
+/// `PRETOKENIZE_REGEX`): digits one by one.
+#[cfg(feature = "tokenizers")]
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// `tokenizer.ggml.pre` values transformers splits with [`LLAMA3_SPLIT`].
+#[cfg(feature = "tokenizers")]
+const LLAMA3_PRE: &[&str] = &[
     "llama3",
     "llama-v3",
     "llama-bpe",
@@ -273,12 +331,17 @@ const CUSTOM_SPLIT_PRE_TOKENIZERS: &[&str] = &[
     "jina-v5-nano",
     "dbrx",
     "smaug-bpe",
+];
+
+/// `tokenizer.ggml.pre` values transformers splits with [`QWEN2_SPLIT`].
+#[cfg(feature = "tokenizers")]
+const QWEN2_PRE: &[&str] = &["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez"];
+
+/// `tokenizer.ggml.pre` values for which transformers installs a split regex this crate does not
+/// implement (`GGUF_PRE_TOKENIZER_SPLITS`' Tekken, Qwen3.5 and GPT-4o patterns).
+#[cfg(feature = "tokenizers")]
+const UNSUPPORTED_PRE: &[&str] = &[
     "tekken",
-    "qwen2",
-    "deepseek-r1-qwen",
-    "kormo",
-    "f2llmv2",
-    "megrez",
     "qwen35",
     "gpt-4o",
     "llama4",
@@ -287,128 +350,406 @@ const CUSTOM_SPLIT_PRE_TOKENIZERS: &[&str] = &[
     "minimax-m2",
 ];
 
-/// Builds a `tokenizers::Tokenizer` equivalent to the one Hugging Face transformers (5.x) builds
-/// from GGUF metadata for `tokenizer.ggml.model == "gpt2"` (`byte_level_tokenizer` in
-/// `integrations/gguf/gguf_tokenizer_mapping.py`, i.e. a `GPT2Tokenizer`):
-///
-/// - model: BPE over the file's tokens and merges, no dropout, no unknown token, empty
-///   continuing-subword prefix and end-of-word suffix, `fuse_unk = false`; a token not spelled
-///   in the byte-level alphabet is respelled byte by byte (merges are used as stored);
-/// - pre-tokenizer: `ByteLevel(add_prefix_space = false, trim_offsets = true, use_regex = true)`;
-/// - decoder: `ByteLevel` (defaults); no normalizer;
-/// - post-processor: `TemplateProcessing` `$A` / `$A $B:1` with no special tokens (the files'
-///   `add_bos_token`/`add_eos_token` are ignored, as transformers' `GPT2Tokenizer` does when
-///   they are false or absent; `true` is rejected as unsupported);
-/// - added tokens: every `Control` token spelled in the byte alphabet, plus the bos/eos/unk/pad
-///   tokens, as special tokens (`normalized = false`); every `UserDefined` token in the vocabulary
-///   as a non-special added token.
-///
-/// Other tokenizer models, and `tokenizer.ggml.pre` values for which transformers installs its own
-/// split regex (e.g. `llama-bpe`, `qwen2`), give [`GgufError::UnsupportedTokenizer`].
+/// The split regex transformers' `set_split_regex` installs for `tokenizer.ggml.pre`, `None` for a
+/// value it has no pattern for (the vocabulary's own pre-tokenizer is kept).
 #[cfg(feature = "tokenizers")]
-pub fn build_tokenizer(data: &TokenizerData) -> Result<tokenizers::Tokenizer> {
-    use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-    use tokenizers::models::bpe::{BPE, Vocab};
-    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-    use tokenizers::processors::template::TemplateProcessing;
-    use tokenizers::{AddedToken, Tokenizer};
-
-    if data.model != "gpt2" {
-        return Err(GgufError::UnsupportedTokenizer(format!(
-            "tokenizer.ggml.model `{}` (only `gpt2` byte-level BPE is supported)",
-            data.model
-        )));
-    }
-    if let Some(pre) = data.pre.as_deref()
-        && CUSTOM_SPLIT_PRE_TOKENIZERS.contains(&pre)
-    {
-        return Err(GgufError::UnsupportedTokenizer(format!(
-            "tokenizer.ggml.pre `{pre}` needs a custom split regex, which is not implemented"
-        )));
-    }
-    if data.add_bos_token == Some(true) || data.add_eos_token == Some(true) {
-        return Err(GgufError::UnsupportedTokenizer(
-            "add_bos_token/add_eos_token = true is not supported for gpt2 tokenizers".into(),
-        ));
-    }
-
-    let spelling = bytes_to_unicode();
-    let in_alphabet = |s: &str| s.chars().all(|c| spelling.contains(&c));
-    let respell = |s: &str| -> String {
-        if in_alphabet(s) {
-            s.to_owned()
-        } else {
-            let spell = |b: u8| spelling.get(usize::from(b)).copied();
-            s.bytes().filter_map(spell).collect()
-        }
+fn split_regex(pre: Option<&str>) -> Result<Option<&'static str>> {
+    let Some(pre) = pre else {
+        return Ok(None);
     };
-    // Later duplicates win, as in the Python dict comprehension.
-    let vocab: Vocab = data
-        .tokens
+    if LLAMA3_PRE.contains(&pre) {
+        Ok(Some(LLAMA3_SPLIT))
+    } else if QWEN2_PRE.contains(&pre) {
+        Ok(Some(QWEN2_SPLIT))
+    } else if UNSUPPORTED_PRE.contains(&pre) {
+        Err(GgufError::UnsupportedTokenizer(format!(
+            "tokenizer.ggml.pre `{pre}` is not supported (supported: {}, {}; any other value, \
+             or none, keeps the model's own pre-tokenizer, e.g. GPT-2's split for `gpt2`)",
+            LLAMA3_PRE.join(", "),
+            QWEN2_PRE.join(", ")
+        )))
+    } else {
+        Ok(None)
+    }
+}
+
+/// How transformers builds a `llama` (sentencepiece) vocabulary, picked by architecture
+/// (`GGUF_SENTENCEPIECE_BUILDERS`).
+#[cfg(feature = "tokenizers")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sentencepiece {
+    /// `sentencepiece_tokenizer`: a `LlamaTokenizer` (LLaMA-2, Mistral, ...).
+    Llama,
+    /// `gemma_tokenizer`: a `GemmaTokenizer` over respelled space runs, merges ordered by position.
+    Gemma,
+    /// `phi3_tokenizer`: the `LlamaTokenizer` with a prepend/replace normalizer instead of
+    /// `Metaspace`.
+    Phi3,
+}
+
+/// Architectures whose transformers tokenizer class is `GemmaTokenizer`, which adds `<mask>` as a
+/// special token of its own.
+#[cfg(feature = "tokenizers")]
+const GEMMA_ARCHITECTURES: &[&str] = &["gemma", "gemma2", "gemma3"];
+
+/// Python's `str.isspace`: Unicode `White_Space` plus the separators U+001C..U+001F.
+#[cfg(feature = "tokenizers")]
+fn python_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// The vocabulary map of `tokens` (a token's id is its index; a repeated spelling keeps its last
+/// id, as a Python dict does).
+#[cfg(feature = "tokenizers")]
+fn vocabulary(tokens: &[String]) -> Result<tokenizers::models::bpe::Vocab> {
+    tokens
         .iter()
         .enumerate()
-        .map(|(id, t)| (respell(t), id as u32))
+        .map(|(id, t)| {
+            u32::try_from(id)
+                .map(|id| (t.clone(), id))
+                .map_err(|_| GgufError::Malformed("more than 2^32 tokens".into()))
+        })
+        .collect()
+}
+
+/// A `tokenizers` error building one piece of the pipeline, naming the piece.
+#[cfg(feature = "tokenizers")]
+fn pipeline_error(what: &str, e: impl std::fmt::Display) -> GgufError {
+    GgufError::UnsupportedTokenizer(format!("{what}: {e}"))
+}
+
+/// `byte_level_tokenizer`: `GPT2Tokenizer`'s backend over the file's vocabulary (respelled in
+/// the byte alphabet where a token is not) and merges.
+#[cfg(feature = "tokenizers")]
+fn byte_level(data: &TokenizerData, spelling: &[char; 256]) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::Tokenizer;
+    use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+
+    let in_alphabet = |s: &str| s.chars().all(|c| spelling.contains(&c));
+    let respelled: Vec<String> = data
+        .tokens
+        .iter()
+        .map(|t| {
+            if in_alphabet(t) {
+                t.clone()
+            } else {
+                let spell = |b: u8| spelling.get(usize::from(b)).copied();
+                t.bytes().filter_map(spell).collect()
+            }
+        })
         .collect();
     let bpe = BPE::builder()
-        .vocab_and_merges(vocab.clone(), data.merge_pairs()?)
+        .vocab_and_merges(vocabulary(&respelled)?, data.merge_pairs()?)
         .continuing_subword_prefix(String::new())
         .end_of_word_suffix(String::new())
         .fuse_unk(false)
         .build()?;
-
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
-    let template = TemplateProcessing::builder()
-        .try_single("$A")
-        .map_err(|e| GgufError::UnsupportedTokenizer(e.to_string()))?
-        .try_pair("$A $B:1")
-        .map_err(|e| GgufError::UnsupportedTokenizer(e.to_string()))?
-        .build()
-        .map_err(|e| GgufError::UnsupportedTokenizer(e.to_string()))?;
-    tokenizer.with_post_processor(Some(template));
+    Ok(tokenizer)
+}
 
-    let mut special: Vec<String> = Vec::new();
-    for id in [
-        data.bos_token_id,
-        data.eos_token_id,
-        data.unknown_token_id,
-        data.padding_token_id,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let token = data.tokens.get(id as usize).ok_or_else(|| {
-            GgufError::Malformed(format!(
-                "special token id {id} is outside the vocabulary of {} tokens",
-                data.tokens.len()
-            ))
-        })?;
-        special.push(token.clone());
+/// The merges of a sentencepiece vocabulary: the file's, or (as transformers' `get_merges`)
+/// derived from the vocabulary, sorted by `scores`.
+#[cfg(feature = "tokenizers")]
+fn sentencepiece_merges(
+    data: &TokenizerData,
+    tokens: &[String],
+    scores: &[f64],
+) -> Result<Vec<(String, String)>> {
+    if !data.merges.is_empty() {
+        return data.merge_pairs();
     }
-    for (t, ty) in data.tokens.iter().zip(&data.token_types) {
-        if *ty == TokenType::Control && in_alphabet(t) {
-            special.push(t.clone());
+    if let Some(at) = scores.iter().position(|s| s.is_nan()) {
+        return Err(GgufError::Malformed(format!(
+            "tokenizer.ggml.scores: the score of token {at} is NaN, which gives no merge order"
+        )));
+    }
+    Ok(merges::derive_merges(tokens, scores))
+}
+
+/// The file's scores as the sort key of derived merges (`tokenizer.ggml.scores`, one per token).
+#[cfg(feature = "tokenizers")]
+fn file_scores(data: &TokenizerData) -> Result<Vec<f64>> {
+    if !data.merges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scores = data
+        .scores
+        .as_ref()
+        .ok_or_else(|| GgufError::MissingKey("tokenizer.ggml.scores".into()))?;
+    if scores.len() != data.tokens.len() {
+        return Err(GgufError::Malformed(format!(
+            "tokenizer.ggml.scores has {} values for {} tokens",
+            scores.len(),
+            data.tokens.len()
+        )));
+    }
+    Ok(scores.iter().map(|&s| f64::from(s)).collect())
+}
+
+/// A sentencepiece vocabulary as transformers builds it: `LlamaTokenizer`'s backend (`Metaspace`
+/// with a prefix space on the first piece, BPE with byte fallback, no unknown token), Phi-3's
+/// variant, or `GemmaTokenizer`'s (space runs respelled, merges ordered by file position, spaces
+/// replaced by `▁` in a normalizer, `<unk>` as unknown token).
+#[cfg(feature = "tokenizers")]
+fn sentencepiece(data: &TokenizerData, flavour: Sentencepiece) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::decoders::DecoderWrapper;
+    use tokenizers::decoders::byte_fallback::ByteFallback;
+    use tokenizers::decoders::fuse::Fuse;
+    use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+    use tokenizers::decoders::strip::Strip;
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::normalizers::prepend::Prepend;
+    use tokenizers::normalizers::replace::Replace;
+    use tokenizers::normalizers::utils::Sequence as NormalizerSequence;
+    use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    use tokenizers::{SplitDelimiterBehavior, Tokenizer};
+
+    const SPACE: char = '\u{2581}';
+    let (tokens, scores) = if flavour == Sentencepiece::Gemma {
+        // A run of spaces is stored as spaces; `GemmaTokenizer` looks it up as `▁`s.
+        let tokens: Vec<String> = data
+            .tokens
+            .iter()
+            .map(|t| {
+                if t.contains(' ') && t.chars().all(python_isspace) {
+                    std::iter::repeat_n(SPACE, t.chars().count()).collect()
+                } else {
+                    t.clone()
+                }
+            })
+            .collect();
+        // Gemma's merges follow the file order, not its scores.
+        let positions = (0..tokens.len()).map(|i| -(i as f64)).collect();
+        (tokens, positions)
+    } else {
+        (data.tokens.clone(), file_scores(data)?)
+    };
+    let merges = sentencepiece_merges(data, &tokens, &scores)?;
+    let mut bpe = BPE::builder()
+        .vocab_and_merges(vocabulary(&tokens)?, merges)
+        .fuse_unk(true)
+        .byte_fallback(true);
+    if flavour == Sentencepiece::Gemma {
+        bpe = bpe.unk_token("<unk>".into());
+    }
+    let mut tokenizer = Tokenizer::new(bpe.build()?);
+
+    let space =
+        || Replace::new(" ", SPACE.to_string()).map_err(|e| pipeline_error("normalizer", e));
+    let mut decoders: Vec<DecoderWrapper> = vec![
+        Replace::new(SPACE.to_string(), " ")
+            .map_err(|e| pipeline_error("decoder", e))?
+            .into(),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
+    match flavour {
+        Sentencepiece::Llama => {
+            tokenizer.with_pre_tokenizer(Some(Metaspace::new(SPACE, PrependScheme::First, false)));
+        }
+        Sentencepiece::Phi3 => {
+            tokenizer.with_normalizer(Some(NormalizerSequence::new(vec![
+                Prepend::new(SPACE.to_string()).into(),
+                space()?.into(),
+            ])));
+        }
+        Sentencepiece::Gemma => {
+            tokenizer.with_normalizer(Some(space()?));
+            let split = Split::new(
+                SplitPattern::String(" ".into()),
+                SplitDelimiterBehavior::MergedWithPrevious,
+                false,
+            )
+            .map_err(|e| pipeline_error("pre-tokenizer", e))?;
+            tokenizer.with_pre_tokenizer(Some(split));
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    let special: Vec<AddedToken> = special
-        .into_iter()
-        .filter(|t| seen.insert(t.clone()))
-        .map(|t| AddedToken::from(t, true).normalized(false))
-        .collect();
-    tokenizer.add_special_tokens(&special);
+    if flavour != Sentencepiece::Gemma {
+        decoders.push(Strip::new(' ', 1, 0).into());
+    }
+    tokenizer.with_decoder(Some(DecoderSequence::new(decoders)));
+    Ok(tokenizer)
+}
 
+/// Builds a `tokenizers::Tokenizer` that gives the same ids as the one Hugging Face transformers
+/// (5.x) builds from the GGUF metadata (`AutoTokenizer.from_pretrained(dir, gguf_file=...)`,
+/// `integrations/gguf/gguf_tokenizer_mapping.py`).
+///
+/// The model (`tokenizer.ggml.model`):
+///
+/// - `gpt2`: byte-level BPE (`byte_level_tokenizer`, i.e. `GPT2Tokenizer`'s backend): BPE over the
+///   file's tokens and merges, no dropout, no unknown token, empty continuing-subword prefix and
+///   end-of-word suffix, `fuse_unk = false`, a token not spelled in the byte-level alphabet
+///   respelled byte by byte; pre-tokenizer `ByteLevel(add_prefix_space = false, trim_offsets =
+///   true, use_regex = true)`, decoder `ByteLevel`, no normalizer. `GPT2Tokenizer`'s own
+///   `<|endoftext|>` is a special token (a new id after the vocabulary if the file has none);
+/// - `llama`: sentencepiece BPE with byte fallback (`<0x00>`..`<0xFF>`), merges from the file or,
+///   as transformers' `generate_merges`, derived from the vocabulary: sorted by
+///   `tokenizer.ggml.scores`, except for Gemma (architecture `gemma`, `gemma2`, `gemma3`), whose
+///   merges follow the file order and whose space-run tokens (stored as spaces) are respelled
+///   `▁▁...`. Per architecture:
+///   - Gemma (`GemmaTokenizer`): normalizer `Replace(" ", "▁")`, pre-tokenizer `Split(" ",
+///     merged with previous)`, BPE unknown token `<unk>`, decoder `Replace("▁", " ")`,
+///     `ByteFallback`, `Fuse`; `<bos> <eos> <unk> <pad> <mask>` are special tokens (added after
+///     the vocabulary if absent);
+///   - Phi-3: normalizer `Prepend("▁")`, `Replace(" ", "▁")`, no pre-tokenizer;
+///   - any other (LLaMA, Mistral, ...: `LlamaTokenizer`): pre-tokenizer `Metaspace("▁",
+///     prepend_scheme = first, split = false)`;
+///
+///   Phi-3 and the others decode with `Replace("▁", " ")`, `ByteFallback`, `Fuse`,
+///   `Strip(" ", 1, 0)`, have no BPE unknown token, and `<s> </s> <unk>` are special tokens.
+///
+/// Then, for every model: `Control` tokens (for `gpt2`, only those spelled in the byte alphabet)
+/// and the file's bos/eos/unk/pad tokens are special added tokens, `UserDefined` tokens present
+/// in the vocabulary non-special added tokens (all `normalized = false`); `tokenizer.ggml.pre`
+/// values transformers gives its own split regex (LLaMA-3's for `llama-bpe`, `llama3`, ...,
+/// Qwen2's for `qwen2`, ...) replace the pre-tokenizer with `Split(regex, isolated)` and
+/// `ByteLevel(add_prefix_space = false, use_regex = false)`; the post-processor is
+/// `TemplateProcessing` adding BOS before and EOS after each sequence as
+/// [`TokenizerData::adds_bos_token`] / [`TokenizerData::adds_eos_token`] say (the `llama` model
+/// adds BOS unless the file says otherwise). `tokenizer.ggml.add_space_prefix` is ignored, as
+/// transformers does.
+///
+/// Other models (`t5`, `gemma4`, ...) and the `pre` values whose regex is not implemented
+/// (`tekken`, `qwen35`, `gpt-4o`, ...) give [`GgufError::UnsupportedTokenizer`] naming the key and
+/// value and listing the supported ones.
+#[cfg(feature = "tokenizers")]
+pub fn build_tokenizer(data: &TokenizerData) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::AddedToken;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    use tokenizers::processors::template::TemplateProcessing;
+    use tokenizers::{SplitDelimiterBehavior, Tokenizer};
+
+    let spelling = bytes_to_unicode();
+    let architecture = data.architecture.as_deref().unwrap_or("");
+    let gemma_class = GEMMA_ARCHITECTURES.contains(&architecture);
+    // The tokenizer class transformers builds first brings special tokens of its own.
+    let (mut tokenizer, own_specials): (Tokenizer, &[&str]) = match data.model.as_str() {
+        "gpt2" => (byte_level(data, &spelling)?, &["<|endoftext|>"]),
+        "llama" if gemma_class => (
+            sentencepiece(data, Sentencepiece::Gemma)?,
+            &["<bos>", "<eos>", "<unk>", "<pad>", "<mask>"],
+        ),
+        "llama" if architecture == "phi3" => (
+            sentencepiece(data, Sentencepiece::Phi3)?,
+            &["<s>", "</s>", "<unk>"],
+        ),
+        "llama" => (
+            sentencepiece(data, Sentencepiece::Llama)?,
+            &["<s>", "</s>", "<unk>"],
+        ),
+        other => {
+            return Err(GgufError::UnsupportedTokenizer(format!(
+                "tokenizer.ggml.model `{other}` is not supported (supported: {})",
+                SUPPORTED_MODELS.join(", ")
+            )));
+        }
+    };
+    let split = split_regex(data.pre.as_deref())?;
+    let special = |t: &str| AddedToken::from(t.to_owned(), true).normalized(false);
+    let own: Vec<AddedToken> = own_specials.iter().map(|t| special(t)).collect();
+    tokenizer.add_special_tokens(&own);
+
+    // `add_gguf_special_tokens`: control tokens special, user-defined ones plain added tokens.
+    let byte_level = data.model == "gpt2";
+    let control: Vec<AddedToken> = data
+        .tokens
+        .iter()
+        .zip(&data.token_types)
+        .filter(|(t, ty)| {
+            **ty == TokenType::Control && (!byte_level || t.chars().all(|c| spelling.contains(&c)))
+        })
+        .map(|(t, _)| special(t))
+        .collect();
+    if !control.is_empty() {
+        tokenizer.add_special_tokens(&control);
+    }
     let user: Vec<AddedToken> = data
         .tokens
         .iter()
         .zip(&data.token_types)
-        .filter(|(t, ty)| **ty == TokenType::UserDefined && vocab.contains_key(t.as_str()))
+        .filter(|(t, ty)| **ty == TokenType::UserDefined && tokenizer.token_to_id(t).is_some())
         .map(|(t, _)| AddedToken::from(t.clone(), false).normalized(false))
         .collect();
     if !user.is_empty() {
         tokenizer.add_tokens(&user);
     }
+
+    // The file's named special tokens (and `GemmaTokenizer`'s `<mask>`).
+    let name = |id: Option<u32>| -> Result<Option<&str>> {
+        id.map(|id| {
+            data.token(id).ok_or_else(|| {
+                GgufError::Malformed(format!(
+                    "special token id {id} is outside the vocabulary of {} tokens",
+                    data.tokens.len()
+                ))
+            })
+        })
+        .transpose()
+    };
+    let bos = name(data.bos_token_id)?;
+    let eos = name(data.eos_token_id)?;
+    let mut named: Vec<&str> = [bos, eos, name(data.unknown_token_id)?]
+        .into_iter()
+        .chain([name(data.padding_token_id)?])
+        .flatten()
+        .collect();
+    if gemma_class {
+        named.push("<mask>");
+    }
+    let mut seen = std::collections::HashSet::new();
+    let named: Vec<AddedToken> = named
+        .into_iter()
+        .filter(|t| seen.insert(*t))
+        .map(special)
+        .collect();
+    tokenizer.add_special_tokens(&named);
+
+    if let Some(regex) = split {
+        let split = Split::new(
+            SplitPattern::Regex(regex.into()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| pipeline_error("tokenizer.ggml.pre split regex", e))?;
+        tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, true, false).into(),
+        ])));
+    }
+
+    // `update_post_processor`.
+    let bos = bos.filter(|_| data.adds_bos_token());
+    let eos = eos.filter(|_| data.adds_eos_token());
+    let mut specials: Vec<(String, u32)> = Vec::new();
+    for token in [bos, eos].into_iter().flatten() {
+        let id = tokenizer.token_to_id(token).ok_or_else(|| {
+            GgufError::UnsupportedTokenizer(format!("special token `{token}` has no id"))
+        })?;
+        specials.push((token.to_owned(), id));
+    }
+    let bos_at = |type_id: u8| bos.map(|t| format!("{t}:{type_id} ")).unwrap_or_default();
+    let eos_at = |type_id: u8| eos.map(|t| format!(" {t}:{type_id}")).unwrap_or_default();
+    let single = format!("{}$A:0{}", bos_at(0), eos_at(0));
+    let pair = format!("{single} {}$B:1{}", bos_at(1), eos_at(1));
+    let template = TemplateProcessing::builder()
+        .try_single(single)
+        .map_err(|e| pipeline_error("post-processor", e))?
+        .try_pair(pair)
+        .map_err(|e| pipeline_error("post-processor", e))?
+        .special_tokens(specials)
+        .build()
+        .map_err(|e| pipeline_error("post-processor", e))?;
+    tokenizer.with_post_processor(Some(template));
     Ok(tokenizer)
 }
 

@@ -135,8 +135,11 @@ impl TextTokenizer for HfTokenizer {
         Ok(TokenBatch::right_padded(&rows, len, self.pad_id))
     }
 
+    /// The model's vocabulary, without added tokens appended past it (transformers appends e.g.
+    /// `<|endoftext|>` to a LLaMA-3 GGUF vocabulary that lacks it; the checkpoint's embedding
+    /// table does not have that row, and only the literal text could produce it).
     fn vocab_size(&self) -> usize {
-        self.tokenizer.get_vocab_size(true)
+        self.tokenizer.get_vocab_size(false)
     }
 
     fn leading_special_tokens(&self) -> usize {

@@ -199,38 +199,24 @@ impl GgufSource {
         }
     }
 
-    /// The tokenizer from the GGUF metadata, padding with its EOS token and starting every text
-    /// with BOS when the file asks for it (`tokenizer.ggml.add_bos_token`; when absent, yes for a
-    /// SentencePiece vocabulary, as llama.cpp and transformers do, no otherwise).
+    /// The tokenizer from the GGUF metadata (byte-level BPE or SentencePiece, built as
+    /// transformers builds it from the same file), padding with its EOS token and starting every
+    /// text with BOS when the file asks for it (`tokenizer.ggml.add_bos_token`; when absent, yes
+    /// for a SentencePiece vocabulary, as llama.cpp and transformers do, no otherwise).
     pub fn tokenizer(&self) -> Result<HfTokenizer, CleftError> {
-        let tokenizer = self
+        let data = self
             .file
-            .hf_tokenizer()
+            .tokenizer_data()
             .map_err(|e| gguf_error(&self.path, e))?;
-        let id = |key: &str| {
-            self.file
-                .get_u64(key)
-                .map_err(|e| gguf_error(&self.path, e))
-                .and_then(|v| {
-                    u32::try_from(v).map_err(|_| {
-                        gguf_error(&self.path, format!("{key} = {v} is not a token id"))
-                    })
-                })
-        };
-        let tokenizer = HfTokenizer::from_tokenizer(tokenizer, id("tokenizer.ggml.eos_token_id")?);
-        let sentencepiece = self
-            .file
-            .get("tokenizer.ggml.model")
-            .and_then(|v| v.as_str())
-            == Some("llama");
-        let add_bos = self
-            .file
-            .get("tokenizer.ggml.add_bos_token")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(sentencepiece);
-        Ok(match add_bos {
-            true => tokenizer.with_bos_id(id("tokenizer.ggml.bos_token_id")?),
-            false => tokenizer,
+        let tokenizer =
+            cleft_gguf::build_tokenizer(&data).map_err(|e| gguf_error(&self.path, e))?;
+        let eos = data
+            .eos_token_id
+            .ok_or_else(|| gguf_error(&self.path, "no tokenizer.ggml.eos_token_id"))?;
+        let tokenizer = HfTokenizer::from_tokenizer(tokenizer, eos);
+        Ok(match data.bos_id_to_add() {
+            Some(bos) => tokenizer.with_bos_id(bos),
+            None => tokenizer,
         })
     }
 

@@ -6,7 +6,7 @@
 //! layout (`rope_parameters`); the goldens also record the transformers-4 layout, which must give
 //! the same RoPE.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::prelude::*;
@@ -72,18 +72,7 @@ fn check_family(dir: &str, stem: &str, expected_tensors: usize) {
 
     let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
     let pooled = model.forward(ids, mask);
-    golden.check("last_hidden_state", hidden.clone());
-    golden.check("cleft_pooled", pooled.clone());
-    golden.check_with(
-        "last_hidden_state_f64ref",
-        hidden,
-        &golden.tolerance("last_hidden_state"),
-    );
-    golden.check_with(
-        "cleft_pooled_f64ref",
-        pooled,
-        &golden.tolerance("cleft_pooled"),
-    );
+    golden.check_hidden_and_pooled(hidden, pooled);
 
     // Every tensor of the checkpoint was used (an untied LM head is the one ignored name).
     let keys = golden_json(stem)["checkpoint"]["keys"]
@@ -184,7 +173,7 @@ mod tempfile_dir {
     }
 }
 
-fn load_error(dir: &PathBuf, max_len: usize) -> String {
+fn load_error(dir: &Path, max_len: usize) -> String {
     let tokenizer = Arc::new(HfTokenizer::builtin_words());
     match load_llama(dir, Some(tokenizer), &options(max_len), &Device::flex()) {
         Ok(_) => panic!("{} loaded", dir.display()),
@@ -281,20 +270,19 @@ fn sharded_pytorch_bin_checkpoint_gives_the_same_outputs() {
 }
 
 #[test]
-fn spm_gguf_loads_with_a_user_tokenizer_and_its_linear_rope_scaling() {
+fn spm_gguf_loads_with_its_own_or_a_user_tokenizer_and_its_linear_rope_scaling() {
     // tiny-llama-linear written as llama.cpp's converter writes a LLaMA (Q/K rows permuted,
-    // `llama.rope.scaling.{type,factor}`) with a SentencePiece vocabulary this crate does not
-    // read: without a tokenizer that is a named error; with one, the vocabulary is never built.
+    // `llama.rope.scaling.{type,factor}`) with a SentencePiece vocabulary of byte pieces: its own
+    // tokenizer starts texts with BOS (id 1); a user's tokenizer is used without building it.
     let path = golden_dir().join("tiny-llama-linear-spm.gguf");
     let device = Device::flex();
-    let error = match load_llama(&path, None, &options(16), &device) {
-        Ok(_) => panic!("loaded without a readable tokenizer"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        error.contains("tiny-llama-linear-spm.gguf") && error.contains("llama"),
-        "{error}"
-    );
+    let (own, _) = load_llama(&path, None, &options(16), &device).unwrap();
+    let batch = own
+        .tokenizer()
+        .encode_batch(&["ab".to_string()], 16)
+        .unwrap();
+    assert_eq!(batch.ids[0], 1, "BOS first: {:?}", batch.ids);
+    assert_eq!(own.tokenizer().leading_special_tokens(), 1);
     let tokenizer = Arc::new(HfTokenizer::builtin_words());
     let (model, report) = load_llama(&path, Some(tokenizer), &options(16), &device).unwrap();
     assert!(
@@ -345,18 +333,7 @@ fn gemma3_text_decoder_matches_transformers() {
     let mask = golden.ints::<2>("attention_mask", &device);
     let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
     let pooled = model.forward(ids, mask);
-    golden.check("last_hidden_state", hidden.clone());
-    golden.check("cleft_pooled", pooled.clone());
-    golden.check_with(
-        "last_hidden_state_f64ref",
-        hidden,
-        &golden.tolerance("last_hidden_state"),
-    );
-    golden.check_with(
-        "cleft_pooled_f64ref",
-        pooled,
-        &golden.tolerance("cleft_pooled"),
-    );
+    golden.check_hidden_and_pooled(hidden, pooled);
 }
 
 #[test]

@@ -26,11 +26,15 @@ fn options() -> LoadOptions {
     }
 }
 
-/// The model with a stand-in tokenizer (the goldens give token ids; the file's own SentencePiece
-/// vocabulary is checked by cleft-gguf's tokenizer tests).
+/// The model with a stand-in tokenizer (the step below feeds the golden's ids).
 fn load(device: &Device) -> (Gemma3Model, cleft_core::weights::LoadReport) {
     let tokenizer: Arc<dyn TextTokenizer> = Arc::new(HfTokenizer::builtin_words());
     load_gemma3(&require_asset(GGUF), Some(tokenizer), &options(), device).unwrap()
+}
+
+fn golden_json() -> serde_json::Value {
+    let path = cleft_testing::golden_dir().join("gemma3_270m.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Resident memory high-water mark of this process in MiB (Linux), if known.
@@ -47,7 +51,8 @@ fn peak_rss_mib() -> Option<usize> {
 #[test]
 fn gemma3_270m_q4_k_m_matches_transformers() {
     let device = Device::flex();
-    let (model, report) = load(&device);
+    // With the file's own SentencePiece vocabulary: texts start with BOS, as transformers'.
+    let (model, report) = load_gemma3(&require_asset(GGUF), None, &options(), &device).unwrap();
     println!("peak RSS after loading: {:?} MiB", peak_rss_mib());
     assert!(
         report.missing.is_empty() && report.unexpected.is_empty(),
@@ -75,20 +80,22 @@ fn gemma3_270m_q4_k_m_matches_transformers() {
 
     let ids = golden.ints::<2>("input_ids", &device);
     let mask = golden.ints::<2>("attention_mask", &device);
+    let sentences: Vec<String> =
+        serde_json::from_value(golden_json()["sentences"].clone()).unwrap();
+    let (own_ids, own_mask) = model
+        .tokenizer()
+        .encode_batch(&sentences, 64)
+        .unwrap()
+        .to_tensors(&device);
+    assert_eq!(
+        own_ids.into_data(),
+        ids.clone().into_data(),
+        "<bos> + ids, EOS-padded"
+    );
+    assert_eq!(own_mask.into_data(), mask.clone().into_data());
     let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
     let pooled = model.forward(ids, mask);
-    golden.check("last_hidden_state", hidden.clone());
-    golden.check("cleft_pooled", pooled.clone());
-    golden.check_with(
-        "last_hidden_state_f64ref",
-        hidden,
-        &golden.tolerance("last_hidden_state"),
-    );
-    golden.check_with(
-        "cleft_pooled_f64ref",
-        pooled,
-        &golden.tolerance("cleft_pooled"),
-    );
+    golden.check_hidden_and_pooled(hidden, pooled);
 }
 
 #[test]
