@@ -7,7 +7,7 @@ SentencePiece-style vocabulary (LLaMA-2 / Mistral / Gemma GGUFs):
         # writes fixtures/golden/tiny-gpt2-bin/        config.json + pytorch_model.bin (float16)
         #        fixtures/golden/tiny-llama-linear-bin/ config.json + two float32 shards
         #                                              + pytorch_model.bin.index.json
-        #        fixtures/golden/tiny-llama-linear-spm.gguf
+        #        fixtures/golden/tiny-llama-linear-spm.gguf, tiny-qwen2.gguf
 
 The files are what `torch.save(state_dict)` writes (the zip container of PyTorch >= 1.6), which is
 what transformers' `save_pretrained(safe_serialization=False)` wrote: the same tensors as
@@ -82,22 +82,21 @@ def permute(w, n_head):
             .swapaxes(1, 2).reshape(w.shape))
 
 
-def llama_gguf():
-    """tiny-llama-linear as llama.cpp's converter writes a LLaMA: F32 tensors under llama.cpp
-    names, Q/K rows permuted, RoPE scaling as `llama.rope.scaling.{type,factor}`, and a
-    SentencePiece vocabulary (`tokenizer.ggml.model = llama`: pieces, scores, token types), which
-    the Rust side does not read: a user's tokenizer must then be used without building it."""
+def write_gguf(src_dir, out_name, arch, permute_qk, rope_scaling_linear):
+    """The checkpoint in `src_dir` as llama.cpp's converter writes it for `arch`: F32 tensors
+    under llama.cpp names (Q/K rows permuted for `llama` only), `{arch}.*` hyper-parameters, RoPE
+    scaling as `{arch}.rope.scaling.{type,factor}` when linear, and a SentencePiece vocabulary
+    of byte pieces (`tokenizer.ggml.model = llama`: pieces, scores, token types)."""
     import gguf
     import numpy as np
-    src = os.path.join(GOLDEN, "tiny-llama-linear")
+    src = os.path.join(GOLDEN, src_dir)
     config = json.load(open(os.path.join(src, "config.json")))
     rope = config["rope_parameters"]
-    assert rope["rope_type"] == "linear"
     heads, kv = config["num_attention_heads"], config["num_key_value_heads"]
     tensors = load_file(os.path.join(src, "model.safetensors"))
-    path = os.path.join(GOLDEN, "tiny-llama-linear-spm.gguf")
-    writer = gguf.GGUFWriter(path, "llama")
-    writer.add_name("tiny-llama-linear")
+    path = os.path.join(GOLDEN, out_name)
+    writer = gguf.GGUFWriter(path, arch)
+    writer.add_name(src_dir)
     writer.add_block_count(config["num_hidden_layers"])
     writer.add_context_length(config["max_position_embeddings"])
     writer.add_embedding_length(config["hidden_size"])
@@ -107,8 +106,12 @@ def llama_gguf():
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     writer.add_rope_freq_base(rope["rope_theta"])
     writer.add_rope_dimension_count(config["hidden_size"] // heads)
-    writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-    writer.add_rope_scaling_factor(rope["factor"])
+    if rope_scaling_linear:
+        assert rope["rope_type"] == "linear"
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(rope["factor"])
+    else:
+        assert rope["rope_type"] == "default"
     vocab = config["vocab_size"]
     pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(vocab - 3)]
     writer.add_tokenizer_model("llama")
@@ -124,27 +127,39 @@ def llama_gguf():
                "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
     for name in sorted(tensors):
         hf = name.removeprefix("model.")
-        w = tensors[name].numpy().astype(np.float32)
+        # bfloat16 weights (tiny-qwen2) widen to float32 exactly.
+        w = tensors[name].float().numpy().astype(np.float32)
         if hf in names:
             writer.add_tensor(names[hf], w)
             continue
         _, layer, rest = hf.split(".", 2)
         module, suffix = rest.rsplit(".", 1)
-        if module == "self_attn.q_proj":
+        if permute_qk and module == "self_attn.q_proj" and suffix == "weight":
             w = permute(w, heads)
-        elif module == "self_attn.k_proj":
+        elif permute_qk and module == "self_attn.k_proj" and suffix == "weight":
             w = permute(w, kv)
         writer.add_tensor(f"blk.{layer}.{modules[module]}.{suffix}", w)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return {"file": "tiny-llama-linear-spm.gguf", "tensors": len(tensors), "gguf": gguf.__name__}
+    return {"file": out_name, "arch": arch, "tensors": len(tensors)}
+
+
+def llama_gguf():
+    """tiny-llama-linear as a LLaMA GGUF: Q/K permuted, linear RoPE scaling in the metadata."""
+    return write_gguf("tiny-llama-linear", "tiny-llama-linear-spm.gguf", "llama", True, True)
+
+
+def qwen2_gguf():
+    """tiny-qwen2 as a Qwen2 GGUF: `qwen2.*` metadata, q/k/v biases, no Q/K permutation
+    (llama.cpp permutes for LLaMA only)."""
+    return write_gguf("tiny-qwen2", "tiny-qwen2.gguf", "qwen2", False, False)
 
 
 def main():
     torch.manual_seed(0)
-    made = [gpt2_half(), llama_sharded(), llama_gguf()]
+    made = [gpt2_half(), llama_sharded(), llama_gguf(), qwen2_gguf()]
     print(json.dumps({"made": made, "torch": torch.__version__, "python": sys.version.split()[0]},
                      indent=1))
 

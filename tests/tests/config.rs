@@ -219,7 +219,7 @@ fn checkpoints_are_claimed_through_the_registry_by_model_type() {
     );
     let error = claimant(Text, "t5").unwrap_err().to_string();
     assert!(
-        error.contains("llama (llama, qwen2, mistral, gguf:llama)"),
+        error.contains("llama (llama, qwen2, mistral, gguf:llama, gguf:qwen2)"),
         "{error}"
     );
 }

@@ -362,5 +362,5 @@ cleft_core::register_component!(
     "llama",
     "LLaMA-family decoder: LLaMA 2/3, Qwen2, Mistral (RMSNorm, RoPE, GQA; HF safetensors or GGUF weights), CLEFT first-pad pooling",
     LlamaConfig,
-    claims = ["llama", "qwen2", "mistral", "gguf:llama"]
+    claims = ["llama", "qwen2", "mistral", "gguf:llama", "gguf:qwen2"]
 );

@@ -124,16 +124,22 @@ impl GgufSource {
         &self.file
     }
 
-    /// The architecture described by the `llama.*` metadata.
+    /// The architecture described by the `llama.*` or `qwen2.*` metadata.
     pub fn architecture(&self) -> Result<LlamaArchitecture, CleftError> {
         let hp = self
             .file
             .hyper_params()
             .map_err(|e| gguf_error(&self.path, e))?;
-        if hp.architecture != "llama" {
+        // llama.cpp writes LLaMA, Mistral and SmolLM2 as `llama` (Q/K rows permuted, undone on
+        // read) and Qwen2 / Qwen2.5 as `qwen2` (not permuted; q/k/v biases).
+        if !matches!(hp.architecture.as_str(), "llama" | "qwen2") {
             return Err(gguf_error(
                 &self.path,
-                format!("architecture {:?} is not llama", hp.architecture),
+                format!(
+                    "general.architecture {:?} is not one this decoder reads from GGUF \
+                     (llama, qwen2; gemma3 is `[text] type = \"gemma3\"`)",
+                    hp.architecture
+                ),
             ));
         }
         let rope_scaling = self.rope_scaling(&hp.architecture)?;
@@ -156,6 +162,7 @@ impl GgufSource {
             rms_norm_eps: hp.rms_norm_eps.unwrap_or(1e-5),
             rope_theta: hp.rope_freq_base.unwrap_or(10000.0),
             rope_scaling,
+            model_type: hp.architecture.clone(),
             ..LlamaArchitecture::default()
         })
     }

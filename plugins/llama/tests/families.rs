@@ -382,3 +382,29 @@ fn gemma3_longer_than_its_window_and_bidirectional_configs_are_refused() {
         .unwrap();
     assert_eq!(window.value, 64);
 }
+
+#[test]
+fn qwen2_gguf_reads_its_biases_unpermuted_and_matches_transformers() {
+    // tiny-qwen2 written as llama.cpp writes Qwen2 (`qwen2.*` metadata, q/k/v biases, Q/K rows
+    // not permuted): the same outputs as the HF directory's transformers run.
+    let device = Device::flex();
+    let tokenizer = Arc::new(HfTokenizer::builtin_words());
+    let (model, report) = load_llama(
+        &golden_dir().join("tiny-qwen2.gguf"),
+        Some(tokenizer),
+        &options(16),
+        &device,
+    )
+    .unwrap();
+    assert!(
+        report.missing.is_empty() && report.unexpected.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.loaded, 2 + 2 * 12);
+    let golden = Golden::open("tiny_qwen2");
+    let ids = golden.ints::<2>("input_ids", &device);
+    let mask = golden.ints::<2>("attention_mask", &device);
+    let hidden = model.hidden_states(model.embed_tokens(ids.clone()), mask.clone());
+    let pooled = model.forward(ids, mask);
+    golden.check_hidden_and_pooled(hidden, pooled);
+}
