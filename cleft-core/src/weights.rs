@@ -260,32 +260,12 @@ impl TensorSource for SafetensorsCheckpoint {
 
     fn read(&self, name: &str) -> Result<HostTensor> {
         let (stored, bytes) = self.stored(name)?;
-        let data: Vec<f32> = match stored.dtype {
-            DType::F32 => bytes
-                .as_chunks::<4>()
-                .0
-                .iter()
-                .map(|b| f32::from_le_bytes(*b))
-                .collect(),
-            DType::F16 => bytes
-                .as_chunks::<2>()
-                .0
-                .iter()
-                .map(|b| half::f16::from_le_bytes(*b).to_f32())
-                .collect(),
-            DType::BF16 => bytes
-                .as_chunks::<2>()
-                .0
-                .iter()
-                .map(|b| half::bf16::from_le_bytes(*b).to_f32())
-                .collect(),
-            DType::F64 => bytes
-                .as_chunks::<8>()
-                .0
-                .iter()
-                .map(|b| f64::from_le_bytes(*b) as f32)
-                .collect(),
-            DType::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
+        let kind = match stored.dtype {
+            DType::F32 => StoredFloat::F32,
+            DType::F16 => StoredFloat::F16,
+            DType::BF16 => StoredFloat::BF16,
+            DType::F64 => StoredFloat::F64,
+            DType::U8 => StoredFloat::U8,
             other => {
                 return Err(checkpoint_error(
                     &self.origin,
@@ -293,10 +273,53 @@ impl TensorSource for SafetensorsCheckpoint {
                 ));
             }
         };
+        let data = widen_le(&bytes, kind);
         Ok(HostTensor {
             shape: stored.shape.to_vec(),
             data,
         })
+    }
+}
+
+/// Element types a checkpoint's tensor is widened to `f32` from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoredFloat {
+    F32,
+    F16,
+    BF16,
+    F64,
+    /// Bytes (e.g. u8 image buffers in goldens), as their values.
+    U8,
+}
+
+/// Little-endian `bytes` of `kind` as `f32` (f16 / bf16 exactly, f64 rounded).
+fn widen_le(bytes: &[u8], kind: StoredFloat) -> Vec<f32> {
+    match kind {
+        StoredFloat::F32 => bytes
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|b| f32::from_le_bytes(*b))
+            .collect(),
+        StoredFloat::F16 => bytes
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|b| half::f16::from_le_bytes(*b).to_f32())
+            .collect(),
+        StoredFloat::BF16 => bytes
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|b| half::bf16::from_le_bytes(*b).to_f32())
+            .collect(),
+        StoredFloat::F64 => bytes
+            .as_chunks::<8>()
+            .0
+            .iter()
+            .map(|b| f64::from_le_bytes(*b) as f32)
+            .collect(),
+        StoredFloat::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
     }
 }
 

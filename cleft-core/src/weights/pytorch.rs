@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use pytorch_reader::{DType, PytorchReader, Tensor};
 
-use super::{HostTensor, TensorSource, checkpoint_error, checkpoint_files};
+use super::{HostTensor, StoredFloat, TensorSource, checkpoint_error, checkpoint_files, widen_le};
 use crate::error::{CleftError, Result};
 
 /// A PyTorch checkpoint: one file, a HF directory holding `pytorch_model.bin`, or a sharded
@@ -115,32 +115,18 @@ impl TensorSource for PytorchCheckpoint {
             ));
         }
         // The reader returns native-endian bytes (and refuses big-endian files).
-        let data: Vec<f32> = match tensor.dtype() {
-            DType::F32 => bytes
-                .as_chunks::<4>()
-                .0
-                .iter()
-                .map(|b| f32::from_ne_bytes(*b))
-                .collect(),
-            DType::F16 => bytes
-                .as_chunks::<2>()
-                .0
-                .iter()
-                .map(|b| half::f16::from_ne_bytes(*b).to_f32())
-                .collect(),
-            DType::BF16 => bytes
-                .as_chunks::<2>()
-                .0
-                .iter()
-                .map(|b| half::bf16::from_ne_bytes(*b).to_f32())
-                .collect(),
-            DType::F64 => bytes
-                .as_chunks::<8>()
-                .0
-                .iter()
-                .map(|b| f64::from_ne_bytes(*b) as f32)
-                .collect(),
-            DType::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
+        if cfg!(target_endian = "big") {
+            return Err(checkpoint_error(
+                &self.origin,
+                "PyTorch checkpoints are read on little-endian hosts only",
+            ));
+        }
+        let kind = match tensor.dtype() {
+            DType::F32 => StoredFloat::F32,
+            DType::F16 => StoredFloat::F16,
+            DType::BF16 => StoredFloat::BF16,
+            DType::F64 => StoredFloat::F64,
+            DType::U8 => StoredFloat::U8,
             other => {
                 return Err(checkpoint_error(
                     &self.origin,
@@ -148,6 +134,7 @@ impl TensorSource for PytorchCheckpoint {
                 ));
             }
         };
+        let data = widen_le(&bytes, kind);
         Ok(HostTensor {
             shape: tensor.shape().to_vec(),
             data,
