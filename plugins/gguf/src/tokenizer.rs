@@ -3,6 +3,14 @@
 
 #[cfg(feature = "tokenizers")]
 mod merges;
+#[cfg(feature = "tokenizers")]
+mod pre;
+#[cfg(feature = "tokenizers")]
+mod sentencepiece;
+#[cfg(feature = "tokenizers")]
+use pre::split_regex;
+#[cfg(feature = "tokenizers")]
+use sentencepiece::{GEMMA_ARCHITECTURES, Sentencepiece, sentencepiece};
 
 use crate::error::{GgufError, Result};
 use crate::reader::GgufFile;
@@ -308,96 +316,6 @@ fn bytes_to_unicode() -> [char; 256] {
 #[cfg(feature = "tokenizers")]
 const SUPPORTED_MODELS: &[&str] = &["gpt2", "llama"];
 
-/// transformers' split regex for LLaMA-3 style vocabularies (`_LLAMA3_SPLIT`).
-#[cfg(feature = "tokenizers")]
-const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// transformers' split regex for Qwen2 style vocabularies (`Qwen2Tokenizer`'s
-/// `PRETOKENIZE_REGEX`): digits one by one.
-#[cfg(feature = "tokenizers")]
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// `tokenizer.ggml.pre` values transformers splits with [`LLAMA3_SPLIT`].
-#[cfg(feature = "tokenizers")]
-const LLAMA3_PRE: &[&str] = &[
-    "llama3",
-    "llama-v3",
-    "llama-bpe",
-    "falcon3",
-    "falcon-h1",
-    "pixtral",
-    "midm-2.0",
-    "lfm2",
-    "jina-v5-nano",
-    "dbrx",
-    "smaug-bpe",
-];
-
-/// `tokenizer.ggml.pre` values transformers splits with [`QWEN2_SPLIT`].
-#[cfg(feature = "tokenizers")]
-const QWEN2_PRE: &[&str] = &["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez"];
-
-/// `tokenizer.ggml.pre` values for which transformers installs a split regex this crate does not
-/// implement (`GGUF_PRE_TOKENIZER_SPLITS`' Tekken, Qwen3.5 and GPT-4o patterns).
-#[cfg(feature = "tokenizers")]
-const UNSUPPORTED_PRE: &[&str] = &[
-    "tekken",
-    "qwen35",
-    "gpt-4o",
-    "llama4",
-    "kanana2",
-    "talkie",
-    "minimax-m2",
-];
-
-/// The split regex transformers' `set_split_regex` installs for `tokenizer.ggml.pre`, `None` for a
-/// value it has no pattern for (the vocabulary's own pre-tokenizer is kept).
-#[cfg(feature = "tokenizers")]
-fn split_regex(pre: Option<&str>) -> Result<Option<&'static str>> {
-    let Some(pre) = pre else {
-        return Ok(None);
-    };
-    if LLAMA3_PRE.contains(&pre) {
-        Ok(Some(LLAMA3_SPLIT))
-    } else if QWEN2_PRE.contains(&pre) {
-        Ok(Some(QWEN2_SPLIT))
-    } else if UNSUPPORTED_PRE.contains(&pre) {
-        Err(GgufError::UnsupportedTokenizer(format!(
-            "tokenizer.ggml.pre `{pre}` is not supported (supported: {}, {}; any other value, \
-             or none, keeps the model's own pre-tokenizer, e.g. GPT-2's split for `gpt2`)",
-            LLAMA3_PRE.join(", "),
-            QWEN2_PRE.join(", ")
-        )))
-    } else {
-        Ok(None)
-    }
-}
-
-/// How transformers builds a `llama` (sentencepiece) vocabulary, picked by architecture
-/// (`GGUF_SENTENCEPIECE_BUILDERS`).
-#[cfg(feature = "tokenizers")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sentencepiece {
-    /// `sentencepiece_tokenizer`: a `LlamaTokenizer` (LLaMA-2, Mistral, ...).
-    Llama,
-    /// `gemma_tokenizer`: a `GemmaTokenizer` over respelled space runs, merges ordered by position.
-    Gemma,
-    /// `phi3_tokenizer`: the `LlamaTokenizer` with a prepend/replace normalizer instead of
-    /// `Metaspace`.
-    Phi3,
-}
-
-/// Architectures whose transformers tokenizer class is `GemmaTokenizer`, which adds `<mask>` as a
-/// special token of its own.
-#[cfg(feature = "tokenizers")]
-const GEMMA_ARCHITECTURES: &[&str] = &["gemma", "gemma2", "gemma3"];
-
-/// Python's `str.isspace`: Unicode `White_Space` plus the separators U+001C..U+001F.
-#[cfg(feature = "tokenizers")]
-fn python_isspace(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
 /// The vocabulary map of `tokens` (a token's id is its index; a repeated spelling keeps its last
 /// id, as a Python dict does).
 #[cfg(feature = "tokenizers")]
@@ -450,131 +368,6 @@ fn byte_level(data: &TokenizerData, spelling: &[char; 256]) -> Result<tokenizers
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
-    Ok(tokenizer)
-}
-
-/// The merges of a sentencepiece vocabulary: the file's, or (as transformers' `get_merges`)
-/// derived from the vocabulary, sorted by `scores`.
-#[cfg(feature = "tokenizers")]
-fn sentencepiece_merges(
-    data: &TokenizerData,
-    tokens: &[String],
-    scores: &[f64],
-) -> Result<Vec<(String, String)>> {
-    if !data.merges.is_empty() {
-        return data.merge_pairs();
-    }
-    if let Some(at) = scores.iter().position(|s| s.is_nan()) {
-        return Err(GgufError::Malformed(format!(
-            "tokenizer.ggml.scores: the score of token {at} is NaN, which gives no merge order"
-        )));
-    }
-    Ok(merges::derive_merges(tokens, scores))
-}
-
-/// The file's scores as the sort key of derived merges (`tokenizer.ggml.scores`, one per token).
-#[cfg(feature = "tokenizers")]
-fn file_scores(data: &TokenizerData) -> Result<Vec<f64>> {
-    if !data.merges.is_empty() {
-        return Ok(Vec::new());
-    }
-    let scores = data
-        .scores
-        .as_ref()
-        .ok_or_else(|| GgufError::MissingKey("tokenizer.ggml.scores".into()))?;
-    if scores.len() != data.tokens.len() {
-        return Err(GgufError::Malformed(format!(
-            "tokenizer.ggml.scores has {} values for {} tokens",
-            scores.len(),
-            data.tokens.len()
-        )));
-    }
-    Ok(scores.iter().map(|&s| f64::from(s)).collect())
-}
-
-/// A sentencepiece vocabulary as transformers builds it: `LlamaTokenizer`'s backend (`Metaspace`
-/// with a prefix space on the first piece, BPE with byte fallback, no unknown token), Phi-3's
-/// variant, or `GemmaTokenizer`'s (space runs respelled, merges ordered by file position, spaces
-/// replaced by `▁` in a normalizer, `<unk>` as unknown token).
-#[cfg(feature = "tokenizers")]
-fn sentencepiece(data: &TokenizerData, flavour: Sentencepiece) -> Result<tokenizers::Tokenizer> {
-    use tokenizers::decoders::DecoderWrapper;
-    use tokenizers::decoders::byte_fallback::ByteFallback;
-    use tokenizers::decoders::fuse::Fuse;
-    use tokenizers::decoders::sequence::Sequence as DecoderSequence;
-    use tokenizers::decoders::strip::Strip;
-    use tokenizers::models::bpe::BPE;
-    use tokenizers::normalizers::prepend::Prepend;
-    use tokenizers::normalizers::replace::Replace;
-    use tokenizers::normalizers::utils::Sequence as NormalizerSequence;
-    use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
-    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-    use tokenizers::{SplitDelimiterBehavior, Tokenizer};
-
-    const SPACE: char = '\u{2581}';
-    let (tokens, scores) = if flavour == Sentencepiece::Gemma {
-        // A run of spaces is stored as spaces; `GemmaTokenizer` looks it up as `▁`s.
-        let tokens: Vec<String> = data
-            .tokens
-            .iter()
-            .map(|t| {
-                if t.contains(' ') && t.chars().all(python_isspace) {
-                    std::iter::repeat_n(SPACE, t.chars().count()).collect()
-                } else {
-                    t.clone()
-                }
-            })
-            .collect();
-        // Gemma's merges follow the file order, not its scores.
-        let positions = (0..tokens.len()).map(|i| -(i as f64)).collect();
-        (tokens, positions)
-    } else {
-        (data.tokens.clone(), file_scores(data)?)
-    };
-    let merges = sentencepiece_merges(data, &tokens, &scores)?;
-    let mut bpe = BPE::builder()
-        .vocab_and_merges(vocabulary(&tokens)?, merges)
-        .fuse_unk(true)
-        .byte_fallback(true);
-    if flavour == Sentencepiece::Gemma {
-        bpe = bpe.unk_token("<unk>".into());
-    }
-    let mut tokenizer = Tokenizer::new(bpe.build()?);
-
-    let space =
-        || Replace::new(" ", SPACE.to_string()).map_err(|e| pipeline_error("normalizer", e));
-    let mut decoders: Vec<DecoderWrapper> = vec![
-        Replace::new(SPACE.to_string(), " ")
-            .map_err(|e| pipeline_error("decoder", e))?
-            .into(),
-        ByteFallback::new().into(),
-        Fuse::new().into(),
-    ];
-    match flavour {
-        Sentencepiece::Llama => {
-            tokenizer.with_pre_tokenizer(Some(Metaspace::new(SPACE, PrependScheme::First, false)));
-        }
-        Sentencepiece::Phi3 => {
-            tokenizer.with_normalizer(Some(NormalizerSequence::new(vec![
-                Prepend::new(SPACE.to_string()).into(),
-                space()?.into(),
-            ])));
-        }
-        Sentencepiece::Gemma => {
-            tokenizer.with_normalizer(Some(space()?));
-            let split = Split::new(
-                SplitPattern::String(" ".into()),
-                SplitDelimiterBehavior::MergedWithPrevious,
-                false,
-            )
-            .map_err(|e| pipeline_error("pre-tokenizer", e))?;
-            tokenizer.with_pre_tokenizer(Some(split));
-        }
-    }
-    if flavour != Sentencepiece::Gemma {
-        decoders.push(Strip::new(' ', 1, 0).into());
-    }
-    tokenizer.with_decoder(Some(DecoderSequence::new(decoders)));
     Ok(tokenizer)
 }
 

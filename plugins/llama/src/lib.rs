@@ -21,6 +21,7 @@
 //! is built from the GGUF metadata unless `text.tokenizer` is given).
 
 pub mod gemma3;
+mod gemma3_arch;
 mod gemma3_config;
 pub mod load;
 mod model;
