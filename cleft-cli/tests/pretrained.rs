@@ -108,3 +108,43 @@ fn a_checkpoint_with_one_tensor_removed_fails_naming_it() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn golden(name: &str) -> String {
+    cleft_testing::golden_dir().join(name).display().to_string()
+}
+
+#[test]
+fn the_llm_families_are_inspected_and_embedded_through_their_claims() {
+    // Gemma-3-270M's GGUF (claimed by `gemma3`), with its own SentencePiece vocabulary.
+    let gemma = stdout(&cleft(&[
+        "embed-text",
+        "--model",
+        &asset("gemma3-270m/gemma-3-270m-q4_k_m.gguf"),
+        "pleural effusion",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&gemma).unwrap();
+    assert_eq!(json["dim"], 640);
+    // A Qwen2 GGUF and a Gemma 3 HF directory; a sharded pytorch_model.bin directory.
+    let qwen2 = stdout(&cleft(&[
+        "embed-text",
+        "--model",
+        &golden("tiny-qwen2.gguf"),
+        "ab",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&qwen2).unwrap();
+    assert_eq!(json["dim"], 64);
+    let inspected = stdout(&cleft(&["inspect", &golden("tiny-gemma3")]));
+    assert!(
+        inspected.contains("architecture: Gemma3ForCausalLM"),
+        "{inspected}"
+    );
+    let bin = stdout(&cleft(&["inspect", &golden("tiny-llama-linear-bin")]));
+    let safetensors = stdout(&cleft(&["inspect", &golden("tiny-llama-linear")]));
+    let parameters = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("parameters:"))
+            .map(str::to_string)
+    };
+    assert_eq!(parameters(&bin), parameters(&safetensors));
+    assert!(bin.contains("F32 (20 tensors)"), "{bin}");
+}

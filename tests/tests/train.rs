@@ -308,3 +308,33 @@ fn one_experiment_trains_both_stages_and_exports_without_rebuilding() {
     assert!(export.join("adapter_model.safetensors").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Both stages on the LLM families' tiny configs: stage 1, then the learned context on the
+/// stage-1 model (Qwen2 through the llama decoder, Gemma 3 through its own).
+#[test]
+fn stage_two_runs_on_the_qwen2_and_gemma3_towers() {
+    for name in ["qwen2", "gemma3"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../configs/tiny/{name}.toml"));
+        let dir = std::env::temp_dir().join(format!("cleft-stage2-{name}-{}", std::process::id()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut config = cleft_tests::fast_config_from(&text, &dir, 6);
+        train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+        config.prompt_train.steps = 4;
+        config.prompt_train.batch_size = 16;
+        config.prompt_train.warmup_steps = 1;
+        let outcome = cleft_train::train_prompt(&config, &Device::flex(), &TrainOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(outcome.history.len(), 4, "{name}");
+        assert!(
+            outcome.history.iter().all(|m| m.loss.is_finite()),
+            "{name}: {:?}",
+            outcome.history.iter().map(|m| m.loss).collect::<Vec<_>>()
+        );
+        assert!(
+            outcome.run_dir.join("prompt.safetensors").is_file(),
+            "{name}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
