@@ -69,6 +69,28 @@ impl HfTokenizer {
         Ok(self.with_bos_id(id))
     }
 
+    /// Starts every text with the token the tokenizer's own post-processor puts first, if it
+    /// puts exactly one special token before the text (LLaMA-2's `<s>`, Llama 3's
+    /// `<|begin_of_text|>`, Gemma's `<bos>`), as transformers encodes by default; unchanged
+    /// otherwise (GPT-2 and SmolLM2 add none). A tokenizer that cannot encode a probe text is
+    /// an error naming it.
+    pub fn with_post_processor_bos(self) -> Result<Self, CleftError> {
+        let probe = "a";
+        let encode = |special: bool| {
+            self.tokenizer
+                .encode(probe, special)
+                .map(|e| (e.get_ids().to_vec(), e.get_special_tokens_mask().to_vec()))
+                .map_err(|e| CleftError::Data(format!("cannot tokenise {probe:?}: {e}")))
+        };
+        let ((with, special), (without, _)) = (encode(true)?, encode(false)?);
+        match (with.split_first(), special.first()) {
+            (Some((&first, rest)), Some(1)) if rest.starts_with(&without) => {
+                Ok(self.with_bos_id(first))
+            }
+            _ => Ok(self),
+        }
+    }
+
     /// The BOS id every text starts with, if any.
     pub fn bos_id(&self) -> Option<u32> {
         self.bos_id
@@ -186,5 +208,36 @@ mod tests {
         let ids = tokenizer.encode("zebra").unwrap();
         assert_eq!(ids, vec![1]);
         assert!(tokenizer.encode_batch(&["".to_string()], 8).is_err());
+    }
+}
+
+#[cfg(test)]
+mod post_processor_tests {
+    use super::*;
+    use tokenizers::processors::template::TemplateProcessing;
+
+    #[test]
+    fn a_leading_special_token_of_the_post_processor_becomes_the_bos() {
+        let mut plain = HfTokenizer::builtin_words();
+        assert_eq!(
+            plain.clone().with_post_processor_bos().unwrap().bos_id(),
+            None
+        );
+        // `<|endoftext|> $A`, as LLaMA's `<s> $A`: id 0 first.
+        let template = TemplateProcessing::builder()
+            .try_single(format!("{BUILTIN_EOS} $A"))
+            .unwrap()
+            .special_tokens(vec![(BUILTIN_EOS, 0)])
+            .build()
+            .unwrap();
+        plain.tokenizer.with_post_processor(Some(template));
+        let tokenizer = plain.with_post_processor_bos().unwrap();
+        assert_eq!(tokenizer.bos_id(), Some(0));
+        assert_eq!(tokenizer.leading_special_tokens(), 1);
+        let batch = tokenizer
+            .encode_batch(&["pleural effusion".to_string()], 8)
+            .unwrap();
+        assert_eq!(batch.ids[0], 0);
+        assert_eq!(batch.mask[..3], [1, 1, 1]);
     }
 }

@@ -188,7 +188,9 @@ pub struct LlamaConfig {
     /// Keep random values for parameters missing from `weights` instead of failing.
     pub allow_missing: bool,
     /// `tokenizer.json`; default: from the GGUF metadata, `weights/tokenizer.json`, or the
-    /// built-in word vocabulary.
+    /// built-in word vocabulary. A `tokenizer.json` whose post-processor puts one special token
+    /// first (LLaMA-2's `<s>`, Llama 3's `<|begin_of_text|>`) starts every text with it, as
+    /// transformers encodes by default.
     pub tokenizer: Option<PathBuf>,
     /// Pad/EOS token of `tokenizer.json` (LLaMA-2: `</s>`; SmolLM2: `<|im_end|>`).
     pub pad_token: String,
@@ -330,10 +332,10 @@ impl TextEncoderConfig for LlamaConfig {
             refuse_explicit(self, "text", "text.weights", &SIZE_FIELDS)?;
         }
         let tokenizer: Option<Arc<dyn TextTokenizer>> = match &self.tokenizer {
-            Some(path) => Some(Arc::new(cleft_gpt::HfTokenizer::from_file(
-                path,
-                &self.pad_token,
-            )?)),
+            Some(path) => Some(Arc::new(
+                cleft_gpt::HfTokenizer::from_file(path, &self.pad_token)?
+                    .with_post_processor_bos()?,
+            )),
             None => None,
         };
         let model = match &self.weights {

@@ -323,7 +323,9 @@ pub fn load_llama(
         let arch: LlamaArchitecture = parse_hf_config(path)?;
         let file = path.join("tokenizer.json");
         let own: Option<Arc<dyn TextTokenizer>> = match (&tokenizer, file.is_file()) {
-            (None, true) => Some(Arc::new(HfTokenizer::from_file(&file, &options.pad_token)?)),
+            (None, true) => Some(Arc::new(
+                HfTokenizer::from_file(&file, &options.pad_token)?.with_post_processor_bos()?,
+            )),
             _ => None,
         };
         (arch, open_checkpoint(path)?, own)
