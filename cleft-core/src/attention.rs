@@ -2,6 +2,7 @@
 //! burn's `attention` module op, which backends implement with fused kernels (flex: a naive or a
 //! flash-style tiled kernel chosen by sequence length; autodiff: the differentiable fallback).
 
+use burn::nn::attention::generate_autoregressive_mask;
 use burn::prelude::*;
 use burn::tensor::Bool;
 use burn::tensor::module::attention as burn_attention;
@@ -55,4 +56,27 @@ pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
 pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
     let [batch, heads, len, dim] = x.dims();
     x.swap_dims(1, 2).reshape([batch, len, heads * dim])
+}
+
+/// The causal mask over `P` prefix positions (always attended) and the `L` sequence positions,
+/// with padded keys masked.
+///
+/// # Shapes
+/// - `mask`: `[B, L]` (1 = real); output `[B, 1, L, P + L]` (true = not attended).
+pub fn causal_mask(mask: &Tensor<2, Int>, n_prefix: usize) -> Tensor<4, Bool> {
+    let [batch, len] = mask.dims();
+    let device = mask.device();
+    let causal: Tensor<4, Bool> =
+        generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
+    let padding = mask
+        .clone()
+        .equal_elem(0)
+        .reshape([batch, 1, 1, len])
+        .expand([batch, 1, len, len]);
+    let masked = causal.bool_or(padding);
+    if n_prefix == 0 {
+        return masked;
+    }
+    let open = Tensor::<4, Int>::zeros([batch, 1, len, n_prefix], &device).equal_elem(1);
+    Tensor::cat(vec![open, masked], 3)
 }

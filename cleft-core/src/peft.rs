@@ -26,7 +26,7 @@ pub use layer::{
     AdapterContext, AdapterParams, AdapterTensor, BaseLinear, LinearAdapter, Merged, StoredTensor,
 };
 pub use linear::PeftLinear;
-pub use prompt_encoder::{PrefixProjection, PromptEncoder, PromptKind};
+pub use prompt_encoder::{PrefixProjection, PromptEncoder, PromptKind, prepend_prompt};
 
 /// Shapes an encoder's attention layers offer to prefix tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

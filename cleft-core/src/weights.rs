@@ -114,37 +114,20 @@ impl SafetensorsCheckpoint {
     /// Opens `path`: a `.safetensors` file, or a directory holding `model.safetensors` or
     /// `model.safetensors.index.json` (sharded: its `weight_map` names the shard of each tensor).
     pub fn open(path: &Path) -> Result<Self> {
-        let files = checkpoint_files(path, "model.safetensors")?;
-        let mut checkpoint = Self {
+        let tensors = read_shards(path, "model.safetensors", |file| {
+            let mut store = SafetensorsStore::from_file(file);
+            let tensors = store.get_all_tensors().map_err(|e| {
+                checkpoint_error(file, format!("not a readable safetensors file: {e}"))
+            })?;
+            Ok(tensors
+                .iter()
+                .map(|(n, t)| (n.clone(), t.clone()))
+                .collect())
+        })?;
+        Ok(Self {
             origin: path.to_path_buf(),
-            tensors: BTreeMap::new(),
-        };
-        for file in files {
-            checkpoint.add_file(&file)?;
-        }
-        Ok(checkpoint)
-    }
-
-    fn add_file(&mut self, file: &Path) -> Result<()> {
-        if !file.is_file() {
-            return Err(CleftError::io(
-                file,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            ));
-        }
-        let mut store = SafetensorsStore::from_file(file);
-        let tensors = store
-            .get_all_tensors()
-            .map_err(|e| checkpoint_error(file, format!("not a readable safetensors file: {e}")))?;
-        for (name, tensor) in tensors {
-            if self.tensors.insert(name.clone(), tensor.clone()).is_some() {
-                return Err(checkpoint_error(
-                    file,
-                    format!("tensor {name} appears in two shards"),
-                ));
-            }
-        }
-        Ok(())
+            tensors,
+        })
     }
 
     /// The dtype of tensor `name`.
@@ -232,6 +215,34 @@ fn checkpoint_files(path: &Path, single: &str) -> Result<Vec<PathBuf>> {
             format!("no {single} or {index} in this directory"),
         ))
     }
+}
+
+/// Every tensor of the checkpoint at `path` (see [`checkpoint_files`]), each file read by `read`;
+/// a missing shard or a tensor in two shards is an error naming the file.
+fn read_shards<T>(
+    path: &Path,
+    single: &str,
+    read: impl Fn(&Path) -> Result<Vec<(String, T)>>,
+) -> Result<BTreeMap<String, T>> {
+    let mut tensors = BTreeMap::new();
+    for file in checkpoint_files(path, single)? {
+        if !file.is_file() {
+            return Err(CleftError::io(
+                &file,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        for (name, tensor) in read(&file)? {
+            if tensors.contains_key(&name) {
+                return Err(checkpoint_error(
+                    &file,
+                    format!("tensor {name} appears in two shards"),
+                ));
+            }
+            tensors.insert(name, tensor);
+        }
+    }
+    Ok(tensors)
 }
 
 fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {

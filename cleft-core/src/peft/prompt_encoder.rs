@@ -132,3 +132,28 @@ impl PromptEncoder {
             .collect()
     }
 }
+
+/// Prompt-tuning virtual tokens (if `prompt` is one) before the embeddings, counted as real.
+///
+/// # Shapes
+/// - `embeddings`: `[B, L, E]`, `mask`: `[B, L]`; output `[B, P + L, E]`, `[B, P + L]`.
+pub fn prepend_prompt(
+    prompt: Option<&PromptEncoder>,
+    embeddings: Tensor<3>,
+    mask: Tensor<2, Int>,
+) -> (Tensor<3>, Tensor<2, Int>) {
+    let Some(prompt) = prompt.filter(|p| p.kind == PromptKind::Prompt) else {
+        return (embeddings, mask);
+    };
+    let [batch, _, embed] = embeddings.dims();
+    let n = prompt.num_virtual_tokens();
+    let virtual_tokens = prompt
+        .values()
+        .unsqueeze_dim::<3>(0)
+        .expand([batch, n, embed]);
+    let ones = Tensor::<2, Int>::ones([batch, n], &mask.device());
+    (
+        Tensor::cat(vec![virtual_tokens, embeddings], 1),
+        Tensor::cat(vec![ones, mask], 1),
+    )
+}

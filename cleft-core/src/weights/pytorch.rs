@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use pytorch_reader::{DType, PytorchReader, Tensor};
 
-use super::{HostTensor, StoredFloat, TensorSource, checkpoint_error, checkpoint_files, widen_le};
-use crate::error::{CleftError, Result};
+use super::{HostTensor, StoredFloat, TensorSource, checkpoint_error, read_shards, widen_le};
+use crate::error::Result;
 
 /// A PyTorch checkpoint: one file, a HF directory holding `pytorch_model.bin`, or a sharded
 /// directory (`pytorch_model.bin.index.json`).
@@ -31,36 +31,16 @@ impl PytorchCheckpoint {
     /// Opens `path`: a `.bin` / `.pt` / `.pth` file, or a directory holding `pytorch_model.bin`
     /// or `pytorch_model.bin.index.json` (its `weight_map` names the shard of each tensor).
     pub fn open(path: &Path) -> Result<Self> {
-        let files = checkpoint_files(path, "pytorch_model.bin")?;
-        let mut checkpoint = Self {
-            origin: path.to_path_buf(),
-            tensors: BTreeMap::new(),
-        };
-        for file in files {
-            checkpoint.add_file(&file)?;
-        }
-        Ok(checkpoint)
-    }
-
-    fn add_file(&mut self, file: &Path) -> Result<()> {
-        if !file.is_file() {
-            return Err(CleftError::io(
-                file,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            ));
-        }
-        let reader = PytorchReader::new(file).map_err(|e| {
-            checkpoint_error(file, format!("not a readable PyTorch checkpoint: {e}"))
+        let tensors = read_shards(path, "pytorch_model.bin", |file| {
+            let reader = PytorchReader::new(file).map_err(|e| {
+                checkpoint_error(file, format!("not a readable PyTorch checkpoint: {e}"))
+            })?;
+            Ok(reader.into_tensors().into_iter().collect())
         })?;
-        for (name, tensor) in reader.into_tensors() {
-            if self.tensors.insert(name.clone(), tensor).is_some() {
-                return Err(checkpoint_error(
-                    file,
-                    format!("tensor {name} appears in two shards"),
-                ));
-            }
-        }
-        Ok(())
+        Ok(Self {
+            origin: path.to_path_buf(),
+            tensors,
+        })
     }
 
     /// The element type of tensor `name` as safetensors spells it (`F16`, `BF16`, `F32`, …).

@@ -16,13 +16,14 @@
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::{Bool, Int};
-use cleft_core::attention::{attention, merge_heads, split_heads};
+use cleft_core::attention::{attention, causal_mask, merge_heads, split_heads};
 use cleft_core::kernels::layer_norm;
-use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
+use cleft_core::peft::{
+    PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind, prepend_prompt,
+};
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
 
@@ -219,8 +220,8 @@ impl Gpt2Model {
         embeddings: Tensor<3>,
         mask: Tensor<2, Int>,
     ) -> (Tensor<3>, Tensor<2, Int>) {
-        let (embeddings, mask) = self.prepend_prompt(embeddings, mask);
-        let [batch, len, _] = embeddings.dims();
+        let (embeddings, mask) = prepend_prompt(self.prompt_encoder.as_ref(), embeddings, mask);
+        let [_, len, _] = embeddings.dims();
         let device = embeddings.device();
         let prefix = self.prefix_key_values();
         let n_prefix = prefix.as_ref().map_or(0, |kv| kv[0].0.dims()[2]);
@@ -228,47 +229,11 @@ impl Gpt2Model {
         let positions =
             Tensor::<1, Int>::arange(start..start + len as i64, &device).reshape([1, len]);
         let mut x = embeddings + self.wpe.forward(positions);
-        let mut masked: Tensor<4, Bool> =
-            generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
-        masked = masked.bool_or(
-            mask.clone()
-                .equal_elem(0)
-                .reshape([batch, 1, 1, len])
-                .expand([batch, 1, len, len]),
-        );
-        if n_prefix > 0 {
-            let open = Tensor::<4, Int>::zeros([batch, 1, len, n_prefix], &device).equal_elem(1);
-            masked = Tensor::cat(vec![open, masked], 3);
-        }
+        let masked = causal_mask(&mask, n_prefix);
         for (layer, block) in self.h.iter().enumerate() {
             x = block.forward(x, masked.clone(), prefix.as_ref().map(|kv| &kv[layer]));
         }
         (self.ln_f.forward(x), mask)
-    }
-
-    fn prepend_prompt(
-        &self,
-        embeddings: Tensor<3>,
-        mask: Tensor<2, Int>,
-    ) -> (Tensor<3>, Tensor<2, Int>) {
-        let Some(prompt) = self
-            .prompt_encoder
-            .as_ref()
-            .filter(|p| p.kind == PromptKind::Prompt)
-        else {
-            return (embeddings, mask);
-        };
-        let [batch, _, embed] = embeddings.dims();
-        let n = prompt.num_virtual_tokens();
-        let virtual_tokens = prompt
-            .values()
-            .unsqueeze_dim::<3>(0)
-            .expand([batch, n, embed]);
-        let ones = Tensor::<2, Int>::ones([batch, n], &mask.device());
-        (
-            Tensor::cat(vec![virtual_tokens, embeddings], 1),
-            Tensor::cat(vec![ones, mask], 1),
-        )
     }
 
     fn prefix_key_values(&self) -> Option<Vec<(Tensor<4>, Tensor<4>)>> {

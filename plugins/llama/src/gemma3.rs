@@ -21,16 +21,18 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Bool;
-use cleft_core::attention::{attention, merge_heads};
+use cleft_core::attention::{attention, causal_mask, merge_heads};
 use cleft_core::kernels::gelu_tanh;
-use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
+use cleft_core::peft::{
+    PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind, prepend_prompt,
+};
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
 
 pub use crate::gemma3_arch::Gemma3Architecture;
 use crate::model::{
-    DecoderProjections, causal_mask, check_prompt_encoder, decoder_linear_layers_mut,
-    decoder_linear_paths, decoder_prefix_geometry, prepend_prompt, repeat_kv, with_prefix,
+    DecoderProjections, check_prompt_encoder, decoder_linear_layers_mut, decoder_linear_paths,
+    decoder_prefix_geometry, repeat_kv, with_prefix,
 };
 use crate::{Rope, Rotary};
 

@@ -19,13 +19,14 @@
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::{Bool, Int, TensorData};
-use cleft_core::attention::{attention, merge_heads};
-use cleft_core::peft::{PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind};
+use cleft_core::attention::{attention, causal_mask, merge_heads};
+use cleft_core::peft::{
+    PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind, prepend_prompt,
+};
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
 
@@ -168,54 +169,6 @@ pub(crate) fn with_prefix(
     (
         Tensor::cat(vec![prefix_k.clone().expand([batch, kv, n, hd]), k], 2),
         Tensor::cat(vec![prefix_v.clone().expand([batch, kv, n, hd]), v], 2),
-    )
-}
-
-/// The causal mask over `P` prefix positions (always attended) and the `L` sequence positions,
-/// with padded keys masked.
-///
-/// # Shapes
-/// - `mask`: `[B, L]` (1 = real); output `[B, 1, L, P + L]` (true = not attended).
-pub(crate) fn causal_mask(mask: &Tensor<2, Int>, n_prefix: usize) -> Tensor<4, Bool> {
-    let [batch, len] = mask.dims();
-    let device = mask.device();
-    let causal: Tensor<4, Bool> =
-        generate_autoregressive_mask(batch, len, &device).unsqueeze_dim(1);
-    let padding = mask
-        .clone()
-        .equal_elem(0)
-        .reshape([batch, 1, 1, len])
-        .expand([batch, 1, len, len]);
-    let masked = causal.bool_or(padding);
-    if n_prefix == 0 {
-        return masked;
-    }
-    let open = Tensor::<4, Int>::zeros([batch, 1, len, n_prefix], &device).equal_elem(1);
-    Tensor::cat(vec![open, masked], 3)
-}
-
-/// Prompt-tuning virtual tokens (if `prompt` is one) before the embeddings, counted as real.
-///
-/// # Shapes
-/// - `embeddings`: `[B, L, E]`, `mask`: `[B, L]`; output `[B, P + L, E]`, `[B, P + L]`.
-pub(crate) fn prepend_prompt(
-    prompt: Option<&PromptEncoder>,
-    embeddings: Tensor<3>,
-    mask: Tensor<2, Int>,
-) -> (Tensor<3>, Tensor<2, Int>) {
-    let Some(prompt) = prompt.filter(|p| p.kind == PromptKind::Prompt) else {
-        return (embeddings, mask);
-    };
-    let [batch, _, embed] = embeddings.dims();
-    let n = prompt.num_virtual_tokens();
-    let virtual_tokens = prompt
-        .values()
-        .unsqueeze_dim::<3>(0)
-        .expand([batch, n, embed]);
-    let ones = Tensor::<2, Int>::ones([batch, n], &mask.device());
-    (
-        Tensor::cat(vec![virtual_tokens, embeddings], 1),
-        Tensor::cat(vec![ones, mask], 1),
     )
 }
 
