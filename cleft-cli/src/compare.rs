@@ -8,7 +8,7 @@ use cleft_core::device::open_device;
 use cleft_core::params::{ParamBudget, thousands};
 use cleft_core::store::write_atomic;
 use cleft_core::{ExperimentConfig, Registry};
-use cleft_train::{EvalOptions, EvalReport, Experiment, TrainEnd, TrainOptions};
+use cleft_train::{EvalOptions, EvalReport, Experiment, Stage, TrainEnd, TrainOptions};
 
 /// One compared configuration.
 struct Row {
@@ -101,7 +101,7 @@ fn train(config: &ExperimentConfig, device: &str) -> Result<()> {
         progress: true,
         ..Default::default()
     };
-    match experiment.train(&options)?.1 {
+    match experiment.train(Stage::Contrastive, &options)?.end {
         TrainEnd::Completed => Ok(()),
         TrainEnd::Interrupted { checkpoint } => {
             bail!("interrupted at {}", checkpoint.display())

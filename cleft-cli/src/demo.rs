@@ -9,7 +9,7 @@ use cleft_core::registry::Split;
 use cleft_core::store::write_atomic;
 use cleft_core::{ExperimentConfig, Registry};
 use cleft_train::eval::ZeroShotReport;
-use cleft_train::{Experiment, TrainOptions};
+use cleft_train::{Experiment, Stage, TrainOptions};
 
 /// The demo configuration, embedded so the demo needs no files.
 pub const DEMO_CONFIG: &str = include_str!("../../configs/tiny/cleft.toml");
@@ -28,10 +28,15 @@ pub fn run(registry: &Registry, device: &str, steps: Option<usize>, output: Path
         config.train.steps
     );
     let mut experiment = Experiment::build(&config, &device)?;
-    let (history, _) = experiment.train(&TrainOptions {
-        progress: true,
-        ..Default::default()
-    })?;
+    let history = experiment
+        .train(
+            Stage::Contrastive,
+            &TrainOptions {
+                progress: true,
+                ..Default::default()
+            },
+        )?
+        .history;
     let first = history.first().map(|m| m.loss).unwrap_or(f64::NAN);
     let last = history.last().map(|m| m.loss).unwrap_or(f64::NAN);
     eprintln!("training loss {first:.3} -> {last:.3}");

@@ -84,7 +84,7 @@ enum Command {
         /// Override the run directory of the config.
         #[arg(long)]
         output: Option<PathBuf>,
-        /// Data-parallel replicas in this process (stage 1): one thread per replica, on GPUs
+        /// Data-parallel replicas in this process (either stage): one thread per replica, on GPUs
         /// `N, N+1, …` of a `cuda:N` / `tch-cuda:N` device, or sharing the CPU. The global batch
         /// `train.batch_size` is split over them; a run resumes with the same number.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
@@ -241,7 +241,7 @@ enum Distributed {
     Mpi,
 }
 
-/// How stage 1 runs: replicas in this process (1: a plain run), or one rank of an MPI job.
+/// How a stage runs: replicas in this process (1: a plain run), or one rank of an MPI job.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Launch {
     Replicas(usize),

@@ -2,23 +2,23 @@
 
 use anyhow::Result;
 use cleft_core::ExperimentConfig;
-use cleft_train::{Experiment, TrainEnd, TrainOptions};
-
-/// Trains stage 1 as this process's rank of the MPI job started by `mpirun`: on GPU
-/// `K + node-local rank` of a `cuda:K` / `tch-cuda:K` device, or on the CPU. Rank 0 gets its
-/// experiment back (to evaluate and report); the other ranks get `None`.
+use cleft_train::Experiment;
 #[cfg(feature = "mpi")]
-pub(crate) fn train_rank<'a>(
+use cleft_train::Launcher;
+
+/// Builds this process's rank of the MPI job started by `mpirun`: on GPU `K + node-local rank`
+/// of a `cuda:K` / `tch-cuda:K` device, or on the CPU; [`Experiment::train`] then trains either
+/// stage on its shard of every batch.
+#[cfg(feature = "mpi")]
+pub(crate) fn rank_experiment<'a>(
     config: &'a ExperimentConfig,
     device: &str,
-    options: &TrainOptions,
-) -> Result<Option<(Experiment<'a>, TrainEnd)>> {
+) -> Result<Experiment<'a>> {
     use cleft_core::device::{open_device, replica_device_name};
     use cleft_core::distributed::Collective;
     use cleft_mpi::MpiCollective;
 
     let mut collective = MpiCollective::init()?;
-    let rank = collective.rank();
     let local = MpiCollective::local_rank().unwrap_or(0);
     let device = match replica_device_name(device, local)
         .and_then(|name| open_device(&name, config.train.precision))
@@ -29,18 +29,19 @@ pub(crate) fn train_rank<'a>(
             return Err(error.into());
         }
     };
-    let mut experiment = Experiment::build_replica(config, &device, Box::new(collective))?;
-    let (_, end) = experiment.train(options)?;
-    Ok((rank == 0).then_some((experiment, end)))
+    let launcher = Launcher::Rank {
+        device,
+        collective: Box::new(collective),
+    };
+    Ok(Experiment::build(config, launcher)?)
 }
 
 /// Without the `mpi` feature: an error saying how to get it.
 #[cfg(not(feature = "mpi"))]
-pub(crate) fn train_rank<'a>(
+pub(crate) fn rank_experiment<'a>(
     _config: &'a ExperimentConfig,
     _device: &str,
-    _options: &TrainOptions,
-) -> Result<Option<(Experiment<'a>, TrainEnd)>> {
+) -> Result<Experiment<'a>> {
     anyhow::bail!(
         "this cleft was built without MPI: build it with `--features mpi` (needs the system's \
          MPI and libclang, e.g. Debian's libopenmpi-dev and libclang-dev)"

@@ -10,7 +10,7 @@ use cleft_core::device::open_replica_devices;
 use cleft_core::distributed::Interconnect;
 use cleft_core::registry::Split;
 use cleft_core::{ExperimentConfig, Registry};
-use cleft_train::{Experiment, TrainEnd, TrainOptions, train_prompt, train_replicas_with};
+use cleft_train::{Experiment, Launcher, TrainEnd, TrainOptions};
 
 use crate::{Launch, Stage, demo, mpi};
 
@@ -34,18 +34,6 @@ pub(crate) fn train(
     } else if let Some(output) = output {
         config.output.dir = output;
     }
-    if launch != Launch::Replicas(1) && stage == Stage::Prompt {
-        anyhow::bail!(
-            "--replicas / --distributed apply to stage 1 (contrastive); stage 2 trains the prompt \
-             on one device"
-        );
-    }
-    let device_name = device;
-    let devices = match launch {
-        Launch::Replicas(n) => open_replica_devices(device_name, n, config.train.precision)?,
-        // Each rank opens its own device (its GPU follows its node-local rank).
-        Launch::Mpi => Vec::new(),
-    };
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -62,51 +50,53 @@ pub(crate) fn train(
         resume: resume.is_some(),
         interrupt: Some(interrupt),
     };
-    if stage == Stage::Prompt {
-        let outcome = train_prompt(&config, &devices[0], &options)
-            .with_context(|| format!("stage 2 of {}", config_path.display()))?;
-        if let TrainEnd::Interrupted { checkpoint } = &outcome.end {
-            eprintln!(
-                "stopped at {}; continue with `cleft train --stage prompt --resume {}`",
-                checkpoint.display(),
-                config.output.dir.display()
-            );
-            std::process::exit(130);
-        }
-        if let Some(report) = &outcome.report {
-            demo::print_report(report);
-        }
-        eprintln!(
-            "learned prompts: {}",
-            outcome.run_dir.join("prompt.safetensors").display()
-        );
-        return Ok(());
-    }
-    let training = || format!("training {}", config_path.display());
-    let (experiment, end) = match launch {
-        Launch::Replicas(1) => {
-            let mut experiment = Experiment::build(&config, &devices[0])?;
-            let (_, end) = experiment.train(&options).with_context(training)?;
-            (experiment, end)
-        }
+    let stage = match stage {
+        Stage::Contrastive => cleft_train::Stage::Contrastive,
+        Stage::Prompt => cleft_train::Stage::Prompt,
+    };
+    let device_name = device;
+    let mut experiment = match launch {
         Launch::Replicas(n) => {
-            let interconnect = Interconnect::for_device_name(device_name);
-            let run = train_replicas_with(&config, &devices, interconnect, &options)
-                .with_context(|| format!("{} on {n} replicas", training()))?;
-            (run.experiment, run.end)
-        }
-        Launch::Mpi => {
-            match mpi::train_rank(&config, device_name, &options).with_context(training)? {
-                Some(leader) => leader,
-                // Rank 0 reports; the other ranks are done.
-                None => return Ok(()),
+            let devices = open_replica_devices(device_name, n, config.train.precision)?;
+            match n {
+                1 => Experiment::build(&config, &devices[0])?,
+                _ => Experiment::build(
+                    &config,
+                    Launcher::Replicas {
+                        devices,
+                        interconnect: Interconnect::for_device_name(device_name),
+                    },
+                )?,
             }
         }
+        // Each rank opens its own device (its GPU follows its node-local rank).
+        Launch::Mpi => mpi::rank_experiment(&config, device_name)?,
     };
-    if let TrainEnd::Interrupted { checkpoint } = &end {
+    if stage == cleft_train::Stage::Prompt {
+        experiment
+            .load_stage1()
+            .with_context(|| format!("stage 2 of {}", config_path.display()))?;
+    }
+    let what = match stage {
+        cleft_train::Stage::Contrastive => "training",
+        cleft_train::Stage::Prompt => "stage 2 of",
+    };
+    let replicas = match launch {
+        Launch::Replicas(1) => String::new(),
+        Launch::Replicas(n) => format!(" on {n} replicas"),
+        Launch::Mpi => " as an MPI rank".into(),
+    };
+    let report = experiment
+        .train(stage, &options)
+        .with_context(|| format!("{what} {}{replicas}", config_path.display()))?;
+    if let TrainEnd::Interrupted { checkpoint } = &report.end {
         eprintln!(
-            "stopped at {}; continue with `cleft train --resume {}{}`",
+            "stopped at {}; continue with `cleft train{} --resume {}{}`",
             checkpoint.display(),
+            match stage {
+                cleft_train::Stage::Contrastive => "",
+                cleft_train::Stage::Prompt => " --stage prompt",
+            },
             config.output.dir.display(),
             match launch {
                 Launch::Replicas(1) => String::new(),
@@ -115,6 +105,18 @@ pub(crate) fn train(
             }
         );
         std::process::exit(130);
+    }
+    if experiment.rank() != 0 {
+        // Rank 0 reports; the other ranks are done.
+        return Ok(());
+    }
+    if let Some(outcome) = &report.prompt {
+        demo::print_report(&outcome.report);
+        eprintln!(
+            "learned prompts: {}",
+            outcome.run_dir.join("prompt.safetensors").display()
+        );
+        return Ok(());
     }
     let report = demo::evaluate(&experiment, Split::Test)?;
     demo::print_report(&report);

@@ -80,7 +80,9 @@ pub struct TrainConfig {
     pub epsilon: f64,
     /// Clip the global gradient norm to this value, if set.
     pub grad_clip_norm: Option<f64>,
-    /// Micro-batches of `batch_size` whose gradients are averaged per optimiser step.
+    /// Micro-batches of `batch_size` per optimiser step, in open_clip's `accum_freq` form: the
+    /// objective sees all `grad_accumulation × batch_size` samples at once (each micro-batch is
+    /// encoded twice: once for the cached embeddings, once for its gradients).
     pub grad_accumulation: usize,
     /// Read the step scalars (loss, gradient norm, objective metrics) back to the host every
     /// this many steps, in one transfer, and log them; a checkpoint also reads them first.

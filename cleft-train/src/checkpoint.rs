@@ -189,3 +189,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The newest checkpoint of a run directory, if any.
+pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<std::path::PathBuf>> {
+    Ok(list_checkpoints(run_dir)?.pop().map(|(_, dir)| dir))
+}

@@ -1,6 +1,6 @@
 //! Stage 2: learning the shared context prompt on top of a stage-1 model.
 //!
-//! The same pipeline as stage 1: a [`Loader`] prepares batches on worker threads (for the
+//! The same driver and pipeline as stage 1: a [`Loader`] prepares batches on worker threads (for the
 //! released recipe it also builds and tokenises each image's label caption), the class prompts
 //! of the paper recipe are tokenised once, the step is tensors only, scalars are read back once
 //! per `train.log_every` steps, and `--resume` continues from the newest `prompt/checkpoints/`
@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use burn::module::{Module, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
@@ -18,23 +17,23 @@ use burn::prelude::*;
 use burn::tensor::Int;
 use burn::tensor::activation::log_softmax;
 
-use crate::checkpoint::{list_checkpoints, load_checkpoint, save_checkpoint, save_safetensors};
+use crate::checkpoint::save_safetensors;
+use crate::contrastive::{ContrastiveStep, PairEncoder};
+use crate::driver::{self, Finished, LoopPlan, StageStep, StepOutput};
 use crate::eval::{ZeroShotReport, zero_shot_with};
-use crate::experiment::Experiment;
 use crate::loader::{DeviceBatch, Loader, LoaderOptions, Shard};
 use crate::metrics::StepMetrics;
+use crate::options::TrainOptions;
 use crate::plots::plot_history;
-use crate::schedule::learning_rate;
+use crate::replication::Replication;
+use crate::schedule::Schedule;
 use crate::state::TrainState;
-use crate::trainer::{
-    PendingStep, StepLog, TrainEnd, TrainOptions, gradient_squares, progress_bar,
-};
 use cleft_core::bridge::Component;
 use cleft_core::config::{ExperimentConfig, PromptRecipe};
 use cleft_core::data::{ImageTextDataset, ImageTextSample};
 use cleft_core::error::{CleftError, Result};
 use cleft_core::model::{ClipModel, l2_normalize};
-use cleft_core::objective::PairLabels;
+use cleft_core::objective::{ContrastiveObjective, PairLabels};
 use cleft_core::prompt::PromptLearner;
 use cleft_core::registry::Split;
 
@@ -174,19 +173,13 @@ impl ImageTextDataset for PromptData {
     }
 }
 
-/// Result of [`train_prompt`].
+/// What stage 2 produced on rank 0 (or a lone device) when it completed.
 #[derive(Debug)]
 pub struct PromptOutcome {
-    /// The trained model.
-    pub model: PromptModel,
-    /// Per-step metrics (including steps before a resume).
-    pub history: Vec<StepMetrics>,
     /// `RUN_DIR/prompt`.
     pub run_dir: PathBuf,
-    /// Zero-shot results on the test split with the learned prompts (`None` when interrupted).
-    pub report: Option<ZeroShotReport>,
-    /// Completed or interrupted.
-    pub end: TrainEnd,
+    /// Zero-shot results on the test split with the learned prompts.
+    pub report: ZeroShotReport,
 }
 
 fn sgd(settings: &cleft_core::config::PromptTrainConfig) -> ModuleOptimizer {
@@ -202,41 +195,93 @@ fn sgd(settings: &cleft_core::config::PromptTrainConfig) -> ModuleOptimizer {
         .init()
 }
 
-/// Trains the `[prompt]` learner on the stage-1 model saved in the run directory
-/// (`model.safetensors`), by the `[prompt_train]` recipe: builds an [`Experiment`], loads the
-/// stage-1 weights into it and runs [`Experiment::train_prompt`]. Writes `prompt/` into the run
-/// directory: checkpoints, metrics, plots, `prompt.safetensors` (the learned context) and
-/// `zero_shot.json` (evaluated with the learned prompts). With [`TrainOptions::resume`] it
-/// continues from the newest `prompt/checkpoints/` entry.
-pub fn train_prompt(
-    config: &ExperimentConfig,
-    device: &Device,
-    options: &TrainOptions,
-) -> Result<PromptOutcome> {
-    // Fail before building anything when there is no prompt learner to train.
-    config.prompt.as_ref().ok_or_else(|| {
-        CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
-    })?;
-    let mut experiment = Experiment::build(config, device)?;
-    experiment.load_stage1()?;
-    experiment.train_prompt(options)
+/// The paper recipe's step: cross-entropy of single-finding images against the class prompts.
+struct PaperStep {
+    loader: Loader,
+    class_tokens: (Tensor<2, Int>, Tensor<2, Int>),
+    device: Device,
 }
 
-/// Stage 2 on `clip` (a stage-1 model on the autodiff `device`), without rebuilding it.
-pub(crate) fn train_prompt_on(
+impl StageStep<PromptModel> for PaperStep {
+    fn step(
+        &mut self,
+        model: &mut PromptModel,
+        _step: usize,
+        state: &mut TrainState,
+        replication: Option<&mut Replication<'_>>,
+    ) -> Result<StepOutput> {
+        let (batch, data_wait) = self.loader.next_batch()?;
+        (state.epoch, state.position) = (batch.epoch, batch.position);
+        let batch = batch.to_device(&self.device);
+        let loss = prompt_loss(model, batch, PromptRecipe::Paper, &self.class_tokens);
+        let detached = loss.clone().inner();
+        // A replica's gradients are its share of the mean over the replicas' shards.
+        let scaled = match replication.map_or(1, |r| r.world_size()) {
+            1 => loss,
+            world => loss / world as f64,
+        };
+        let grads = GradientsParams::from_grads(scaled.backward(), &*model);
+        Ok(StepOutput {
+            loss: detached,
+            grads,
+            metrics: Vec::new(),
+            data_wait,
+            global: false,
+        })
+    }
+}
+
+impl PairEncoder for PromptModel {
+    fn encode_pair(&self, batch: &DeviceBatch) -> (Tensor<2>, Tensor<2>) {
+        (
+            self.clip.encode_images(batch.images.clone()),
+            self.encode_ids_with_context(batch.ids.clone(), batch.mask.clone()),
+        )
+    }
+
+    fn objective(&self) -> &dyn ContrastiveObjective {
+        &*self.clip.objective
+    }
+}
+
+/// Stage 2 on `clip` (a stage-1 model on the autodiff `device`), through the driver: the
+/// `[prompt]` learner trained by the `[prompt_train]` recipe in `RUN_DIR/prompt` (checkpoints,
+/// metrics). On replicas each reads its shard of every batch (the released recipe's objective
+/// sees the global batch when `[objective] gather`).
+pub(crate) fn train_stage2(
     clip: ClipModel,
     config: &ExperimentConfig,
     device: &Device,
+    mut replication: Option<Replication<'_>>,
     options: &TrainOptions,
-) -> Result<PromptOutcome> {
+) -> Result<Finished<PromptModel>> {
     let settings = &config.prompt_train;
     config.prompt.as_ref().ok_or_else(|| {
         CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
     })?;
-    let run_dir = config.output.dir.join("prompt");
-    std::fs::create_dir_all(&run_dir).map_err(|e| CleftError::io(&run_dir, e))?;
-    let device = device.clone();
-    let prompt = initial_prompt(config, &clip, &device)?;
+    let (rank, world_size) = replication
+        .as_ref()
+        .map_or((0, 1), |r| (r.rank(), r.world_size()));
+    if !settings.batch_size.is_multiple_of(world_size) {
+        return Err(CleftError::Invalid(format!(
+            "prompt_train.batch_size = {} cannot be split evenly over {world_size} replicas",
+            settings.batch_size
+        )));
+    }
+    let plan = LoopPlan {
+        run_dir: config.output.dir.join("prompt"),
+        schedule: Schedule::from(settings),
+        checkpoint_every: settings.checkpoint_every,
+        keep_checkpoints: config.train.keep_checkpoints,
+        log_every: config.train.log_every,
+        grad_clip_norm: None,
+        samples_per_step: settings.batch_size as f64,
+        label: "stage 2 ",
+    };
+    if rank == 0 {
+        std::fs::create_dir_all(&plan.run_dir).map_err(|e| CleftError::io(&plan.run_dir, e))?;
+    }
+    let prompt = initial_prompt(config, &clip, device)?;
     let trainable = match settings.recipe {
         PromptRecipe::Paper => r"^prompt\..*",
         PromptRecipe::Released => {
@@ -244,27 +289,19 @@ pub(crate) fn train_prompt_on(
         }
     };
     let group = ParamGroup::from_regex(trainable).expect("static regex");
-    let mut model = PromptModel { clip, prompt }
+    let model = PromptModel { clip, prompt }
         .set_require_grad(false)
         .set_require_grad_group(group, true);
-
-    let resume_from = if options.resume {
-        list_checkpoints(&run_dir)?.pop().map(|(_, dir)| dir)
-    } else {
-        None
-    };
-    let (mut optimizer, mut state) = match &resume_from {
-        Some(dir) => load_checkpoint(dir, &mut model, |_| sgd(settings))?,
-        None => (sgd(settings), TrainState::fresh(1)),
-    };
-    let mut last_checkpoint = resume_from;
+    let start = driver::start(
+        &plan,
+        model,
+        |_| sgd(settings),
+        options.resume,
+        replication.as_mut(),
+    )?;
 
     let train_split = config.data.build(Split::Train)?;
-    let class_names: Vec<String> = train_split
-        .label_names()
-        .iter()
-        .map(|c| c.to_lowercase())
-        .collect();
+    let class_names = lower_case(&train_split.label_names());
     let data = PromptData::new(train_split, settings.recipe, class_names.clone())?;
     if data.len() < settings.batch_size {
         return Err(CleftError::Data(format!(
@@ -274,90 +311,60 @@ pub(crate) fn train_prompt_on(
             settings.batch_size
         )));
     }
-    let mut loader = Loader::new(
+    let loader = Loader::new(
         Arc::new(data),
-        model.clip.text.tokenizer(),
+        start.model.clip.text.tokenizer(),
         LoaderOptions {
             batch_size: settings.batch_size,
             workers: config.train.workers,
             prefetch: config.train.prefetch,
             seed: config.train.seed,
-            max_len: model.clip.text.max_len(),
-            shard: Shard::WHOLE,
+            max_len: start.model.clip.text.max_len(),
+            shard: Shard {
+                rank,
+                count: world_size,
+            },
         },
-        state,
+        start.state,
     )?;
-    // The paper recipe scores every image against the same class prompts: tokenised once.
-    let class_tokens = model.class_tokens(&class_names, &device)?;
-
-    let progress = progress_bar(settings.steps, state.step, options.progress);
-    let mut log = StepLog::open(&run_dir, state.step, |m: &StepMetrics| {
-        format!("stage 2 loss {:.4}", m.loss)
-    })?;
-
-    while state.step < settings.steps {
-        if options.interrupted() {
-            log.flush(&last_checkpoint, &progress)?;
-            let checkpoint = save_checkpoint(
-                &run_dir,
-                &state,
-                &model,
-                &optimizer,
-                config.train.keep_checkpoints,
-            )?;
-            progress
-                .abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
-            return Ok(PromptOutcome {
-                model,
-                history: log.history,
-                run_dir,
-                report: None,
-                end: TrainEnd::Interrupted { checkpoint },
-            });
+    match settings.recipe {
+        PromptRecipe::Paper => {
+            // Every image is scored against the same class prompts: tokenised once.
+            let class_tokens = start.model.class_tokens(&class_names, device)?;
+            let mut step = PaperStep {
+                loader,
+                class_tokens,
+                device: device.clone(),
+            };
+            driver::run(&plan, start, &mut step, replication, options, device)
         }
-        let started = Instant::now();
-        let step = state.step;
-        let lr = learning_rate(settings, step);
-        let (batch, waited) = loader.next_batch()?;
-        (state.epoch, state.position) = (batch.epoch, batch.position);
-        let batch = batch.to_device(&device);
-        let loss = prompt_loss(&model, batch, settings.recipe, &class_tokens);
-        let detached = loss.clone().inner();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let grad_squares = gradient_squares(&model, &grads, &device);
-        model = optimizer.step(lr, model, grads);
-        state.step += 1;
-        progress.inc(1);
-        log.push(PendingStep {
-            step,
-            lr,
-            loss: detached,
-            grad_squares,
-            metrics: Vec::new(),
-            elapsed: started.elapsed().as_secs_f64(),
-            data_wait: waited.as_secs_f64(),
-            samples: settings.batch_size as f64,
-        });
-        let checkpoint_now =
-            state.step % settings.checkpoint_every.max(1) == 0 || state.step == settings.steps;
-        if checkpoint_now || state.step % config.train.log_every.max(1) == 0 {
-            log.flush(&last_checkpoint, &progress)?;
-        }
-        if checkpoint_now {
-            last_checkpoint = Some(save_checkpoint(
-                &run_dir,
-                &state,
-                &model,
-                &optimizer,
-                config.train.keep_checkpoints,
-            )?);
+        PromptRecipe::Released => {
+            let mut step = ContrastiveStep {
+                loader,
+                dataset: None,
+                micro_batches: 1,
+                seed: config.train.seed,
+                device: device.clone(),
+            };
+            driver::run(&plan, start, &mut step, replication, options, device)
         }
     }
-    progress.finish_and_clear();
-    save_safetensors(&model.prompt, &run_dir.join("prompt.safetensors"))?;
-    plot_history(&log.history, &run_dir)?;
+}
 
+/// After a completed stage 2 (rank 0): writes `prompt.safetensors` (the learned context), the
+/// plots, and `zero_shot.json` (the test split scored with the learned prompts) into
+/// `RUN_DIR/prompt`.
+pub(crate) fn finish_stage2(
+    model: &PromptModel,
+    history: &[StepMetrics],
+    config: &ExperimentConfig,
+    device: &Device,
+) -> Result<PromptOutcome> {
+    let run_dir = config.output.dir.join("prompt");
+    save_safetensors(&model.prompt, &run_dir.join("prompt.safetensors"))?;
+    plot_history(history, &run_dir)?;
     let test = config.data.build(Split::Test)?;
+    let class_names = lower_case(&test.label_names());
     let valid = model.valid();
     let inner = device.clone().inner();
     let class_embeddings = valid.encode_with_context(&class_names, &inner)?;
@@ -380,13 +387,11 @@ pub(crate) fn train_prompt_on(
     )?;
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
     crate::checkpoint::write_atomic(&run_dir.join("zero_shot.json"), json.as_bytes())?;
-    Ok(PromptOutcome {
-        model,
-        history: log.history,
-        run_dir,
-        report: Some(report),
-        end: TrainEnd::Completed,
-    })
+    Ok(PromptOutcome { run_dir, report })
+}
+
+fn lower_case(names: &[String]) -> Vec<String> {
+    names.iter().map(|c| c.to_lowercase()).collect()
 }
 
 /// The prompt learner of `config` before training, built for `clip`; a random context is drawn

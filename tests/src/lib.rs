@@ -35,3 +35,74 @@ pub fn fast_config_from(text: &str, run_dir: &std::path::Path, steps: usize) -> 
 pub fn params(model: &ClipModel) -> Vec<(String, Vec<f32>)> {
     cleft_testing::param_values(model)
 }
+
+/// A finished stage, owned (the [`cleft_train::Experiment`] that trained it is dropped, which
+/// unlocks the run directory).
+#[derive(Debug)]
+pub struct Trained {
+    /// The stage's per-step metrics.
+    pub history: Vec<cleft_train::StepMetrics>,
+    /// Completed or interrupted.
+    pub end: cleft_train::TrainEnd,
+    /// The stage-1 model after the stage.
+    pub model: ClipModel,
+    /// Stage 2's model, after [`train_stage2`].
+    pub prompt: Option<cleft_train::PromptModel>,
+    /// Stage 2's outcome (its directory and zero-shot report) when it completed.
+    pub outcome: Option<cleft_train::PromptOutcome>,
+}
+
+/// Stage 1 of `config` on `device` through [`cleft_train::Experiment::train`].
+pub fn train_stage1(
+    config: &ExperimentConfig,
+    device: &cleft_core::burn::prelude::Device,
+    options: &cleft_train::TrainOptions,
+) -> cleft_core::Result<Trained> {
+    let mut experiment = cleft_train::Experiment::build(config, device)?;
+    let report = experiment.train(cleft_train::Stage::Contrastive, options)?;
+    Ok(Trained {
+        history: report.history,
+        end: report.end,
+        model: experiment.into_model(),
+        prompt: None,
+        outcome: None,
+    })
+}
+
+/// Stage 2 of `config` on `device` from the run directory's stage-1 weights.
+pub fn train_stage2(
+    config: &ExperimentConfig,
+    device: &cleft_core::burn::prelude::Device,
+    options: &cleft_train::TrainOptions,
+) -> cleft_core::Result<Trained> {
+    let mut experiment = cleft_train::Experiment::build(config, device)?;
+    experiment.load_stage1()?;
+    let report = experiment.train(cleft_train::Stage::Prompt, options)?;
+    let prompt = experiment.prompt_model().cloned();
+    Ok(Trained {
+        history: report.history,
+        end: report.end,
+        model: experiment.into_model(),
+        prompt,
+        outcome: report.prompt,
+    })
+}
+
+/// Stage 1 of `config` on in-process replicas, one per device ([`cleft_train::Launcher`]);
+/// rank 0's view.
+pub fn train_replicas(
+    config: &ExperimentConfig,
+    devices: &[cleft_core::burn::prelude::Device],
+    options: &cleft_train::TrainOptions,
+) -> cleft_core::Result<Trained> {
+    let launcher = cleft_train::Launcher::replicas(devices.to_vec());
+    let mut experiment = cleft_train::Experiment::build(config, launcher)?;
+    let report = experiment.train(cleft_train::Stage::Contrastive, options)?;
+    Ok(Trained {
+        history: report.history,
+        end: report.end,
+        model: experiment.into_model(),
+        prompt: None,
+        outcome: None,
+    })
+}

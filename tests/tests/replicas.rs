@@ -9,9 +9,9 @@ use cleft_core::data::{ImageTextDataset, ImageTextSample};
 use cleft_core::registry::{DatasetConfig, Split};
 use cleft_core::{CleftError, ExperimentConfig};
 use cleft_synthetic::SyntheticCxrConfig;
-use cleft_tests::{TINY_CONFIG, fast_config_from, params};
+use cleft_tests::{TINY_CONFIG, Trained, fast_config_from, params, train_replicas, train_stage1};
 use cleft_train::state::BatchOrder;
-use cleft_train::{TrainEnd, TrainOptions, train_contrastive, train_replicas};
+use cleft_train::{TrainEnd, TrainOptions};
 use serde::{Deserialize, Serialize};
 
 /// The stated tolerance: the two runs add the same products in another order (a gradient is a
@@ -51,7 +51,7 @@ fn two_replicas_with_half_batches_train_what_one_device_with_the_whole_batch_tra
         let steps = 3;
         let single_config = config_with_objective(objective, &run_dir(&format!("{name}-1")), steps);
         let single =
-            train_contrastive(&single_config, &Device::flex(), &TrainOptions::default()).unwrap();
+            train_stage1(&single_config, &Device::flex(), &TrainOptions::default()).unwrap();
         let pair_config = config_with_objective(objective, &run_dir(&format!("{name}-2")), steps);
         let pair = train_replicas(
             &pair_config,
@@ -60,38 +60,12 @@ fn two_replicas_with_half_batches_train_what_one_device_with_the_whole_batch_tra
         )
         .unwrap();
 
-        assert_eq!(pair.history.len(), steps, "{name}: rank 0 logs every step");
-        for (one, two) in single.history.iter().zip(&pair.history) {
-            let scale = one.loss.abs().max(1.0);
-            assert!(
-                (one.loss - two.loss).abs() <= f64::from(TOLERANCE) * scale,
-                "{name} step {}: loss {} on one device, {} on two replicas",
-                one.step,
-                one.loss,
-                two.loss
-            );
-            assert!(two.extra.iter().any(|(key, _)| key == "comm_s"));
-        }
-        let (expected, actual) = (params(&single.model), params(pair.experiment.model()));
-        assert_eq!(expected.len(), actual.len());
-        let mut trained = 0;
-        for ((path, want), (_, got)) in expected.iter().zip(&actual) {
-            let worst = want
+        assert_same_training(name, &single, &pair, steps);
+        assert!(
+            pair.history
                 .iter()
-                .zip(got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            // An attention key bias adds `q·b` to every score of a query, which softmax
-            // ignores: its gradient is zero in exact arithmetic and rounding noise in float32,
-            // and AdamW turns noise into steps of up to `lr`: `lr · steps` bounds it.
-            let bound = match path.ends_with("key.bias") {
-                true => 1e-3 * steps as f32,
-                false => TOLERANCE,
-            };
-            assert!(worst <= bound, "{name}: {path} differs by {worst}");
-            trained += usize::from(path.contains("lora_") || path.starts_with("vision."));
-        }
-        assert!(trained > 0);
+                .all(|m| m.extra.iter().any(|(key, _)| key == "comm_s"))
+        );
         // Rank 0 alone wrote the run: its files are those of a single-device run.
         for file in [
             "config.toml",
@@ -111,7 +85,7 @@ fn two_replicas_with_half_batches_train_what_one_device_with_the_whole_batch_tra
             resume: true,
             ..TrainOptions::default()
         };
-        let error = train_contrastive(&pair_config, &Device::flex(), &resume)
+        let error = train_stage1(&pair_config, &Device::flex(), &resume)
             .unwrap_err()
             .to_string();
         assert!(
@@ -119,6 +93,86 @@ fn two_replicas_with_half_batches_train_what_one_device_with_the_whole_batch_tra
             "{error}"
         );
         for dir in [&single_config.output.dir, &pair_config.output.dir] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+}
+
+/// `other` trained what `single` trained: the same losses at every step and the same weights
+/// after the last, within [`TOLERANCE`].
+fn assert_same_training(name: &str, single: &Trained, other: &Trained, steps: usize) {
+    assert_eq!(other.history.len(), steps, "{name}: rank 0 logs every step");
+    for (one, two) in single.history.iter().zip(&other.history) {
+        let scale = one.loss.abs().max(1.0);
+        assert!(
+            (one.loss - two.loss).abs() <= f64::from(TOLERANCE) * scale,
+            "{name} step {}: loss {} in one batch, {} split",
+            one.step,
+            one.loss,
+            two.loss
+        );
+    }
+    let (expected, actual) = (params(&single.model), params(&other.model));
+    assert_eq!(expected.len(), actual.len());
+    let mut trained = 0;
+    for ((path, want), (_, got)) in expected.iter().zip(&actual) {
+        let worst = want
+            .iter()
+            .zip(got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        // An attention key bias adds `q·b` to every score of a query, which softmax
+        // ignores: its gradient is zero in exact arithmetic and rounding noise in float32,
+        // and AdamW turns noise into steps of up to `lr`: `lr · steps` bounds it.
+        let bound = match path.ends_with("key.bias") {
+            true => 1e-3 * steps as f32,
+            false => TOLERANCE,
+        };
+        assert!(worst <= bound, "{name}: {path} differs by {worst}");
+        trained += usize::from(path.contains("lora_") || path.starts_with("vision."));
+    }
+    assert!(trained > 0);
+}
+
+/// Gradient accumulation in open_clip's `accum_freq` form: 2 micro-batches of 8 train what one
+/// batch of 16 trains — every sample sees all 16 as negatives — on one device and on two
+/// replicas (4 rows each per micro-batch, gathered), for each objective.
+#[test]
+fn two_accumulated_micro_batches_of_8_train_what_one_batch_of_16_trains() {
+    for objective in [
+        "type = \"clip\"\nreduction = \"sum\"",
+        "type = \"medclip\"",
+        "type = \"convirt\"",
+    ] {
+        let name = objective.split('"').nth(1).unwrap();
+        let steps = 3;
+        let single_config =
+            config_with_objective(objective, &run_dir(&format!("accum-{name}-1")), steps);
+        assert_eq!(single_config.train.batch_size, 16);
+        let single =
+            train_stage1(&single_config, &Device::flex(), &TrainOptions::default()).unwrap();
+        let mut accumulated =
+            config_with_objective(objective, &run_dir(&format!("accum-{name}-2x8")), steps);
+        accumulated.train.batch_size = 8;
+        accumulated.train.grad_accumulation = 2;
+        let two = train_stage1(&accumulated, &Device::flex(), &TrainOptions::default()).unwrap();
+        assert_same_training(&format!("{name}, 2 x 8"), &single, &two, steps);
+        drop(two);
+        std::fs::remove_dir_all(&accumulated.output.dir).unwrap();
+        let replicas = train_replicas(
+            &accumulated,
+            &[Device::flex(), Device::flex()],
+            &TrainOptions::default(),
+        )
+        .unwrap();
+        assert_same_training(
+            &format!("{name}, 2 x 8 on 2 replicas"),
+            &single,
+            &replicas,
+            steps,
+        );
+        drop(replicas);
+        for dir in [&single_config.output.dir, &accumulated.output.dir] {
             std::fs::remove_dir_all(dir).unwrap();
         }
     }
@@ -254,6 +308,79 @@ fn interrupted_replicas_stop_together_and_resume_exactly() {
     assert_eq!(losses, straight_losses);
     drop(resumed);
     for dir in [&straight_config.output.dir, &config.output.dir] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// Stage 2 on two replicas (each reading half of every batch) trains what one device trains:
+/// the paper recipe's per-image cross-entropy averaged over the replicas' shards is the mean
+/// over the whole batch.
+#[test]
+fn stage_two_on_two_replicas_trains_what_one_device_trains() {
+    let steps = 3;
+    let single_config = fast_config_from(TINY_CONFIG, &run_dir("stage2-1"), 4);
+    train_stage1(&single_config, &Device::flex(), &TrainOptions::default()).unwrap();
+    let pair_config = fast_config_from(TINY_CONFIG, &run_dir("stage2-2"), 4);
+    std::fs::create_dir_all(&pair_config.output.dir).unwrap();
+    std::fs::copy(
+        single_config.output.dir.join("model.safetensors"),
+        pair_config.output.dir.join("model.safetensors"),
+    )
+    .unwrap();
+    let with_stage2 = |mut config: ExperimentConfig| {
+        config.prompt_train.steps = steps;
+        config.prompt_train.batch_size = 16;
+        config.prompt_train.warmup_steps = 1;
+        config
+    };
+    let (single_config, pair_config) = (with_stage2(single_config), with_stage2(pair_config));
+    let single =
+        cleft_tests::train_stage2(&single_config, &Device::flex(), &TrainOptions::default())
+            .unwrap();
+    let launcher = cleft_train::Launcher::replicas(vec![Device::flex(), Device::flex()]);
+    let mut experiment = cleft_train::Experiment::build(&pair_config, launcher).unwrap();
+    experiment.load_stage1().unwrap();
+    let pair = experiment
+        .train(cleft_train::Stage::Prompt, &TrainOptions::default())
+        .unwrap();
+    assert_eq!(pair.history.len(), steps);
+    assert_ne!(
+        single.history[0].loss,
+        single.history[steps - 1].loss,
+        "the context trains"
+    );
+    for (one, two) in single.history.iter().zip(&pair.history) {
+        assert!(
+            (one.loss - two.loss).abs() <= f64::from(TOLERANCE) * one.loss.abs().max(1.0),
+            "stage 2 step {}: loss {} on one device, {} on two replicas",
+            one.step,
+            one.loss,
+            two.loss
+        );
+    }
+    let context = |model: &cleft_train::PromptModel| -> Vec<f32> {
+        cleft_testing::param_values(&model.prompt)
+            .into_iter()
+            .flat_map(|(_, values)| values)
+            .collect()
+    };
+    let (want, got) = (
+        context(single.prompt.as_ref().unwrap()),
+        context(experiment.prompt_model().unwrap()),
+    );
+    assert!(!want.is_empty());
+    let worst = want
+        .iter()
+        .zip(&got)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= TOLERANCE, "the learned context differs by {worst}");
+    assert!(
+        pair.prompt.is_some(),
+        "rank 0 evaluates the learned prompts"
+    );
+    drop(experiment);
+    for dir in [&single_config.output.dir, &pair_config.output.dir] {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

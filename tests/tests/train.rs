@@ -3,7 +3,8 @@
 use cleft_core::burn::prelude::*;
 use cleft_core::model::ClipModel;
 use cleft_tests::{fast_config, params};
-use cleft_train::{TrainOptions, train_contrastive};
+use cleft_tests::{train_stage1, train_stage2};
+use cleft_train::TrainOptions;
 
 fn initial_model(config: &cleft_core::ExperimentConfig) -> ClipModel {
     ClipModel::build_seeded(config, &Device::flex().autodiff(), config.train.seed).unwrap()
@@ -25,7 +26,7 @@ fn training_lowers_the_loss_trains_lora_and_keeps_the_base_llm_frozen() {
     let dir = std::env::temp_dir().join(format!("cleft-train-{}", std::process::id()));
     let config = fast_config(&dir, 40);
     let before = params(&initial_model(&config));
-    let outcome = train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+    let outcome = train_stage1(&config, &Device::flex(), &TrainOptions::default()).unwrap();
 
     let losses: Vec<f64> = outcome.history.iter().map(|m| m.loss).collect();
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
@@ -121,7 +122,7 @@ fn every_tiny_config_trains_and_its_loss_falls() {
         config.train.batch_size = 16;
         config.train.warmup_steps = 2;
         config.output.dir = run.clone();
-        let outcome = train_contrastive(&config, &Device::flex(), &TrainOptions::default())
+        let outcome = train_stage1(&config, &Device::flex(), &TrainOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let losses: Vec<f64> = outcome.history.iter().map(|m| m.loss).collect();
         let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
@@ -141,14 +142,13 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
     // A randomly initialised context has something to learn within a few steps.
     let text = cleft_tests::TINY_CONFIG.replace("init = \"text\"", "init = \"random\"");
     let mut config = cleft_tests::fast_config_from(&text, &dir, 30);
-    train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+    train_stage1(&config, &Device::flex(), &TrainOptions::default()).unwrap();
     config.prompt_train.steps = 12;
     config.prompt_train.batch_size = 32;
     config.prompt_train.warmup_steps = 1;
     config.prompt_train.lr = 0.1;
     config.prompt_train.checkpoint_every = 6;
-    let outcome =
-        cleft_train::train_prompt(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+    let outcome = train_stage2(&config, &Device::flex(), &TrainOptions::default()).unwrap();
     assert_eq!(outcome.history.len(), 12);
 
     // The learned context lowers the stage-2 loss on a fixed set of single-finding images.
@@ -164,7 +164,7 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
         .iter()
         .map(|n| n.to_lowercase())
         .collect();
-    let trained = outcome.model.valid();
+    let trained = outcome.prompt.as_ref().unwrap().valid();
     let before = cleft_train::PromptModel {
         prompt: cleft_train::initial_prompt(&config, &trained.clip, &device).unwrap(),
         clip: trained.clip.clone(),
@@ -195,15 +195,27 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
         "loss.png",
         "zero_shot.json",
     ] {
-        assert!(outcome.run_dir.join(file).is_file(), "{file} missing");
+        assert!(
+            outcome
+                .outcome
+                .as_ref()
+                .unwrap()
+                .run_dir
+                .join(file)
+                .is_file(),
+            "{file} missing"
+        );
     }
     assert!(
         outcome
+            .outcome
+            .as_ref()
+            .unwrap()
             .run_dir
             .join("checkpoints/step-00000012/model.bpk")
             .is_file()
     );
-    assert_eq!(outcome.report.as_ref().unwrap().images, 500);
+    assert_eq!(outcome.outcome.as_ref().unwrap().report.images, 500);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -214,7 +226,7 @@ fn stage_two_recipes_train_exactly_their_parameters() {
     use cleft_core::config::PromptRecipe;
     let dir = std::env::temp_dir().join(format!("cleft-stage2-recipes-{}", std::process::id()));
     let mut config = fast_config(&dir, 10);
-    train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+    train_stage1(&config, &Device::flex(), &TrainOptions::default()).unwrap();
     let mut stage1 = ClipModel::build_seeded(&config, &Device::flex(), 0).unwrap();
     cleft_train::checkpoint::load_safetensors(&mut stage1, &dir.join("model.safetensors")).unwrap();
     let stage1 = params(&stage1);
@@ -222,9 +234,8 @@ fn stage_two_recipes_train_exactly_their_parameters() {
     config.prompt_train.batch_size = 16;
     for recipe in [PromptRecipe::Paper, PromptRecipe::Released] {
         config.prompt_train.recipe = recipe;
-        let outcome =
-            cleft_train::train_prompt(&config, &Device::flex(), &TrainOptions::default()).unwrap();
-        let after = params(&outcome.model.clip);
+        let outcome = train_stage2(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+        let after = params(&outcome.prompt.as_ref().unwrap().clip);
         for ((path, old), (_, new)) in stage1.iter().zip(&after) {
             let image_side = ["vision.", "vision_projection.", "objective."]
                 .iter()
@@ -263,8 +274,7 @@ fn two_trainings_on_two_threads_give_exactly_their_solo_losses() {
         let mut config = cleft_tests::fast_config_from(&text, &dir, 6);
         config.train.seed = seed;
         config.train.log_every = 4;
-        let outcome =
-            train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+        let outcome = train_stage1(&config, &Device::flex(), &TrainOptions::default()).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         outcome
             .history
@@ -293,14 +303,18 @@ fn one_experiment_trains_both_stages_and_exports_without_rebuilding() {
     config.prompt_train.batch_size = 16;
     let mut experiment = cleft_train::Experiment::build(&config, &Device::flex()).unwrap();
     assert_eq!(experiment.adapter().unwrap().method(), "lora");
-    experiment.train(&TrainOptions::default()).unwrap();
+    experiment
+        .train(cleft_train::Stage::Contrastive, &TrainOptions::default())
+        .unwrap();
     let trained = params(experiment.model());
     // Stage 2 without model.safetensors on disk: it can only have used the model in memory.
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
-    let outcome = experiment.train_prompt(&TrainOptions::default()).unwrap();
+    let outcome = experiment
+        .train(cleft_train::Stage::Prompt, &TrainOptions::default())
+        .unwrap();
     assert_eq!(outcome.history.len(), 3);
     assert!(
-        params(&outcome.model.clip) == trained,
+        params(&experiment.prompt_model().unwrap().clip) == trained,
         "the paper recipe keeps the stage-1 model as trained"
     );
     let export = dir.join("exported");
@@ -319,11 +333,11 @@ fn stage_two_runs_on_the_qwen2_and_gemma3_towers() {
         let dir = std::env::temp_dir().join(format!("cleft-stage2-{name}-{}", std::process::id()));
         let text = std::fs::read_to_string(&path).unwrap();
         let mut config = cleft_tests::fast_config_from(&text, &dir, 6);
-        train_contrastive(&config, &Device::flex(), &TrainOptions::default()).unwrap();
+        train_stage1(&config, &Device::flex(), &TrainOptions::default()).unwrap();
         config.prompt_train.steps = 4;
         config.prompt_train.batch_size = 16;
         config.prompt_train.warmup_steps = 1;
-        let outcome = cleft_train::train_prompt(&config, &Device::flex(), &TrainOptions::default())
+        let outcome = train_stage2(&config, &Device::flex(), &TrainOptions::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(outcome.history.len(), 4, "{name}");
         assert!(
@@ -332,7 +346,13 @@ fn stage_two_runs_on_the_qwen2_and_gemma3_towers() {
             outcome.history.iter().map(|m| m.loss).collect::<Vec<_>>()
         );
         assert!(
-            outcome.run_dir.join("prompt.safetensors").is_file(),
+            outcome
+                .outcome
+                .as_ref()
+                .unwrap()
+                .run_dir
+                .join("prompt.safetensors")
+                .is_file(),
             "{name}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -9,7 +9,7 @@ use cleft_core::burn::module::Module;
 use cleft_core::device::parse_device;
 use cleft_core::registry::Split;
 use cleft_train::eval::zero_shot;
-use cleft_train::{TrainOptions, train_contrastive};
+use cleft_train::{Experiment, Stage, TrainOptions};
 
 const TINY: &str = include_str!("../../../configs/tiny/cleft.toml");
 
@@ -36,9 +36,9 @@ fn main() -> Result<()> {
     config.train.steps = steps;
     config.output.dir = "runs/custom-encoder".into();
     let device = parse_device("flex")?;
-    let outcome = train_contrastive(
-        &config,
-        &device,
+    let mut experiment = Experiment::build(&config, &device)?;
+    experiment.train(
+        Stage::Contrastive,
         &TrainOptions {
             progress: true,
             ..Default::default()
@@ -46,7 +46,7 @@ fn main() -> Result<()> {
     )?;
     let test = config.data.build(Split::Test)?;
     let report = zero_shot(
-        &outcome.model.valid(),
+        &experiment.model().valid(),
         test.as_ref(),
         &config.eval.prompt_template,
         config.eval.batch_size,

@@ -37,7 +37,7 @@ fn trained_run_and_images(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
     let device = open_device("cpu", config.train.precision).unwrap();
     Experiment::build(&config, &device)
         .unwrap()
-        .train(&TrainOptions::default())
+        .train(cleft_train::Stage::Contrastive, &TrainOptions::default())
         .unwrap();
 
     let split = SyntheticCxr::new(
