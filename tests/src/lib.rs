@@ -52,32 +52,19 @@ pub struct Trained {
     pub outcome: Option<cleft_train::PromptOutcome>,
 }
 
-/// Stage 1 of `config` on `device` through [`cleft_train::Experiment::train`].
-pub fn train_stage1(
+/// Trains `stage` of `config` where `launcher` says, through
+/// [`cleft_train::Experiment::train`]; stage 2 starts from the run directory's stage-1 weights.
+pub fn train(
     config: &ExperimentConfig,
-    device: &cleft_core::burn::prelude::Device,
+    launcher: cleft_train::Launcher,
+    stage: cleft_train::Stage,
     options: &cleft_train::TrainOptions,
 ) -> cleft_core::Result<Trained> {
-    let mut experiment = cleft_train::Experiment::build(config, device)?;
-    let report = experiment.train(cleft_train::Stage::Contrastive, options)?;
-    Ok(Trained {
-        history: report.history,
-        end: report.end,
-        model: experiment.into_model(),
-        prompt: None,
-        outcome: None,
-    })
-}
-
-/// Stage 2 of `config` on `device` from the run directory's stage-1 weights.
-pub fn train_stage2(
-    config: &ExperimentConfig,
-    device: &cleft_core::burn::prelude::Device,
-    options: &cleft_train::TrainOptions,
-) -> cleft_core::Result<Trained> {
-    let mut experiment = cleft_train::Experiment::build(config, device)?;
-    experiment.load_stage1()?;
-    let report = experiment.train(cleft_train::Stage::Prompt, options)?;
+    let mut experiment = cleft_train::Experiment::build(config, launcher)?;
+    if stage == cleft_train::Stage::Prompt {
+        experiment.load_stage1()?;
+    }
+    let report = experiment.train(stage, options)?;
     let prompt = experiment.prompt_model().cloned();
     Ok(Trained {
         history: report.history,
@@ -88,21 +75,35 @@ pub fn train_stage2(
     })
 }
 
-/// Stage 1 of `config` on in-process replicas, one per device ([`cleft_train::Launcher`]);
-/// rank 0's view.
+/// Stage 1 of `config` on `device`.
+pub fn train_stage1(
+    config: &ExperimentConfig,
+    device: &cleft_core::burn::prelude::Device,
+    options: &cleft_train::TrainOptions,
+) -> cleft_core::Result<Trained> {
+    train(
+        config,
+        device.into(),
+        cleft_train::Stage::Contrastive,
+        options,
+    )
+}
+
+/// Stage 2 of `config` on `device` from the run directory's stage-1 weights.
+pub fn train_stage2(
+    config: &ExperimentConfig,
+    device: &cleft_core::burn::prelude::Device,
+    options: &cleft_train::TrainOptions,
+) -> cleft_core::Result<Trained> {
+    train(config, device.into(), cleft_train::Stage::Prompt, options)
+}
+
+/// Stage 1 of `config` on in-process replicas, one per device; rank 0's view.
 pub fn train_replicas(
     config: &ExperimentConfig,
     devices: &[cleft_core::burn::prelude::Device],
     options: &cleft_train::TrainOptions,
 ) -> cleft_core::Result<Trained> {
     let launcher = cleft_train::Launcher::replicas(devices.to_vec());
-    let mut experiment = cleft_train::Experiment::build(config, launcher)?;
-    let report = experiment.train(cleft_train::Stage::Contrastive, options)?;
-    Ok(Trained {
-        history: report.history,
-        end: report.end,
-        model: experiment.into_model(),
-        prompt: None,
-        outcome: None,
-    })
+    train(config, launcher, cleft_train::Stage::Contrastive, options)
 }

@@ -338,11 +338,13 @@ fn stage_two_on_two_replicas_trains_what_one_device_trains() {
         cleft_tests::train_stage2(&single_config, &Device::flex(), &TrainOptions::default())
             .unwrap();
     let launcher = cleft_train::Launcher::replicas(vec![Device::flex(), Device::flex()]);
-    let mut experiment = cleft_train::Experiment::build(&pair_config, launcher).unwrap();
-    experiment.load_stage1().unwrap();
-    let pair = experiment
-        .train(cleft_train::Stage::Prompt, &TrainOptions::default())
-        .unwrap();
+    let pair = cleft_tests::train(
+        &pair_config,
+        launcher,
+        cleft_train::Stage::Prompt,
+        &TrainOptions::default(),
+    )
+    .unwrap();
     assert_eq!(pair.history.len(), steps);
     assert_ne!(
         single.history[0].loss,
@@ -366,7 +368,7 @@ fn stage_two_on_two_replicas_trains_what_one_device_trains() {
     };
     let (want, got) = (
         context(single.prompt.as_ref().unwrap()),
-        context(experiment.prompt_model().unwrap()),
+        context(pair.prompt.as_ref().unwrap()),
     );
     assert!(!want.is_empty());
     let worst = want
@@ -379,7 +381,6 @@ fn stage_two_on_two_replicas_trains_what_one_device_trains() {
         pair.prompt.is_some(),
         "rank 0 evaluates the learned prompts"
     );
-    drop(experiment);
     for dir in [&single_config.output.dir, &pair_config.output.dir] {
         std::fs::remove_dir_all(dir).unwrap();
     }
