@@ -147,7 +147,7 @@ fn tiny_gpt2() -> Component<dyn TextEncoder> {
         max_len: 16,
         ..cleft_gpt::Gpt2Config::default()
     };
-    let tokenizer = Arc::new(cleft_gpt::HfTokenizer::builtin_words());
+    let tokenizer = Arc::new(cleft_tokenizer::HfTokenizer::builtin_words());
     Component::<dyn TextEncoder>::new(cleft_gpt::Gpt2Model::init(
         &config,
         tokenizer,

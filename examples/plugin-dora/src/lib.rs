@@ -10,28 +10,22 @@
 //! `y = b + (m / n) ⊙ (x·W + s·(x·A)·B)`, with `n = ‖W + s·A·B‖` per output column, detached
 //! (as PEFT does, following the paper's §4.3).
 //!
-//! The plugin supplies two things: [`DoraLayer`], the per-layer module through cleft's open
-//! [`LinearAdapter`] trait, and [`DoraAdapter`], the tuner that injects it, built on the public
-//! helpers of `cleft-peft` (target matching, freezing, HF PEFT adapter files).
+//! The plugin supplies the per-layer module, [`DoraLayer`], through cleft's open
+//! [`LinearAdapter`] trait, and describes its configuration to `cleft-peft`'s generic tuner
+//! ([`LinearMethod`]); [`DoraAdapter`] is that tuner (target matching, freezing, merge, HF PEFT
+//! adapter files).
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::{Param, ParamId};
 use burn::prelude::*;
 use cleft_core::peft::{
-    AdapterContext, AdapterLoadReport, AdapterParams, BaseLinear, LinearAdapter, Merged,
-    StoredTensor,
+    AdapterContext, AdapterParams, BaseLinear, LinearAdapter, Merged, StoredTensor,
 };
 use cleft_core::registry::PeftConfig;
-use cleft_core::{CleftError, Component, PeftAdapter, TextEncoder};
-use cleft_peft::files::{TensorSpec, load_specs, save_specs};
+use cleft_core::{CleftError, PeftAdapter};
 use cleft_peft::layers::{LORA_A, LORA_B};
-use cleft_peft::{
-    LoraLayer, TargetModules, check_modules_to_save, device_of, freeze_except, hooks, hooks_mut,
-    in_modules_to_save, json_field, layer_specs, resolve_targets,
-};
+use cleft_peft::{LinearMethod, LoraLayer, TargetModules, Tuner, json_field};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 // Links `libcleft_dylib.so`: the one copy of cleft-core, cleft-peft and burn shared with the host.
@@ -246,8 +240,37 @@ impl DoraConfig {
             modules_to_save: json_field(value, "modules_to_save")?.unwrap_or_default(),
         })
     }
+}
 
-    fn to_peft_json(&self, fan_in_fan_out: bool) -> serde_json::Value {
+/// The DoRA tuner built from a [`DoraConfig`].
+pub type DoraAdapter = Tuner<DoraConfig>;
+
+impl LinearMethod for DoraConfig {
+    fn name(&self) -> &'static str {
+        "dora"
+    }
+
+    fn target_modules(&self) -> &TargetModules {
+        &self.target_modules
+    }
+
+    fn modules_to_save(&self) -> &[String] {
+        &self.modules_to_save
+    }
+
+    fn layer_params(&self) -> &'static [&'static str] {
+        &[LORA_A, LORA_B, MAGNITUDE]
+    }
+
+    fn layer(&self, _module: &str) -> Result<Arc<dyn LinearAdapter>, CleftError> {
+        Ok(Arc::new(DoraLayer::new(
+            self.r,
+            self.scale(),
+            self.lora_dropout,
+        )?))
+    }
+
+    fn peft_json(&self, fan_in_fan_out: bool) -> serde_json::Value {
         json!({
             "peft_type": "LORA",
             "task_type": null,
@@ -267,111 +290,10 @@ impl DoraConfig {
     }
 }
 
-/// The DoRA tuner built from a [`DoraConfig`].
-#[derive(Debug, Clone)]
-pub struct DoraAdapter {
-    config: DoraConfig,
-}
-
-impl DoraAdapter {
-    /// A tuner for `config`.
-    pub fn new(config: DoraConfig) -> Self {
-        Self { config }
-    }
-
-    fn specs(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<TensorSpec>, CleftError> {
-        let targets = self.targets(encoder)?;
-        let layer = self.layer()?;
-        layer_specs(
-            encoder,
-            "dora",
-            &targets,
-            &|path| self.is_trainable(path),
-            &|_, name, shape| {
-                [LORA_A, LORA_B, MAGNITUDE]
-                    .contains(&name)
-                    .then(|| layer.stored_as(name, shape))
-            },
-        )
-    }
-
-    fn layer(&self) -> Result<DoraLayer, CleftError> {
-        DoraLayer::new(self.config.r, self.config.scale(), self.config.lora_dropout)
-    }
-}
-
-impl PeftAdapter for DoraAdapter {
-    fn method(&self) -> &str {
-        "dora"
-    }
-
-    fn targets(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<String>, CleftError> {
-        resolve_targets(
-            &self.config.target_modules,
-            &hooks(encoder, "dora")?.linear_paths(),
-        )
-    }
-
-    fn apply(
-        &self,
-        mut encoder: Component<dyn TextEncoder>,
-    ) -> Result<Component<dyn TextEncoder>, CleftError> {
-        let layer: Arc<dyn LinearAdapter> = Arc::new(self.layer()?);
-        let targets = self.targets(&encoder)?;
-        check_modules_to_save(&encoder, &self.config.modules_to_save)?;
-        let device = device_of(&encoder)?;
-        for (path, linear) in hooks_mut(&mut encoder, "dora")?.linear_layers_mut() {
-            if targets.contains(&path) {
-                linear.inject(layer.clone(), &device)?;
-            }
-        }
-        Ok(freeze_except(encoder, &|path| self.is_trainable(path)))
-    }
-
-    fn is_trainable(&self, path: &str) -> bool {
-        [LORA_A, LORA_B, MAGNITUDE]
-            .iter()
-            .any(|name| path.ends_with(&format!(".{name}")))
-            || in_modules_to_save(&self.config.modules_to_save, path)
-    }
-
-    fn merge(
-        &self,
-        mut encoder: Component<dyn TextEncoder>,
-    ) -> Result<Component<dyn TextEncoder>, CleftError> {
-        for (_, layer) in hooks_mut(&mut encoder, "dora")?.linear_layers_mut() {
-            if layer.adapter().is_some_and(|m| m.method() == "dora") {
-                layer.merge_and_unload();
-            }
-        }
-        Ok(encoder)
-    }
-
-    fn save(&self, encoder: &Component<dyn TextEncoder>, dir: &Path) -> Result<(), CleftError> {
-        let fan_in_fan_out = hooks(encoder, "dora")?.fan_in_fan_out();
-        save_specs(
-            encoder,
-            &self.specs(encoder)?,
-            BTreeMap::new(),
-            &self.config.to_peft_json(fan_in_fan_out),
-            dir,
-        )
-    }
-
-    fn load_weights(
-        &self,
-        encoder: Component<dyn TextEncoder>,
-        dir: &Path,
-    ) -> Result<(Component<dyn TextEncoder>, AdapterLoadReport), CleftError> {
-        let specs = self.specs(&encoder)?;
-        load_specs(encoder, &specs, dir)
-    }
-}
-
 #[typetag::serde(name = "dora")]
 impl PeftConfig for DoraConfig {
     fn build(&self) -> Result<Box<dyn PeftAdapter>, CleftError> {
-        Ok(Box::new(DoraAdapter::new(self.clone())))
+        Ok(Box::new(Tuner::new(self.clone())))
     }
 }
 

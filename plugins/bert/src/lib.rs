@@ -190,7 +190,7 @@ impl BertConfig {
             .filter(|p| p.is_file());
         Ok(match self.tokenizer.clone().or(from_weights) {
             Some(path) => Arc::new(BertTokenizer::from_file(&path)?),
-            None => Arc::new(cleft_gpt::HfTokenizer::builtin_words()),
+            None => Arc::new(cleft_tokenizer::HfTokenizer::builtin_words()),
         })
     }
 }

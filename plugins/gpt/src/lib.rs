@@ -7,7 +7,6 @@
 
 pub mod load;
 mod model;
-pub mod tokenizer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,10 +16,10 @@ use cleft_core::contract::{Keyed, TextInput, refuse_explicit};
 use cleft_core::registry::TextEncoderConfig;
 use cleft_core::text::TextPooling;
 use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
+use cleft_tokenizer::HfTokenizer;
 use serde::{Deserialize, Serialize};
 
 pub use model::{Gpt2Attention, Gpt2Block, Gpt2Mlp, Gpt2Model, gelu_new};
-pub use tokenizer::HfTokenizer;
 
 /// GPT-2 hyper-parameters (HF `GPT2Config` names) and CLEFT text settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,7 +71,7 @@ impl Default for Gpt2Config {
             pooling: TextPooling::FirstPad,
             max_len: 64,
             tokenizer: None,
-            pad_token: tokenizer::BUILTIN_EOS.to_string(),
+            pad_token: cleft_tokenizer::BUILTIN_EOS.to_string(),
             weights: None,
             allow_missing: false,
         }

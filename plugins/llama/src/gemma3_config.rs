@@ -11,7 +11,7 @@ use cleft_core::weights::{
     LoadReport, TensorSource, WeightMapping, load_weights, open_checkpoint, read_hf_config,
 };
 use cleft_core::{CleftError, Component, TextEncoder, TextTokenizer};
-use cleft_gpt::HfTokenizer;
+use cleft_tokenizer::HfTokenizer;
 use serde::{Deserialize, Serialize};
 
 use crate::gemma3::{Gemma3Architecture, Gemma3Model};

@@ -333,7 +333,7 @@ impl TextEncoderConfig for LlamaConfig {
         }
         let tokenizer: Option<Arc<dyn TextTokenizer>> = match &self.tokenizer {
             Some(path) => Some(Arc::new(
-                cleft_gpt::HfTokenizer::from_file(path, &self.pad_token)?
+                cleft_tokenizer::HfTokenizer::from_file(path, &self.pad_token)?
                     .with_post_processor_bos()?,
             )),
             None => None,
@@ -351,8 +351,8 @@ impl TextEncoderConfig for LlamaConfig {
             None => {
                 let arch = self.architecture();
                 arch.validate()?;
-                let tokenizer =
-                    tokenizer.unwrap_or_else(|| Arc::new(cleft_gpt::HfTokenizer::builtin_words()));
+                let tokenizer = tokenizer
+                    .unwrap_or_else(|| Arc::new(cleft_tokenizer::HfTokenizer::builtin_words()));
                 LlamaModel::init(&arch, tokenizer, self.pooling, self.max_len, device)?
             }
         };

@@ -12,7 +12,7 @@ use cleft_core::weights::{
 };
 use cleft_core::{CleftError, TextTokenizer};
 use cleft_gguf::GgufFile;
-use cleft_gpt::HfTokenizer;
+use cleft_tokenizer::HfTokenizer;
 
 use crate::{Gemma3Architecture, LlamaArchitecture, LlamaModel};
 

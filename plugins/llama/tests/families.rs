@@ -14,13 +14,13 @@ use burn::tensor::TensorData;
 use cleft_core::TextEncoder;
 use cleft_core::registry::TextEncoderConfig;
 use cleft_core::text::TextPooling;
-use cleft_gpt::HfTokenizer;
 use cleft_llama::{
     Gemma3Architecture, Gemma3Config, LlamaArchitecture, LlamaConfig, LlamaModel, LoadOptions,
     gemma3_architecture, load_gemma3, load_llama,
 };
 use cleft_testing::Golden;
 use cleft_testing::golden::golden_dir;
+use cleft_tokenizer::HfTokenizer;
 
 fn options(max_len: usize) -> LoadOptions {
     LoadOptions {

@@ -11,9 +11,9 @@ use burn::prelude::*;
 use cleft_core::registry::PeftConfig;
 use cleft_core::text::TextPooling;
 use cleft_core::{Component, TextEncoder, TextTokenizer};
-use cleft_gpt::HfTokenizer;
 use cleft_llama::{Gemma3Model, LoadOptions, load_gemma3};
 use cleft_testing::{Golden, require_asset, values};
+use cleft_tokenizer::HfTokenizer;
 
 const GGUF: &str = "gemma3-270m/gemma-3-270m-q4_k_m.gguf";
 

@@ -6,13 +6,11 @@
 
 use burn::module::{Module, Param};
 use burn::prelude::*;
-use cleft_core::registry::ObjectiveConfig;
-use cleft_core::{
-    CleftError, Component, ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels,
-};
+use cleft_core::{ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{block_logits, diagonal_accuracy, diagonal_cross_entropy};
+use crate::registration::register_objective;
 
 /// How the image→text and text→image terms are combined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,24 +124,11 @@ impl ContrastiveObjective for ClipInfoNce {
     }
 }
 
-#[typetag::serde(name = "clip")]
-impl ObjectiveConfig for ClipLossConfig {
-    fn gather(&self) -> Option<bool> {
-        self.gather
-    }
-
-    fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
-        Ok(Component::<dyn ContrastiveObjective>::new(
-            ClipInfoNce::init(self, device),
-        ))
-    }
-}
-
-cleft_core::register_component!(
-    Objective,
+register_objective!(
     "clip",
     "CLIP symmetric InfoNCE, sum (CLEFT) or mean (open_clip), learnable logit scale",
-    ClipLossConfig
+    ClipLossConfig,
+    |config, device| ClipInfoNce::init(config, device)
 );
 
 #[cfg(test)]

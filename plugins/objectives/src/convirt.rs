@@ -5,13 +5,11 @@
 
 use burn::module::{Module, Param};
 use burn::prelude::*;
-use cleft_core::registry::ObjectiveConfig;
-use cleft_core::{
-    CleftError, Component, ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels,
-};
+use cleft_core::{CleftError, ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{block_logits, diagonal_accuracy, diagonal_cross_entropy};
+use crate::registration::register_objective;
 
 /// `[objective] type = "convirt"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +44,23 @@ pub struct ConvirtLoss {
     lambda: f64,
 }
 
+impl ConvirtLoss {
+    /// Builds the objective on `device`; λ must lie in `[0, 1]` and τ be positive.
+    pub fn init(config: &ConvirtLossConfig, device: &Device) -> Result<Self, CleftError> {
+        if !(0.0..=1.0).contains(&config.lambda) || config.temperature <= 0.0 {
+            return Err(CleftError::Invalid(format!(
+                "objective.lambda = {} must lie in [0, 1] and objective.temperature = {} be positive",
+                config.lambda, config.temperature
+            )));
+        }
+        let inverse_temperature = Tensor::from_floats([(1.0 / config.temperature) as f32], device);
+        Ok(Self {
+            inverse_temperature: Param::from_tensor(inverse_temperature).set_require_grad(false),
+            lambda: config.lambda,
+        })
+    }
+}
+
 impl ContrastiveObjective for ConvirtLoss {
     fn forward(
         &self,
@@ -75,30 +90,9 @@ impl ContrastiveObjective for ConvirtLoss {
     }
 }
 
-#[typetag::serde(name = "convirt")]
-impl ObjectiveConfig for ConvirtLossConfig {
-    fn gather(&self) -> Option<bool> {
-        self.gather
-    }
-
-    fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
-        if !(0.0..=1.0).contains(&self.lambda) || self.temperature <= 0.0 {
-            return Err(CleftError::Invalid(format!(
-                "objective.lambda = {} must lie in [0, 1] and objective.temperature = {} be positive",
-                self.lambda, self.temperature
-            )));
-        }
-        let inverse_temperature = Tensor::from_floats([(1.0 / self.temperature) as f32], device);
-        Ok(Component::<dyn ContrastiveObjective>::new(ConvirtLoss {
-            inverse_temperature: Param::from_tensor(inverse_temperature).set_require_grad(false),
-            lambda: self.lambda,
-        }))
-    }
-}
-
-cleft_core::register_component!(
-    Objective,
+register_objective!(
     "convirt",
     "ConVIRT: lambda-weighted image->text / text->image InfoNCE at fixed temperature",
-    ConvirtLossConfig
+    ConvirtLossConfig,
+    |config, device| ConvirtLoss::init(config, device)?
 );

@@ -4,6 +4,7 @@ mod clip;
 mod common;
 mod convirt;
 mod medclip;
+mod registration;
 
 pub use clip::{ClipInfoNce, ClipLossConfig, Reduction};
 pub use convirt::{ConvirtLoss, ConvirtLossConfig};

@@ -8,13 +8,11 @@
 use burn::module::{Module, Param};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use cleft_core::registry::ObjectiveConfig;
-use cleft_core::{
-    CleftError, Component, ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels,
-};
+use cleft_core::{ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{block_logits, diagonal_accuracy, diagonal_cross_entropy, soft_cross_entropy};
+use crate::registration::register_objective;
 
 /// `[objective] type = "medclip"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,22 +123,9 @@ impl ContrastiveObjective for MedClipLoss {
     }
 }
 
-#[typetag::serde(name = "medclip")]
-impl ObjectiveConfig for MedClipLossConfig {
-    fn gather(&self) -> Option<bool> {
-        self.gather
-    }
-
-    fn build(&self, device: &Device) -> Result<Component<dyn ContrastiveObjective>, CleftError> {
-        Ok(Component::<dyn ContrastiveObjective>::new(
-            MedClipLoss::init(self, device),
-        ))
-    }
-}
-
-cleft_core::register_component!(
-    Objective,
+register_objective!(
     "medclip",
     "MedCLIP semantic matching: soft targets from label overlap, clamped learnable logit scale",
-    MedClipLossConfig
+    MedClipLossConfig,
+    |config, device| MedClipLoss::init(config, device)
 );

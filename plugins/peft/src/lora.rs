@@ -5,24 +5,19 @@
 //! burn's weight reparameterisation (`W + s·A·B` formed per forward) instead; see the
 //! `lora_step` benchmark for the trade-off.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use burn::module::{Lora, Module, ParamGroup};
-use cleft_core::peft::AdapterLoadReport;
+use cleft_core::peft::LinearAdapter;
 use cleft_core::registry::PeftConfig;
-use cleft_core::{CleftError, Component, PeftAdapter, TextEncoder};
+use cleft_core::{CleftError, PeftAdapter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::common::{
-    check_modules_to_save, device_of, freeze_except, hooks, hooks_mut, in_modules_to_save,
-    json_field, layer_specs, module_matches,
-};
-use crate::files::{TensorSpec, load_specs, save_specs};
+use crate::common::{json_field, module_matches};
 use crate::layers::{LORA_A, LORA_B, LoraLayer};
-use crate::targets::{TargetModules, resolve_targets};
+use crate::lora_reparameterized::ReparameterizedLora;
+use crate::targets::TargetModules;
+use crate::tuner::{LinearMethod, Tuner};
 
 /// Which biases train with LoRA (HF PEFT `bias`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -143,7 +138,53 @@ impl LoraConfig {
         })
     }
 
-    fn to_peft_json(&self, fan_in_fan_out: bool) -> serde_json::Value {
+    /// The per-layer method of this configuration (validates `r` and `lora_dropout`).
+    pub fn lora_layer(&self) -> Result<LoraLayer, CleftError> {
+        LoraLayer::new(self.r, self.scale(), self.lora_dropout)
+    }
+
+    /// Whether the `bias` setting makes the parameter at `path` train.
+    pub fn trains_bias(&self, path: &str) -> bool {
+        let module = path.rsplit_once('.').map_or("", |(m, _)| m);
+        match self.bias {
+            LoraBias::None => false,
+            LoraBias::All => path.ends_with(".bias") || path.ends_with(".beta"),
+            LoraBias::LoraOnly => {
+                path.ends_with(".bias") && module_matches(&self.target_modules, module)
+            }
+        }
+    }
+}
+
+/// The LoRA tuner (activation path) built from a [`LoraConfig`].
+pub type LoraAdapter = Tuner<LoraConfig>;
+
+impl LinearMethod for LoraConfig {
+    fn name(&self) -> &'static str {
+        "lora"
+    }
+
+    fn target_modules(&self) -> &TargetModules {
+        &self.target_modules
+    }
+
+    fn modules_to_save(&self) -> &[String] {
+        &self.modules_to_save
+    }
+
+    fn layer_params(&self) -> &'static [&'static str] {
+        &[LORA_A, LORA_B]
+    }
+
+    fn layer(&self, _module: &str) -> Result<Arc<dyn LinearAdapter>, CleftError> {
+        Ok(Arc::new(self.lora_layer()?))
+    }
+
+    fn also_trainable(&self, path: &str) -> bool {
+        self.trains_bias(path)
+    }
+
+    fn peft_json(&self, fan_in_fan_out: bool) -> serde_json::Value {
         json!({
             "peft_type": "LORA",
             "task_type": null,
@@ -164,157 +205,13 @@ impl LoraConfig {
     }
 }
 
-/// The LoRA tuner built from a [`LoraConfig`].
-#[derive(Debug, Clone)]
-pub struct LoraAdapter {
-    config: LoraConfig,
-}
-
-impl LoraAdapter {
-    /// A tuner for `config`.
-    pub fn new(config: LoraConfig) -> Self {
-        Self { config }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &LoraConfig {
-        &self.config
-    }
-
-    fn specs(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<TensorSpec>, CleftError> {
-        let targets = self.targets(encoder)?;
-        layer_specs(
-            encoder,
-            "lora",
-            &targets,
-            &|path| self.is_trainable(path),
-            &|_, name, shape| {
-                [LORA_A, LORA_B]
-                    .contains(&name)
-                    .then(|| LoraLayer::stored_factor(name, shape))
-            },
-        )
-    }
-
-    fn require_activation(&self, what: &str) -> Result<(), CleftError> {
-        match self.config.implementation {
-            LoraImplementation::Activation => Ok(()),
-            LoraImplementation::Reparameterized => Err(CleftError::Invalid(format!(
-                "{what} needs peft.implementation = \"activation\" (HF PEFT layout)"
-            ))),
-        }
-    }
-}
-
-impl PeftAdapter for LoraAdapter {
-    fn method(&self) -> &str {
-        "lora"
-    }
-
-    fn targets(&self, encoder: &Component<dyn TextEncoder>) -> Result<Vec<String>, CleftError> {
-        resolve_targets(
-            &self.config.target_modules,
-            &hooks(encoder, "lora")?.linear_paths(),
-        )
-    }
-
-    fn apply(
-        &self,
-        mut encoder: Component<dyn TextEncoder>,
-    ) -> Result<Component<dyn TextEncoder>, CleftError> {
-        let layer = Arc::new(LoraLayer::new(
-            self.config.r,
-            self.config.scale(),
-            self.config.lora_dropout,
-        )?);
-        let targets = self.targets(&encoder)?;
-        check_modules_to_save(&encoder, &self.config.modules_to_save)?;
-        let encoder = match self.config.implementation {
-            LoraImplementation::Activation => {
-                let device = device_of(&encoder)?;
-                for (path, linear) in hooks_mut(&mut encoder, "lora")?.linear_layers_mut() {
-                    if targets.contains(&path) {
-                        linear.inject(layer.clone(), &device)?;
-                    }
-                }
-                encoder
-            }
-            LoraImplementation::Reparameterized => {
-                let weights: Vec<String> = targets
-                    .iter()
-                    .map(|module| format!("{module}.weight"))
-                    .collect();
-                // burn's default `A ~ N(0, 1/r)`; B is zero either way, so the start is the base model.
-                let mut lora = Lora::new(self.config.r, self.config.lora_alpha)
-                    .set_param_group(ParamGroup::from_paths(weights));
-                lora.alpha = self.config.scale() * self.config.r as f64;
-                encoder.apply_lora(lora)
-            }
-        };
-        Ok(freeze_except(encoder, &|path| self.is_trainable(path)))
-    }
-
-    fn is_trainable(&self, path: &str) -> bool {
-        let adapter = match self.config.implementation {
-            LoraImplementation::Activation => {
-                path.ends_with(&format!(".{LORA_A}")) || path.ends_with(&format!(".{LORA_B}"))
-            }
-            LoraImplementation::Reparameterized => path.contains(".lora."),
-        };
-        let module = path.rsplit_once('.').map_or("", |(m, _)| m);
-        let bias = match self.config.bias {
-            LoraBias::None => false,
-            LoraBias::All => path.ends_with(".bias") || path.ends_with(".beta"),
-            LoraBias::LoraOnly => {
-                path.ends_with(".bias") && module_matches(&self.config.target_modules, module)
-            }
-        };
-        adapter || bias || in_modules_to_save(&self.config.modules_to_save, path)
-    }
-
-    fn merge(
-        &self,
-        mut encoder: Component<dyn TextEncoder>,
-    ) -> Result<Component<dyn TextEncoder>, CleftError> {
-        if self.config.implementation == LoraImplementation::Reparameterized {
-            return Ok(encoder.materialize());
-        }
-        for (_, layer) in hooks_mut(&mut encoder, "lora")?.linear_layers_mut() {
-            if layer.adapter().is_some_and(|m| m.method() == "lora") {
-                layer.merge_and_unload();
-            }
-        }
-        Ok(encoder)
-    }
-
-    fn save(&self, encoder: &Component<dyn TextEncoder>, dir: &Path) -> Result<(), CleftError> {
-        self.require_activation("saving a LoRA adapter")?;
-        let fan_in_fan_out = hooks(encoder, "lora")?.fan_in_fan_out();
-        let specs = self.specs(encoder)?;
-        save_specs(
-            encoder,
-            &specs,
-            BTreeMap::new(),
-            &self.config.to_peft_json(fan_in_fan_out),
-            dir,
-        )
-    }
-
-    fn load_weights(
-        &self,
-        encoder: Component<dyn TextEncoder>,
-        dir: &Path,
-    ) -> Result<(Component<dyn TextEncoder>, AdapterLoadReport), CleftError> {
-        self.require_activation("loading a LoRA adapter")?;
-        let specs = self.specs(&encoder)?;
-        load_specs(encoder, &specs, dir)
-    }
-}
-
 #[typetag::serde(name = "lora")]
 impl PeftConfig for LoraConfig {
     fn build(&self) -> Result<Box<dyn PeftAdapter>, CleftError> {
-        Ok(Box::new(LoraAdapter::new(self.clone())))
+        Ok(match self.implementation {
+            LoraImplementation::Activation => Box::new(Tuner::new(self.clone())),
+            LoraImplementation::Reparameterized => Box::new(ReparameterizedLora::new(self.clone())),
+        })
     }
 }
 

@@ -10,10 +10,10 @@ use cleft_core::burn::prelude::*;
 use cleft_core::registry::PeftConfig;
 use cleft_core::text::TextPooling;
 use cleft_core::{Component, TextEncoder};
-use cleft_gpt::HfTokenizer;
 use cleft_llama::{LoadOptions, load_gemma3, load_llama};
 use cleft_peft::{Ia3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig, TargetModules};
 use cleft_testing::{golden_dir, param_values};
+use cleft_tokenizer::HfTokenizer;
 
 fn family(dir: &str, device: &Device) -> Component<dyn TextEncoder> {
     let options = LoadOptions {

@@ -217,7 +217,8 @@ mod leading_tests {
     use std::sync::Arc;
 
     use super::*;
-    use cleft_gpt::{Gpt2Config, Gpt2Model, HfTokenizer};
+    use cleft_gpt::{Gpt2Config, Gpt2Model};
+    use cleft_tokenizer::HfTokenizer;
 
     /// A tiny GPT-2 whose tokenizer starts every text with BOS (id 0, the built-in EOS).
     fn bos_encoder(device: &Device) -> Gpt2Model {

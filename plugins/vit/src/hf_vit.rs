@@ -10,34 +10,17 @@
 //! registers. Position embeddings are resized like HF's `interpolate_pos_encoding`
 //! (bicubic, `align_corners=False`, explicit output size; see [`crate::interpolate`]).
 
-use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::module::Module;
+use burn::nn::conv::Conv2dConfig;
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use cleft_core::attention::{attention, merge_heads, split_heads};
 use cleft_core::kernels::gelu;
 use cleft_core::{VisionEncoder, VisionOutput};
 
+use crate::embeddings::{PatchEmbeddings, VitEmbeddings};
 use crate::hf_vit_config::{HfVitArchitecture, HfVitPooling};
-use crate::interpolate::{PosEmbedInterpolation, resize_grid};
-
-/// Patch projection: a `patch × patch` convolution with stride `patch`.
-#[derive(Module, Debug)]
-pub struct HfVitPatchEmbeddings {
-    /// `[D, C, p, p]` convolution.
-    pub projection: Conv2d,
-}
-
-/// CLS token, position table and patch projection (HF `ViTEmbeddings`).
-#[derive(Module, Debug)]
-pub struct HfVitEmbeddings {
-    /// `[1, 1, D]`.
-    pub cls_token: Param<Tensor<3>>,
-    /// `[1, 1 + G·G, D]` for the native grid `G = image_size / patch_size`.
-    pub position_embeddings: Param<Tensor<3>>,
-    /// Patch projection.
-    pub patch_embeddings: HfVitPatchEmbeddings,
-}
+use crate::interpolate::PosEmbedInterpolation;
 
 /// Query/key/value projections (HF `ViTSelfAttention`).
 #[derive(Module, Debug)]
@@ -99,8 +82,8 @@ pub struct HfVitPooler {
 /// HF `ViTModel`.
 #[derive(Module, Debug)]
 pub struct HfVitModel {
-    /// Embeddings.
-    pub embeddings: HfVitEmbeddings,
+    /// Embeddings (CLS, position table, patch projection; no mask or register tokens).
+    pub embeddings: VitEmbeddings,
     /// Blocks.
     pub encoder: HfVitEncoder,
     /// Final norm.
@@ -215,10 +198,12 @@ impl HfVitModel {
                 .init(device);
         projection.bias = Some(Initializer::Zeros.init([d], device));
         Self {
-            embeddings: HfVitEmbeddings {
+            embeddings: VitEmbeddings {
                 cls_token: NORMAL.init([1, 1, d], device),
+                mask_token: None,
+                register_tokens: None,
                 position_embeddings: NORMAL.init([1, 1 + grid * grid, d], device),
-                patch_embeddings: HfVitPatchEmbeddings { projection },
+                patch_embeddings: PatchEmbeddings { projection },
             },
             encoder: HfVitEncoder {
                 layer: (0..arch.num_hidden_layers).map(layer).collect(),
@@ -241,20 +226,8 @@ impl HfVitModel {
     /// # Shapes
     /// - output `[1, 1 + rows·cols, D]`.
     pub fn position_embeddings(&self, rows: usize, cols: usize) -> Tensor<3> {
-        let table = self.embeddings.position_embeddings.val();
-        let [_, tokens, dim] = table.dims();
-        let grid = ((tokens - 1) as f64).sqrt().round() as usize;
-        if rows == grid && cols == grid {
-            return table;
-        }
-        let cls = table.clone().slice([0..1, 0..1]);
-        let patches = table
-            .slice([0..1, 1..tokens])
-            .reshape([grid, grid, dim])
-            .permute([2, 0, 1]);
-        let resized = resize_grid(patches, rows, cols, PosEmbedInterpolation::Bicubic);
-        let patches = resized.permute([1, 2, 0]).reshape([1, rows * cols, dim]);
-        Tensor::cat(vec![cls, patches], 1)
+        self.embeddings
+            .position_table(rows, cols, PosEmbedInterpolation::Bicubic)
     }
 
     /// HF `last_hidden_state`: token states after the final layernorm, CLS first.
@@ -262,13 +235,9 @@ impl HfVitModel {
     /// # Shapes
     /// - `images`: `[B, C, H, W]`; output `[B, 1 + (H/p)(W/p), D]`.
     pub fn last_hidden_state(&self, images: Tensor<4>) -> Tensor<3> {
-        let [batch, _, height, width] = images.dims();
-        let (rows, cols) = (height / self.patch_size, width / self.patch_size);
-        let patches = self.embeddings.patch_embeddings.projection.forward(images);
-        let dim = patches.dims()[1];
-        let patches = patches.reshape([batch, dim, rows * cols]).swap_dims(1, 2);
-        let cls = self.embeddings.cls_token.val().expand([batch, 1, dim]);
-        let x = Tensor::cat(vec![cls, patches], 1) + self.position_embeddings(rows, cols);
+        let x = self
+            .embeddings
+            .forward(images, self.patch_size, PosEmbedInterpolation::Bicubic);
         let x = self
             .encoder
             .layer

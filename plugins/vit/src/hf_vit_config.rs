@@ -12,6 +12,7 @@ use cleft_core::weights::{
 use cleft_core::{CleftError, Component, VisionEncoder};
 use serde::{Deserialize, Serialize};
 
+use crate::embeddings::check_geometry;
 use crate::hf_vit::HfVitModel;
 
 /// How `hf-vit` pools its tokens into one image feature.
@@ -94,21 +95,12 @@ impl HfVitArchitecture {
                 self.model_type, self.hidden_act, self.pooler_act
             ));
         }
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            return invalid(format!(
-                "vision.hidden_size = {} is not divisible by vision.num_attention_heads = {}",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
-        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
-            return invalid(format!(
-                "vision.image_size = {} is not a multiple of vision.patch_size = {}",
-                self.image_size, self.patch_size
-            ));
-        }
-        Ok(())
+        check_geometry(
+            self.hidden_size,
+            self.num_attention_heads,
+            self.image_size,
+            self.patch_size,
+        )
     }
 }
 

@@ -9,6 +9,7 @@
 //! `hf-vit` ([`HfVitModel`]) is HF transformers' `ViTModel` (the BERT baseline's ViT-B/16, CLS
 //! pooling), with HF `ViTModel` checkpoint loading ([`load_hf_vit`]).
 
+pub mod embeddings;
 mod hf_vit;
 mod hf_vit_config;
 pub mod interpolate;
@@ -23,9 +24,10 @@ use cleft_core::{CleftError, Component, VisionEncoder};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub use embeddings::{PatchEmbeddings, VitEmbeddings};
 pub use hf_vit::{
-    HfVitAttention, HfVitDense, HfVitEmbeddings, HfVitEncoder, HfVitLayer, HfVitModel,
-    HfVitPatchEmbeddings, HfVitPooler, HfVitSelfAttention,
+    HfVitAttention, HfVitDense, HfVitEncoder, HfVitLayer, HfVitModel, HfVitPooler,
+    HfVitSelfAttention,
 };
 pub use hf_vit_config::{
     HfVitArchitecture, HfVitConfig, HfVitPooling, hf_vit_mapping, load_hf_vit,
@@ -174,21 +176,12 @@ impl VitConfig {
     }
 
     fn validate(&self) -> Result<(), CleftError> {
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            return Err(CleftError::Invalid(format!(
-                "vision.hidden_size = {} is not divisible by vision.num_attention_heads = {}",
-                self.hidden_size, self.num_attention_heads
-            )));
-        }
-        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
-            return Err(CleftError::Invalid(format!(
-                "vision.image_size = {} is not a multiple of vision.patch_size = {}",
-                self.image_size, self.patch_size
-            )));
-        }
-        Ok(())
+        embeddings::check_geometry(
+            self.hidden_size,
+            self.num_attention_heads,
+            self.image_size,
+            self.patch_size,
+        )
     }
 }
 

@@ -8,37 +8,16 @@
 //! `layernorm`.
 
 use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2dConfig;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use cleft_core::attention::{attention, merge_heads, split_heads};
 use cleft_core::kernels::{gelu, layer_norm};
 use cleft_core::{VisionEncoder, VisionOutput};
 
-use crate::interpolate::{PosEmbedInterpolation, resize_grid};
+use crate::embeddings::{PatchEmbeddings, VitEmbeddings};
+use crate::interpolate::PosEmbedInterpolation;
 use crate::{VitConfig, VitPooling};
-
-/// Patch projection: a `patch × patch` convolution with stride `patch`.
-#[derive(Module, Debug)]
-pub struct PatchEmbeddings {
-    /// `[D, C, p, p]` convolution.
-    pub projection: Conv2d,
-}
-
-/// Class, register and position embeddings plus the patch projection.
-#[derive(Module, Debug)]
-pub struct Embeddings {
-    /// `[1, 1, D]`.
-    pub cls_token: Param<Tensor<3>>,
-    /// `[1, D]`, used only by masked-image pre-training; kept for checkpoint parity.
-    pub mask_token: Param<Tensor<2>>,
-    /// `[1, R, D]` register tokens (`None` without registers).
-    pub register_tokens: Option<Param<Tensor<3>>>,
-    /// `[1, 1 + G·G, D]` for the native grid `G`.
-    pub position_embeddings: Param<Tensor<3>>,
-    /// Patch projection.
-    pub patch_embeddings: PatchEmbeddings,
-}
 
 /// Query/key/value projections.
 #[derive(Module, Debug)]
@@ -113,8 +92,8 @@ pub struct Encoder {
 /// The DINOv2 ViT.
 #[derive(Module, Debug)]
 pub struct Dinov2Model {
-    /// Embeddings.
-    pub embeddings: Embeddings,
+    /// Embeddings (with the mask token, and register tokens when configured).
+    pub embeddings: VitEmbeddings,
     /// Blocks.
     pub encoder: Encoder,
     /// Final norm.
@@ -214,9 +193,9 @@ impl Dinov2Model {
             layer_norm_eps: config.layer_norm_eps,
         };
         Self {
-            embeddings: Embeddings {
+            embeddings: VitEmbeddings {
                 cls_token: normal_param([1, 1, d], device),
-                mask_token: Param::from_tensor(Tensor::zeros([1, d], device)),
+                mask_token: Some(Param::from_tensor(Tensor::zeros([1, d], device))),
                 register_tokens: (config.num_register_tokens > 0)
                     .then(|| normal_param([1, config.num_register_tokens, d], device)),
                 position_embeddings: normal_param([1, 1 + grid * grid, d], device),
@@ -254,20 +233,8 @@ impl Dinov2Model {
     /// # Shapes
     /// - output `[1, 1 + rows·cols, D]`.
     pub fn position_embeddings(&self, rows: usize, cols: usize) -> Tensor<3> {
-        let table = self.embeddings.position_embeddings.val();
-        let [_, tokens, dim] = table.dims();
-        let grid = ((tokens - 1) as f64).sqrt() as usize;
-        if rows == grid && cols == grid {
-            return table;
-        }
-        let cls = table.clone().slice([0..1, 0..1]);
-        let patches = table
-            .slice([0..1, 1..tokens])
-            .reshape([grid, grid, dim])
-            .permute([2, 0, 1]);
-        let resized = resize_grid(patches, rows, cols, self.interpolation);
-        let patches = resized.permute([1, 2, 0]).reshape([1, rows * cols, dim]);
-        Tensor::cat(vec![cls, patches], 1)
+        self.embeddings
+            .position_table(rows, cols, self.interpolation)
     }
 
     /// Token states of the final block, before the final norm.
@@ -275,29 +242,9 @@ impl Dinov2Model {
     /// # Shapes
     /// - `images`: `[B, C, H, W]`; output `[B, 1 + R + (H/p)(W/p), D]`.
     pub fn prenorm_tokens(&self, images: Tensor<4>) -> Tensor<3> {
-        let [batch, _, height, width] = images.dims();
-        let (rows, cols) = (height / self.patch_size, width / self.patch_size);
-        let patches = self.embeddings.patch_embeddings.projection.forward(images);
-        let dim = patches.dims()[1];
-        let patches = patches.reshape([batch, dim, rows * cols]).swap_dims(1, 2);
-        let cls = self.embeddings.cls_token.val().expand([batch, 1, dim]);
-        let x = Tensor::cat(vec![cls, patches], 1) + self.position_embeddings(rows, cols);
-        let x = match &self.embeddings.register_tokens {
-            None => x,
-            Some(registers) => {
-                let registers = registers.val();
-                let count = registers.dims()[1];
-                let tokens = x.dims()[1];
-                Tensor::cat(
-                    vec![
-                        x.clone().slice([0..batch, 0..1]),
-                        registers.expand([batch, count, dim]),
-                        x.slice([0..batch, 1..tokens]),
-                    ],
-                    1,
-                )
-            }
-        };
+        let x = self
+            .embeddings
+            .forward(images, self.patch_size, self.interpolation);
         self.encoder
             .layer
             .iter()
