@@ -4,13 +4,13 @@
 //! open_clip_train): the data [`loader`] (worker threads, prefetch, deterministic order), the
 //! stage-1 contrastive trainer and stage-2 prompt learning ([`prompt_stage`]), resumable
 //! [`checkpoint`]s, per-step [`metrics`] and [`plots`], the one-process-per-run [`lock`], and
-//! zero-shot [`eval`]uation, all reached through one [`Experiment`] built once from a config. An application that only embeds or classifies depends on
-//! `cleft-core` alone.
+//! zero-shot [`eval`]uation, all reached through one [`Experiment`] built once from a config. An
+//! application that only embeds or classifies depends on `cleft-core` alone
+//! (`cleft_core::inference::Predictor`, re-exported here as [`Predictor`]).
 
 pub mod checkpoint;
 pub mod eval;
 pub mod experiment;
-pub mod inference;
 pub mod loader;
 pub mod lock;
 pub mod metrics;
@@ -25,9 +25,11 @@ pub mod state;
 mod step_log;
 mod trainer;
 
+/// Inference moved to `cleft_core::inference`; re-exported so existing paths keep working.
+pub use cleft_core::inference;
+pub use cleft_core::inference::{Predictor, PromptChoice};
 pub use eval::{EvalOptions, EvalReport, PromptSource, evaluate_run};
 pub use experiment::Experiment;
-pub use inference::{Predictor, PromptChoice};
 pub use lock::RunLock;
 pub use metrics::StepMetrics;
 pub use prompt_stage::{PromptModel, PromptOutcome, initial_prompt, prompt_loss, train_prompt};
