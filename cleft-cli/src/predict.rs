@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use cleft_core::device::open_device;
+use cleft_core::inference::{ImageSource, Predictor, PromptChoice};
 use cleft_core::{ExperimentConfig, Registry};
-use cleft_train::{Predictor, PromptChoice};
 
 use crate::eval::Prompt;
 
@@ -46,12 +46,12 @@ pub fn run(registry: &Registry, args: &PredictArgs<'_>) -> Result<()> {
     };
     let predictor = Predictor::load(args.run, registry, &device, prompt)
         .with_context(|| format!("loading {}", args.run.display()))?;
-    let pixels = args
+    let sources: Vec<ImageSource<'_>> = args
         .images
         .iter()
-        .map(|path| predictor.load_image(path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let probabilities = predictor.classify(&pixels, &classes)?;
+        .map(|path| ImageSource::File(path))
+        .collect();
+    let probabilities = predictor.classify(&sources, &classes)?;
     let ranked: Vec<Vec<(&str, f32)>> = probabilities
         .iter()
         .map(|row| {

@@ -9,8 +9,10 @@ use std::sync::OnceLock;
 use cleft_core::config::Precision;
 use cleft_core::data::ImageTextDataset;
 use cleft_core::device::{default_device_name, open_device};
+use cleft_core::inference::ImageSource;
 use cleft_core::registry::Split;
 use cleft_synthetic::{FINDINGS, SyntheticCxr, SyntheticCxrConfig};
+// Through cleft-train's re-export, as applications written against it use it.
 use cleft_train::{Predictor, PromptChoice};
 
 const TINY: &str = include_str!("../../configs/tiny/cleft.toml");
@@ -96,16 +98,11 @@ fn the_predictor_embeds_classifies_and_reads_pngs_back_to_the_training_input() {
     let device = open_device(default_device_name(), Precision::F32).unwrap();
     let predictor = Predictor::load(run, &registry, &device, PromptChoice::Template).unwrap();
 
-    let options = predictor.image_options();
-    assert_eq!(
-        (
-            options.image_size,
-            options.load_size,
-            options.channels,
-            options.otsu_crop
-        ),
-        (32, 32, 1, false)
-    );
+    assert_eq!(predictor.input_shape(), [1, 32, 32]);
+    let preprocessor = predictor
+        .preprocessor()
+        .expect("synthetic-cxr declares one");
+    assert_eq!(preprocessor.output_shape(), [1, 32, 32]);
     let split = test_split();
     let dir = run.parent().unwrap().join("api-images");
     std::fs::create_dir_all(&dir).unwrap();
@@ -121,7 +118,12 @@ fn the_predictor_embeds_classifies_and_reads_pngs_back_to_the_training_input() {
         .fold(0.0f32, f32::max);
     assert!(worst <= 1.0 / 255.0 + 1e-5, "8-bit rounding only: {worst}");
 
-    let images = vec![sample.image.clone(), loaded, split.get(1).unwrap().image];
+    let other = split.get(1).unwrap().image;
+    let images = [
+        ImageSource::Prepared(&sample.image),
+        ImageSource::Prepared(&loaded),
+        ImageSource::Prepared(&other),
+    ];
     let embeddings = predictor.embed_images(&images).unwrap();
     assert_eq!(embeddings.dims(), [3, 64]);
     let norms = embeddings
@@ -155,7 +157,9 @@ fn the_predictor_embeds_classifies_and_reads_pngs_back_to_the_training_input() {
 
     let error = Predictor::load(run, &registry, &device, PromptChoice::Learned).unwrap_err();
     assert!(error.to_string().contains("no learned prompt"), "{error}");
-    let error = predictor.embed_images(&[vec![0.0; 10]]).unwrap_err();
+    let error = predictor
+        .embed_images(&[ImageSource::Prepared(&[0.0; 10])])
+        .unwrap_err();
     assert!(error.to_string().contains("[1, 32, 32]"), "{error}");
 }
 

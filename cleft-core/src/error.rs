@@ -49,6 +49,15 @@ pub enum CleftError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// One image of those given to inference could not be used (unreadable, undecodable, or of
+    /// the wrong size); `index` is its position in the batch.
+    #[error("image {index}: {source}")]
+    Image {
+        /// Position of the image in the batch given.
+        index: usize,
+        /// Why it failed (naming its file when it has one).
+        source: Box<CleftError>,
+    },
     /// Saving or loading a checkpoint failed.
     #[error("{path}: {message}")]
     Checkpoint {

@@ -10,6 +10,10 @@
 //!   the cross-component [`contract`]s checked before anything is built.
 //! - The composed [`model::ClipModel`] (tensors in, tensors out) and weight files ([`store`]);
 //!   training, checkpoints and evaluation live in the `cleft-train` crate.
+//! - [`inference`]: the [`Predictor`](inference::Predictor) an application embeds and
+//!   classifies with (run directory or config + weights; image files, bytes or decoded pixels,
+//!   preprocessed as the data set component declares through
+//!   [`preprocess::ImagePreprocessor`]).
 //! - Explicit [`device`] selection among the backends compiled in (`flex`, `tch`, `cuda`).
 
 pub mod attention;
@@ -20,6 +24,7 @@ pub mod data;
 pub mod device;
 pub mod distributed;
 pub mod error;
+pub mod inference;
 pub mod kernels;
 pub mod model;
 pub mod nccl;
@@ -27,7 +32,9 @@ pub mod objective;
 pub mod params;
 pub mod peft;
 pub mod plugin;
+pub mod preprocess;
 pub mod prompt;
+pub mod prompt_model;
 pub mod random;
 pub mod registry;
 pub mod store;

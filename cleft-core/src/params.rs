@@ -39,7 +39,8 @@ pub struct ParamBudget {
     pub components: Vec<ComponentBudget>,
 }
 
-fn type_name<T: serde::Serialize + ?Sized>(config: &T) -> String {
+/// The `type` a config trait object serialises with (`?` when it has none).
+pub(crate) fn type_name<T: serde::Serialize + ?Sized>(config: &T) -> String {
     serde_json::to_value(config)
         .ok()
         .and_then(|v| v.get("type").and_then(|t| t.as_str().map(str::to_string)))

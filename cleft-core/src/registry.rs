@@ -18,6 +18,7 @@ use crate::data::ImageTextDataset;
 use crate::error::{CleftError, Result};
 use crate::objective::ContrastiveObjective;
 use crate::peft::PeftAdapter;
+use crate::preprocess::ImagePreprocessor;
 use crate::prompt::PromptLearner;
 use crate::text::TextEncoder;
 use crate::vision::VisionEncoder;
@@ -161,6 +162,15 @@ pub trait DatasetConfig: fmt::Debug + Send + Sync {
     /// The shape of its images as the model receives them, from the config alone; `None` (the
     /// default) skips the vision-encoder contract.
     fn image_shape(&self) -> Result<Option<ImageShape>> {
+        Ok(None)
+    }
+
+    /// How one image becomes the model input at inference
+    /// ([`Predictor`](crate::inference::Predictor)): this data set's evaluation-time reading,
+    /// never augmented. `None` (the default) declares none; inference then takes only images
+    /// already prepared as `[C, S, S]` and refuses files, bytes and decoded pixels, naming the
+    /// data set.
+    fn preprocessor(&self) -> Result<Option<Box<dyn ImagePreprocessor>>> {
         Ok(None)
     }
 }

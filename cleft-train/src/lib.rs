@@ -5,14 +5,15 @@
 //! in-process replicas, or a rank of an MPI group) trains either [`Stage`] through one training
 //! loop (resume, interrupt, logging, checkpoints), with the data [`loader`] (worker threads,
 //! prefetch, deterministic order), resumable [`checkpoint`]s, per-step [`metrics`] and
-//! [`plots`], the one-process-per-run [`lock`], and zero-shot [`eval`]uation.
+//! [`plots`], the one-process-per-run [`lock`], and zero-shot [`eval`]uation. An
+//! application that only embeds or classifies depends on `cleft-core` alone
+//! (`cleft_core::inference::Predictor`, re-exported here as [`Predictor`]).
 
 pub mod checkpoint;
 mod contrastive;
 mod driver;
 pub mod eval;
 pub mod experiment;
-pub mod inference;
 pub mod launch;
 pub mod loader;
 pub mod lock;
@@ -28,9 +29,11 @@ pub mod state;
 mod step_log;
 
 pub use checkpoint::latest_checkpoint;
+/// Inference moved to `cleft_core::inference`; re-exported so existing paths keep working.
+pub use cleft_core::inference;
+pub use cleft_core::inference::{Predictor, PromptChoice};
 pub use eval::{EvalOptions, EvalReport, PromptSource, evaluate_run};
 pub use experiment::{Experiment, TrainReport};
-pub use inference::{Predictor, PromptChoice};
 pub use launch::Launcher;
 pub use lock::RunLock;
 pub use metrics::StepMetrics;

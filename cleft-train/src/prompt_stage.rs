@@ -28,68 +28,14 @@ use crate::plots::plot_history;
 use crate::replication::Replication;
 use crate::schedule::Schedule;
 use crate::state::TrainState;
-use cleft_core::bridge::Component;
 use cleft_core::config::{ExperimentConfig, PromptRecipe};
 use cleft_core::data::{ImageTextDataset, ImageTextSample};
 use cleft_core::error::{CleftError, Result};
-use cleft_core::model::{ClipModel, l2_normalize};
+use cleft_core::model::ClipModel;
 use cleft_core::objective::{ContrastiveObjective, PairLabels};
-use cleft_core::prompt::PromptLearner;
 use cleft_core::registry::Split;
 
-/// A stage-1 model plus the prompt learner being trained.
-#[derive(Module, Debug)]
-pub struct PromptModel {
-    /// The stage-1 model (text side frozen).
-    pub clip: ClipModel,
-    /// Learned context.
-    pub prompt: Component<dyn PromptLearner>,
-}
-
-impl PromptModel {
-    /// Projected, normalised embeddings of tokenised texts with the learned context prepended.
-    ///
-    /// # Shapes
-    /// - `ids`, `mask`: `[K, L]`; output `[K, P]`.
-    pub fn encode_ids_with_context(&self, ids: Tensor<2, Int>, mask: Tensor<2, Int>) -> Tensor<2> {
-        let text = &self.clip.text;
-        let leading = text.tokenizer().leading_special_tokens();
-        let (embeddings, mask) = self
-            .prompt
-            .combine_after(text.embed_tokens(ids), mask, leading);
-        l2_normalize(
-            self.clip
-                .text_projection
-                .forward(text.forward_embeddings(embeddings, mask)),
-        )
-    }
-
-    /// Tokenises `texts` (the text encoder's tokenizer and `max_len`) and encodes them with the
-    /// learned context: for evaluation, outside the training step.
-    ///
-    /// # Shapes
-    /// - output `[texts.len(), P]`.
-    pub fn encode_with_context(&self, texts: &[String], device: &Device) -> Result<Tensor<2>> {
-        let (ids, mask) = self.class_tokens(texts, device)?;
-        Ok(self.encode_ids_with_context(ids, mask))
-    }
-
-    /// `texts` tokenised once for repeated use (the paper recipe's class prompts).
-    ///
-    /// # Shapes
-    /// - output: ids and mask `[texts.len(), L]`.
-    pub fn class_tokens(
-        &self,
-        texts: &[String],
-        device: &Device,
-    ) -> Result<(Tensor<2, Int>, Tensor<2, Int>)> {
-        let text = &self.clip.text;
-        Ok(text
-            .tokenizer()
-            .encode_batch(texts, text.max_len())?
-            .to_tensors(device))
-    }
-}
+pub use cleft_core::prompt_model::PromptModel;
 
 /// The stage-2 view of a training split: the images the recipe can use (paper: exactly one
 /// positive finding; released: at least one), each captioned with its positive finding names
@@ -397,21 +343,7 @@ fn lower_case(names: &[String]) -> Vec<String> {
 /// The prompt learner of `config` before training, built for `clip`; a random context is drawn
 /// from `derive_seed(train.seed, "prompt.<path>")` (the same config and seed give the same
 /// initial context, whatever else runs).
-pub fn initial_prompt(
-    config: &ExperimentConfig,
-    clip: &ClipModel,
-    device: &Device,
-) -> Result<Component<dyn PromptLearner>> {
-    let prompt_config = config.prompt.as_ref().ok_or_else(|| {
-        CleftError::Config("stage 2 needs a `[prompt]` section (e.g. `type = \"context\"`)".into())
-    })?;
-    let prompt = prompt_config.build(&clip.text, device)?;
-    cleft_core::random::initialize_seeded(
-        &prompt,
-        cleft_core::random::derive_seed(config.train.seed, "prompt"),
-    );
-    Ok(prompt)
-}
+pub use cleft_core::inference::learned::seeded_prompt_learner as initial_prompt;
 
 /// The stage-2 loss of one batch under `recipe`: tensors in, tensors out.
 ///

@@ -4,6 +4,7 @@ use burn::prelude::*;
 
 use cleft_core::data::{ImageTextDataset, collate};
 use cleft_core::error::{CleftError, Result};
+use cleft_core::inference::read_back;
 use cleft_core::model::{ClipModel, l2_normalize};
 
 /// The images of a split with exactly one positive label (as in CheXpert-5x200: multi-finding
@@ -113,14 +114,6 @@ pub fn encode_images(
         features.projected.extend(read_back(projected)?);
     }
     Ok(features)
-}
-
-pub(crate) fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| CleftError::Invalid(format!("evaluation: cannot read values back: {e:?}")))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use cleft_core::config::ExperimentConfig;
 use cleft_core::error::{CleftError, Result};
 use cleft_core::model::ClipModel;
 use cleft_core::registry::{Registry, Split};
-use cleft_core::store::{load_safetensors, write_atomic};
+use cleft_core::store::write_atomic;
 
 use super::features::{ImageFeatures, encode_images, single_label, single_label_among};
 use super::plots::{plot_confusion, plot_roc};
@@ -20,7 +20,9 @@ use super::zero_shot::{
     zero_shot_scores,
 };
 use crate::experiment::Experiment;
-use crate::prompt_stage::{PromptModel, initial_prompt};
+pub use cleft_core::inference::learned::{
+    learned_class_embeddings, learned_prompt_path, load_learned_prompt,
+};
 
 /// Which class embeddings zero-shot scores against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -278,47 +280,6 @@ impl ZeroShotRun<'_> {
         };
         Ok((report, prompt, Vec::new()))
     }
-}
-
-/// Where stage 2 saves the learned context of the run in `run_dir`.
-pub fn learned_prompt_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("prompt").join("prompt.safetensors")
-}
-
-/// `model` with the stage-2 learned context of the run in `run_dir`
-/// ([`learned_prompt_path`]); a run without one is an error that says how to make it.
-pub fn load_learned_prompt(
-    config: &ExperimentConfig,
-    model: &ClipModel,
-    run_dir: &Path,
-    device: &Device,
-) -> Result<PromptModel> {
-    let path = learned_prompt_path(run_dir);
-    if !path.is_file() {
-        return Err(CleftError::Training(format!(
-            "{}: no learned prompt; run `cleft train --stage prompt --resume {}` … first \
-             (stage 2), or use template prompts",
-            path.display(),
-            run_dir.display()
-        )));
-    }
-    let mut prompt = initial_prompt(config, model, device)?;
-    load_safetensors(&mut prompt, &path)?;
-    Ok(PromptModel {
-        clip: model.clone(),
-        prompt,
-    })
-}
-
-/// Class embeddings `[K, P]`: the learned context before each lower-cased class name, as
-/// stage 2 trains and evaluates it.
-pub fn learned_class_embeddings(
-    prompt_model: &PromptModel,
-    classes: &[String],
-    device: &Device,
-) -> Result<Tensor<2>> {
-    let names: Vec<String> = classes.iter().map(|c| c.to_lowercase()).collect();
-    prompt_model.encode_with_context(&names, device)
 }
 
 /// `[data] type` of a resolved config text.

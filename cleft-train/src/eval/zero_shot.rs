@@ -1,16 +1,19 @@
 //! Zero-shot classification: class prompts encoded once, images scored by scaled cosine.
 
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use serde::Serialize;
 
-use cleft_core::config::EvalConfig;
 use cleft_core::data::ImageTextDataset;
 use cleft_core::error::{CleftError, Result};
-use cleft_core::model::{ClipModel, l2_normalize};
+use cleft_core::model::ClipModel;
 
-use super::features::{encode_images, read_back, single_label};
+use super::features::{encode_images, single_label};
 use super::metrics::{ClassificationMetrics, classification_metrics};
+
+// The pure model computations live in cleft-core (shared with inference).
+pub use cleft_core::inference::zero_shot::{
+    class_prompts, configured_class_embeddings, ensemble_class_embeddings, zero_shot_scores,
+};
 
 /// Zero-shot results in the spirit of CLIP_benchmark's JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -59,63 +62,6 @@ impl ZeroShotReport {
             targets,
         }
     }
-}
-
-/// `template` with `{}` replaced by each lower-cased class name; a template without `{}` is an
-/// error (every class would get the same prompt).
-pub fn class_prompts(template: &str, classes: &[String]) -> Result<Vec<String>> {
-    if !template.contains("{}") {
-        return Err(CleftError::Config(format!(
-            "zero-shot template {template:?} has no `{{}}` for the class name"
-        )));
-    }
-    Ok(classes
-        .iter()
-        .map(|name| template.replace("{}", &name.to_lowercase()))
-        .collect())
-}
-
-/// Class embeddings `[K, P]` from several templates: each template's normalised class
-/// embeddings averaged over the templates and re-normalised (CLIP's prompt ensembling; one
-/// template gives its embeddings unchanged).
-pub fn ensemble_class_embeddings(
-    model: &ClipModel,
-    classes: &[String],
-    templates: &[String],
-    device: &Device,
-) -> Result<Tensor<2>> {
-    if let [only] = templates {
-        return model.encode_texts(&class_prompts(only, classes)?, device);
-    }
-    let mut sum: Option<Tensor<2>> = None;
-    for template in templates {
-        let embeddings = model.encode_texts(&class_prompts(template, classes)?, device)?;
-        sum = Some(match sum {
-            Some(sum) => sum + embeddings,
-            None => embeddings,
-        });
-    }
-    let sum =
-        sum.ok_or_else(|| CleftError::Config("zero-shot needs at least one template".into()))?;
-    Ok(l2_normalize(sum))
-}
-
-/// The class embeddings `[K, P]` and the prompts (the first template's) that `eval` asks for:
-/// every template ensembled when `eval.ensemble`, else the first template alone.
-pub fn configured_class_embeddings(
-    model: &ClipModel,
-    classes: &[String],
-    eval: &EvalConfig,
-    device: &Device,
-) -> Result<(Tensor<2>, Vec<String>)> {
-    let templates = eval.effective_templates();
-    let used = if eval.ensemble {
-        &templates[..]
-    } else {
-        &templates[..1.min(templates.len())]
-    };
-    let embeddings = ensemble_class_embeddings(model, classes, used, device)?;
-    Ok((embeddings, class_prompts(&templates[0], classes)?))
 }
 
 /// Scores every single-label image of `dataset` against one prompt per class.
@@ -172,28 +118,4 @@ pub fn zero_shot_with(
         scores,
         selection.targets,
     ))
-}
-
-/// Softmax over classes of `exp(logit_scale) · cosine` for image embeddings `[N, P]` (row-major,
-/// normalised) against class embeddings `[K, P]`.
-pub fn zero_shot_scores(
-    model: &ClipModel,
-    image_embeddings: &[f32],
-    dim: usize,
-    class_embeddings: Tensor<2>,
-    device: &Device,
-) -> Result<Vec<Vec<f32>>> {
-    let classes = class_embeddings.dims()[0];
-    let rows = image_embeddings.len() / dim.max(1);
-    let images: Tensor<2> = Tensor::from_data(
-        TensorData::new(image_embeddings.to_vec(), [rows, dim]),
-        device,
-    );
-    let scale = model.objective.logit_scale();
-    let logits = images.matmul(class_embeddings.transpose()) * scale.unsqueeze();
-    let probabilities = burn::tensor::activation::softmax(logits, 1);
-    Ok(read_back(probabilities)?
-        .chunks(classes.max(1))
-        .map(<[f32]>::to_vec)
-        .collect())
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use cleft_core::ExperimentConfig;
 use cleft_core::device::open_device;
-use cleft_train::{Predictor, PromptChoice};
+use cleft_core::inference::{ImageSource, Predictor, PromptChoice};
 
 fn main() -> Result<()> {
     let mut args = std::env::args_os().skip(1);
@@ -37,11 +37,8 @@ fn main() -> Result<()> {
     let device = open_device("cpu", config.train.precision)?;
     let predictor = Predictor::load(&run, &registry, &device, PromptChoice::Template)
         .with_context(|| format!("loading the run {}", run.display()))?;
-    let pixels = images
-        .iter()
-        .map(|path| predictor.load_image(path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let probabilities = predictor.classify(&pixels, &classes)?;
+    let sources: Vec<ImageSource<'_>> = images.iter().map(|path| ImageSource::File(path)).collect();
+    let probabilities = predictor.classify(&sources, &classes)?;
     for (path, row) in images.iter().zip(probabilities) {
         let mut ranked: Vec<(&String, f32)> = classes.iter().zip(row).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));

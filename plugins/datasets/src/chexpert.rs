@@ -440,6 +440,16 @@ pub(crate) fn image_shape_of(image: &ImageOptions) -> ImageShape {
     }
 }
 
+/// Inference reads images as evaluation does: the `[data.image]` pipeline, never augmented.
+pub(crate) fn preprocessor_of(
+    image: &ImageOptions,
+) -> Result<Box<dyn cleft_core::preprocess::ImagePreprocessor>, CleftError> {
+    image.validate("data.image")?;
+    let mut options = image.clone();
+    options.augment.enabled = false;
+    Ok(Box::new(options))
+}
+
 file_dataset!(
     ChexpertConfig,
     "chexpert",
@@ -509,6 +519,12 @@ impl DatasetConfig for Chexpert5x200Config {
 
     fn image_shape(&self) -> Result<Option<ImageShape>, CleftError> {
         Ok(Some(image_shape_of(&self.image)))
+    }
+
+    fn preprocessor(
+        &self,
+    ) -> Result<Option<Box<dyn cleft_core::preprocess::ImagePreprocessor>>, CleftError> {
+        Ok(Some(preprocessor_of(&self.image)?))
     }
 }
 

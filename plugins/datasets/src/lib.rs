@@ -11,7 +11,7 @@
 //! them in the run directory.
 
 /// Registers a file-backed data set config: `open(split)` serves the split, `image` fixes the
-/// image shape contract.
+/// image shape contract and the inference preprocessing.
 macro_rules! file_dataset {
     ($config:ty, $name:literal, $summary:literal) => {
         #[typetag::serde(name = $name)]
@@ -27,6 +27,15 @@ macro_rules! file_dataset {
                 &self,
             ) -> Result<Option<cleft_core::contract::ImageShape>, cleft_core::CleftError> {
                 Ok(Some(crate::chexpert::image_shape_of(&self.image)))
+            }
+
+            fn preprocessor(
+                &self,
+            ) -> Result<
+                Option<Box<dyn cleft_core::preprocess::ImagePreprocessor>>,
+                cleft_core::CleftError,
+            > {
+                Ok(Some(crate::chexpert::preprocessor_of(&self.image)?))
             }
         }
 

@@ -8,9 +8,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use dicom_object::file::ReadPreamble;
 use dicom_object::{FileMetaTable, OpenFileOptions};
 use dicom_pixeldata::{
     DecodedPixelData, PhotometricInterpretation, PixelDecoder, PixelRepresentation,
@@ -95,22 +95,25 @@ pub fn read_dicom_frame(path: &Path) -> Result<DicomFrame, ImagingError> {
         path: path.to_path_buf(),
         source,
     })?;
+    decode_dicom_frame(&bytes, path)
+}
+
+/// [`read_dicom_frame`] on a DICOM file already in memory (with or without its 128-byte
+/// preamble); `path` is what errors name it by (its file, or a label such as `image 3`).
+pub fn decode_dicom_frame(bytes: &[u8], path: &Path) -> Result<DicomFrame, ImagingError> {
     // Before dicom-object allocates what element headers declare (see `dicom_lengths`).
-    crate::dicom_lengths::check_declared_lengths(&bytes).map_err(|message| {
-        ImagingError::Dicom {
-            path: path.to_path_buf(),
-            stage: "parsing",
-            message,
-        }
+    crate::dicom_lengths::check_declared_lengths(bytes).map_err(|message| ImagingError::Dicom {
+        path: path.to_path_buf(),
+        stage: "parsing",
+        message,
     })?;
-    drop(bytes);
-    let object =
-        OpenFileOptions::new().open_file(path).map_err(
-            |error| match unsupported_transfer_syntax(path) {
-                Some(unsupported) => unsupported,
-                None => dicom_error(path, "parsing", error),
-            },
-        )?;
+    let object = OpenFileOptions::new()
+        .read_preamble(preamble_of(bytes))
+        .from_reader(bytes)
+        .map_err(|error| match unsupported_transfer_syntax(bytes, path) {
+            Some(unsupported) => unsupported,
+            None => dicom_error(path, "parsing", error),
+        })?;
     let transfer_syntax = object
         .meta()
         .transfer_syntax()
@@ -182,17 +185,24 @@ fn check_transfer_syntax(path: &Path, uid: &str) -> Result<(), ImagingError> {
     }
 }
 
+/// Whether `bytes` start with the 128-byte preamble ("DICM" after it), as a file by path is
+/// read.
+fn preamble_of(bytes: &[u8]) -> ReadPreamble {
+    if bytes.get(128..132) == Some(b"DICM".as_slice()) {
+        ReadPreamble::Always
+    } else {
+        ReadPreamble::Never
+    }
+}
+
 /// After a parse failure: the transfer syntax error when the meta group names one that cannot
 /// be decoded (its data set cannot even be parsed then), else `None`.
-fn unsupported_transfer_syntax(path: &Path) -> Option<ImagingError> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut head = [0u8; 132];
-    let start = match file.read_exact(&mut head) {
-        Ok(()) if head.get(128..) == Some(b"DICM".as_slice()) => 128,
+fn unsupported_transfer_syntax(bytes: &[u8], path: &Path) -> Option<ImagingError> {
+    let start = match preamble_of(bytes) {
+        ReadPreamble::Always => 128,
         _ => 0,
     };
-    file.seek(SeekFrom::Start(start)).ok()?;
-    let meta = FileMetaTable::from_reader(std::io::BufReader::new(file)).ok()?;
+    let meta = FileMetaTable::from_reader(bytes.get(start..)?).ok()?;
     let uid = meta.transfer_syntax().trim_end_matches('\0');
     check_transfer_syntax(path, uid).err()
 }

@@ -7,12 +7,12 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
-use std::io::Read;
+use std::io::{BufRead, Cursor, Read, Seek};
 use std::path::Path;
 
 use image::DynamicImage;
 
-use crate::dicom::{DicomOptions, read_dicom_frame};
+use crate::dicom::{DicomOptions, decode_dicom_frame, read_dicom_frame};
 use crate::error::ImagingError;
 use crate::grey::{GreyImage, luminance};
 
@@ -31,15 +31,37 @@ pub fn read_grey(path: &Path, dicom: &DicomOptions) -> Result<GreyImage, Imaging
     if is_dicom(path)? {
         return Ok(read_dicom_frame(path)?.to_grey(dicom));
     }
+    let reader = image::ImageReader::open(path).map_err(|source| ImagingError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_raster(reader, path)
+}
+
+/// [`read_grey`] on an image file already in memory: DICOM when "DICM" follows a 128-byte
+/// preamble, else PNG / JPEG as their content says. `path` is what errors name the bytes by
+/// (their file, or a label such as `image 3`); it plays no part in the decoding, so the same
+/// bytes read from a file give the same image.
+pub fn decode_grey(
+    bytes: &[u8],
+    path: &Path,
+    dicom: &DicomOptions,
+) -> Result<GreyImage, ImagingError> {
+    if has_dicom_magic(bytes) {
+        return Ok(decode_dicom_frame(bytes, path)?.to_grey(dicom));
+    }
+    decode_raster(image::ImageReader::new(Cursor::new(bytes)), path)
+}
+
+fn decode_raster<R: BufRead + Seek>(
+    reader: image::ImageReader<R>,
+    path: &Path,
+) -> Result<GreyImage, ImagingError> {
     let raster_error = |message: String| ImagingError::Raster {
         path: path.to_path_buf(),
         message,
     };
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|source| ImagingError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
+    let mut reader = reader
         .with_guessed_format()
         .map_err(|error| raster_error(error.to_string()))?;
     // A few compressed bytes can declare a gigapixel image: refuse sides and buffers beyond
@@ -53,6 +75,10 @@ pub fn read_grey(path: &Path, dicom: &DicomOptions) -> Result<GreyImage, Imaging
         .decode()
         .map_err(|error| raster_error(error.to_string()))?;
     Ok(raster_to_grey(&image))
+}
+
+fn has_dicom_magic(head: &[u8]) -> bool {
+    head.len() >= 132 && head.get(128..132) == Some(b"DICM".as_slice())
 }
 
 fn is_dicom(path: &Path) -> Result<bool, ImagingError> {
@@ -72,10 +98,10 @@ fn is_dicom(path: &Path) -> Result<bool, ImagingError> {
             path: path.to_path_buf(),
             source,
         })?;
-    Ok(head.len() == 132 && head.get(128..) == Some(b"DICM".as_slice()))
+    Ok(has_dicom_magic(&head))
 }
 
-fn raster_to_grey(image: &DynamicImage) -> GreyImage {
+pub(crate) fn raster_to_grey(image: &DynamicImage) -> GreyImage {
     let (width, height) = (image.width() as usize, image.height() as usize);
     let pixels = match image {
         DynamicImage::ImageLuma8(grey) => grey.as_raw().iter().map(|&v| f32::from(v)).collect(),

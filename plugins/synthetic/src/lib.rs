@@ -18,7 +18,9 @@ pub use reports::report;
 use cleft_core::CleftError;
 use cleft_core::contract::{ImageShape, Keyed};
 use cleft_core::data::{ImageTextDataset, ImageTextSample};
+use cleft_core::preprocess::ImagePreprocessor;
 use cleft_core::registry::{DatasetConfig, Split};
+use cleft_imaging::{AugmentOptions, ImageOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -77,6 +79,28 @@ impl DatasetConfig for SyntheticCxrConfig {
             channels: Keyed::new(self.channels, "data.channels"),
             size: Keyed::new(self.image_size, "data.image_size"),
         }))
+    }
+
+    /// Inference reads images as this generator makes them: grey values `v` in 0..1 normalised
+    /// as `(v − 0.5) / 0.5`, `image_size` square, `channels` (no Otsu crop, `load_size =
+    /// image_size`, no augmentation), so an `S × S` grey PNG holding `(x · 0.5 + 0.5) · 255`
+    /// loads back to `x` (to 8-bit rounding).
+    fn preprocessor(&self) -> Result<Option<Box<dyn ImagePreprocessor>>, CleftError> {
+        let options = ImageOptions {
+            image_size: self.image_size,
+            load_size: self.image_size,
+            channels: self.channels,
+            otsu_crop: false,
+            mean: 0.5,
+            std: 0.5,
+            augment: AugmentOptions {
+                enabled: false,
+                ..AugmentOptions::default()
+            },
+            ..ImageOptions::default()
+        };
+        options.validate("data")?;
+        Ok(Some(Box::new(options)))
     }
 
     fn build(&self, split: Split) -> Result<Box<dyn ImageTextDataset>, CleftError> {

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use cleft_core::ExperimentConfig;
 use cleft_core::burn::tensor::Tensor;
 use cleft_core::device::open_device;
-use cleft_train::{Predictor, PromptChoice};
+use cleft_core::inference::{ImageSource, Predictor, PromptChoice};
 
 const EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "dcm", "dicom"];
 
@@ -43,12 +43,9 @@ fn main() -> Result<()> {
     let device = open_device("cpu", config.train.precision)?;
     let predictor = Predictor::load(&run, &registry, &device, PromptChoice::Template)
         .with_context(|| format!("loading the run {}", run.display()))?;
-    let pixels = files
-        .iter()
-        .map(|path| predictor.load_image(path))
-        .collect::<Result<Vec<_>, _>>()?;
+    let sources: Vec<ImageSource<'_>> = files.iter().map(|path| ImageSource::File(path)).collect();
     // Both embeddings are L2-normalised: the product is the cosine similarity, [N, 1].
-    let images: Tensor<2> = predictor.embed_images(&pixels)?;
+    let images: Tensor<2> = predictor.embed_images(&sources)?;
     let text: Tensor<2> = predictor.embed_texts(std::slice::from_ref(query))?;
     let similarity: Vec<f32> = images
         .matmul(text.transpose())
