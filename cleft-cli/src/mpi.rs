@@ -13,9 +13,9 @@ pub(crate) fn train_rank<'a>(
     device: &str,
     options: &TrainOptions,
 ) -> Result<Option<(Experiment<'a>, TrainEnd)>> {
+    use cleft_collectives::Collective;
+    use cleft_collectives::mpi::MpiCollective;
     use cleft_core::device::{open_device, replica_device_name};
-    use cleft_core::distributed::Collective;
-    use cleft_mpi::MpiCollective;
 
     let mut collective = MpiCollective::init()?;
     let rank = collective.rank();

@@ -11,6 +11,12 @@
 //! - The composed [`model::ClipModel`] (tensors in, tensors out) and weight files ([`store`]);
 //!   training, checkpoints and evaluation live in the `cleft-train` crate.
 //! - Explicit [`device`] selection among the backends compiled in (`flex`, `tch`, `cuda`).
+//!
+//! Beside it: the fused flex kernels (`cleft-kernels`), the data-parallel collectives
+//! (`cleft-collectives`) and the loader of shared-library plugins (`cleft-plugin-host`; a plugin
+//! itself needs only [`plugin`] and [`export_plugin!`]). This crate has no `unsafe` code.
+
+#![forbid(unsafe_code)]
 
 pub mod attention;
 pub mod bridge;
@@ -18,11 +24,8 @@ pub mod config;
 pub mod contract;
 pub mod data;
 pub mod device;
-pub mod distributed;
 pub mod error;
-pub mod kernels;
 pub mod model;
-pub mod nccl;
 pub mod objective;
 pub mod params;
 pub mod peft;

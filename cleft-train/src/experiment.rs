@@ -5,9 +5,9 @@ use std::path::Path;
 
 use burn::prelude::*;
 
+use cleft_collectives::Collective;
 use cleft_core::config::ExperimentConfig;
 use cleft_core::data::ImageTextDataset;
-use cleft_core::distributed::Collective;
 use cleft_core::error::{CleftError, Result};
 use cleft_core::model::ClipModel;
 use cleft_core::peft::PeftAdapter;

@@ -6,8 +6,8 @@
 
 use burn::prelude::*;
 
+use cleft_collectives::{Interconnect, LocalGroup};
 use cleft_core::config::ExperimentConfig;
-use cleft_core::distributed::{Interconnect, LocalGroup};
 use cleft_core::error::{CleftError, Result};
 
 use crate::experiment::Experiment;
