@@ -11,6 +11,7 @@
 //! - The composed [`model::ClipModel`] (tensors in, tensors out) and weight files ([`store`]);
 //!   training, checkpoints and evaluation live in the `cleft-train` crate.
 //! - Explicit [`device`] selection among the backends compiled in (`flex`, `tch`, `cuda`).
+//! - [`prelude`]: what a plugin or application author imports first.
 //!
 //! Beside it: the fused flex kernels (`cleft-kernels`), the data-parallel collectives
 //! (`cleft-collectives`) and the loader of shared-library plugins (`cleft-plugin-host`; a plugin
@@ -30,6 +31,7 @@ pub mod objective;
 pub mod params;
 pub mod peft;
 pub mod plugin;
+pub mod prelude;
 pub mod prompt;
 pub mod random;
 pub mod registry;

@@ -24,8 +24,7 @@ use cleft_core::peft::{
     AdapterContext, AdapterLoadReport, AdapterParams, BaseLinear, LinearAdapter, Merged,
     StoredTensor,
 };
-use cleft_core::registry::PeftConfig;
-use cleft_core::{CleftError, Component, PeftAdapter, TextEncoder};
+use cleft_core::prelude::*;
 use cleft_peft::files::{TensorSpec, load_specs, save_specs};
 use cleft_peft::layers::{LORA_A, LORA_B};
 use cleft_peft::{
