@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs when they are missing, so a fresh machine runs
 # the README's test command with nothing installed by hand:
-#   Open MPI (cleft-mpi links it; a test starts `mpirun -np 2`): openmpi-bin, libopenmpi-dev;
+#   Open MPI (cleft-collectives' `mpi` feature links it; a test starts `mpirun -np 2`): openmpi-bin, libopenmpi-dev;
 #   libclang (the mpi crate generates its bindings with bindgen): libclang-dev;
 #   with --fuzz also g++ (libFuzzer, through libfuzzer-sys, is C++; tools/fuzz.sh).
 # As root it runs apt-get itself; otherwise through sudo when sudo can be used here; otherwise it

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/cpu-info.sh
-# The workspace links MPI (cleft-mpi) and starts `mpirun -np 2` in a test.
+# The workspace links MPI (cleft-collectives, feature `mpi`) and starts `mpirun -np 2` in a test.
 tools/system-deps.sh
 tools/fetch-assets.sh
 cargo test --release --workspace --locked --no-fail-fast "$@"

@@ -32,6 +32,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use cleft_core::device::{compiled_devices, default_device_name, parse_device};
 use cleft_core::{ExperimentConfig, Registry};
+use cleft_plugin_host::PluginHost;
 
 // Links cleft-core and burn from `libcleft_dylib.so`, shared with shared-library plugins.
 use cleft_dylib as _;

@@ -14,9 +14,9 @@ pub(crate) fn rank_experiment<'a>(
     config: &'a ExperimentConfig,
     device: &str,
 ) -> Result<Experiment<'a>> {
+    use cleft_collectives::Collective;
+    use cleft_collectives::mpi::MpiCollective;
     use cleft_core::device::{open_device, replica_device_name};
-    use cleft_core::distributed::Collective;
-    use cleft_mpi::MpiCollective;
 
     let mut collective = MpiCollective::init()?;
     let local = MpiCollective::local_rank().unwrap_or(0);

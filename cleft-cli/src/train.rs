@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
+use cleft_collectives::Interconnect;
 use cleft_core::device::open_replica_devices;
-use cleft_core::distributed::Interconnect;
 use cleft_core::registry::Split;
 use cleft_core::{ExperimentConfig, Registry};
 use cleft_train::{Experiment, Launcher, TrainEnd, TrainOptions};

@@ -202,7 +202,7 @@ fn a_failing_mpi_rank_stops_the_job_with_its_rank_and_error() {
     // logging "ORTE_ERROR_LOG: Data unpack would read past end of buffer" in show_help.c.)
     assert_eq!(
         job.status.code(),
-        Some(cleft_mpi::ABORT_CODE),
+        Some(cleft_collectives::mpi::ABORT_CODE),
         "mpirun's exit status is MPI_Abort's code: {stderr}"
     );
     assert!(!run_dir.join("model.safetensors").exists());

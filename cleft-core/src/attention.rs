@@ -11,7 +11,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 /// `softmax(q·kᵀ · scale, masked → −∞) · v`.
 ///
 /// A row whose keys are all masked yields zeros (burn's NaN-safe softmax). Without a mask it is
-/// [`crate::kernels::attention_unmasked`] (fused kernels on flex, also under autodiff).
+/// [`cleft_kernels::attention_unmasked`] (fused kernels on flex, also under autodiff).
 ///
 /// # Shapes
 /// - `query`: `[B, H, Lq, d]`; `key`, `value`: `[B, H, Lk, d]`.
@@ -26,7 +26,7 @@ pub fn attention(
     scale: f64,
 ) -> Tensor<4> {
     let Some(masked) = masked else {
-        return crate::kernels::attention_unmasked(query, key, value, scale);
+        return cleft_kernels::attention_unmasked(query, key, value, scale);
     };
     let [batch, heads, len_q, _] = query.dims();
     let len_k = key.dims()[2];

@@ -9,58 +9,14 @@
 //! [`DatasetConfig::image_shape`](crate::registry::DatasetConfig::image_shape), …); a component
 //! that does not describe itself is not checked.
 
+mod types;
+
 use serde::Serialize;
 
 use crate::config::ExperimentConfig;
 use crate::error::{CleftError, Result};
 
-/// A value and the dotted config key it comes from (`vision.num_channels`), for messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keyed<T> {
-    /// The value.
-    pub value: T,
-    /// Where it is set.
-    pub key: String,
-}
-
-impl<T> Keyed<T> {
-    /// `value` set by `key`.
-    pub fn new(value: T, key: impl Into<String>) -> Self {
-        Self {
-            value,
-            key: key.into(),
-        }
-    }
-}
-
-/// What a vision encoder takes: `[B, C, S, S]` images.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageInput {
-    /// Input channels `C`.
-    pub channels: Keyed<usize>,
-    /// Input side `S` in pixels; `None` when any side the encoder can patchify is accepted.
-    pub size: Option<Keyed<usize>>,
-}
-
-/// What a data set produces: `[C, S, S]` images.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageShape {
-    /// Channels `C`.
-    pub channels: Keyed<usize>,
-    /// Side `S` in pixels.
-    pub size: Keyed<usize>,
-}
-
-/// What a text encoder takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextInput {
-    /// Real tokens per text (the single source of truth for text length).
-    pub max_len: Keyed<usize>,
-    /// Positions available (learned position table); `None` when unbounded (e.g. RoPE).
-    pub positions: Option<Keyed<usize>>,
-    /// Positions the encoder needs after the real tokens (CLEFT first-pad pooling: 1).
-    pub trailing: usize,
-}
+pub use types::{ImageInput, ImageShape, Keyed, TextInput};
 
 /// Checks every contract between the components of `config`.
 pub fn check(config: &ExperimentConfig) -> Result<()> {

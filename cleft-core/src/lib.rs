@@ -15,6 +15,13 @@
 //!   preprocessed as the data set component declares through
 //!   [`preprocess::ImagePreprocessor`]).
 //! - Explicit [`device`] selection among the backends compiled in (`flex`, `tch`, `cuda`).
+//! - [`prelude`]: what a plugin or application author imports first.
+//!
+//! Beside it: the fused flex kernels (`cleft-kernels`), the data-parallel collectives
+//! (`cleft-collectives`) and the loader of shared-library plugins (`cleft-plugin-host`; a plugin
+//! itself needs only [`plugin`] and [`export_plugin!`]). This crate has no `unsafe` code.
+
+#![forbid(unsafe_code)]
 
 pub mod attention;
 pub mod bridge;
@@ -22,16 +29,14 @@ pub mod config;
 pub mod contract;
 pub mod data;
 pub mod device;
-pub mod distributed;
 pub mod error;
 pub mod inference;
-pub mod kernels;
 pub mod model;
-pub mod nccl;
 pub mod objective;
 pub mod params;
 pub mod peft;
 pub mod plugin;
+pub mod prelude;
 pub mod preprocess;
 pub mod prompt;
 pub mod prompt_model;

@@ -2,12 +2,14 @@
 //!
 //! Built-in plugins register at link time with [`register_component!`](crate::register_component)
 //! (backed by `inventory`); dynamic plugins add entries at run time through
-//! [`Registry::add`] (shared libraries: [`Registry::load_plugin`]). A configuration section `[vision] type = "vit"` is resolved here: the entry's
-//! parser turns the rest of the section into the plugin's typed config (a `typetag` trait object
+//! [`Registry::add`] (shared libraries: the `cleft-plugin-host` crate, which records each library
+//! it loaded with [`Registry::record_plugin`]). A configuration section `[vision] type = "vit"`
+//! is resolved here: the entry's parser turns the rest of the section into the plugin's typed config (a `typetag` trait object
 //! that serialises back with its `type`).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use serde::de::DeserializeOwned;
@@ -325,11 +327,20 @@ macro_rules! register_component {
     };
 }
 
+/// A loaded plugin library: its path and the components it added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedPlugin {
+    /// Canonical path of the library.
+    pub path: PathBuf,
+    /// The components it registered, as `kind \`name\``.
+    pub components: Vec<String>,
+}
+
 /// All registered components: the link-time built-ins plus any added at run time.
 #[derive(Debug, Clone)]
 pub struct Registry {
     entries: BTreeMap<(ComponentKind, &'static str), Registration>,
-    pub(crate) plugins: Vec<crate::plugin::LoadedPlugin>,
+    plugins: Vec<LoadedPlugin>,
 }
 
 impl Registry {
@@ -412,5 +423,25 @@ impl Registry {
     /// Every registration, ordered by kind then name.
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.entries.values()
+    }
+
+    /// Records a plugin library whose components were added (the plugin host calls it once per
+    /// library, after its registration entry succeeded): what [`Registry::has_plugin`] and
+    /// config loading (a config's `plugins` must be loaded) check.
+    pub fn record_plugin(&mut self, plugin: LoadedPlugin) {
+        if !self.plugins.iter().any(|p| p.path == plugin.path) {
+            self.plugins.push(plugin);
+        }
+    }
+
+    /// Whether the library at `path` is loaded into this registry.
+    pub fn has_plugin(&self, path: &Path) -> bool {
+        path.canonicalize()
+            .is_ok_and(|canonical| self.plugins.iter().any(|p| p.path == canonical))
+    }
+
+    /// The plugin libraries loaded into this registry, in load order.
+    pub fn plugins(&self) -> &[LoadedPlugin] {
+        &self.plugins
     }
 }

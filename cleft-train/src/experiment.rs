@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
+use cleft_collectives::Collective;
+use cleft_collectives::Interconnect;
 use cleft_core::config::ExperimentConfig;
 use cleft_core::data::ImageTextDataset;
-use cleft_core::distributed::{Collective, Interconnect};
 use cleft_core::error::{CleftError, Result};
 use cleft_core::model::ClipModel;
 use cleft_core::peft::PeftAdapter;

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 
-use cleft_core::distributed::{Collective, Interconnect, LocalGroup};
+use cleft_collectives::{Collective, Interconnect, LocalGroup};
 use cleft_core::error::{CleftError, Result};
 
 /// Where [`Experiment`](crate::Experiment) trains.

@@ -20,7 +20,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use cleft_core::distributed::{Collective, host_f32};
+use cleft_collectives::{Collective, host_f32};
 use cleft_core::error::{CleftError, Result};
 
 /// Values per all-reduce call: large enough to amortise a call, small enough to bound the

@@ -5,8 +5,7 @@
 
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::prelude::*;
-use cleft_core::registry::VisionEncoderConfig;
-use cleft_core::{CleftError, Component, VisionEncoder, VisionOutput};
+use cleft_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Pools the image on a coarse grid, then applies a two-layer MLP.

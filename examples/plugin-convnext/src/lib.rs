@@ -19,8 +19,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use cleft_core::contract::{ImageInput, Keyed};
-use cleft_core::registry::VisionEncoderConfig;
-use cleft_core::{CleftError, Component, VisionEncoder, VisionOutput};
+use cleft_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// LayerNorm over the channels of a `[B, C, H, W]` map.

@@ -22,8 +22,7 @@ use burn::prelude::*;
 use cleft_core::peft::{
     AdapterContext, AdapterParams, BaseLinear, LinearAdapter, Merged, StoredTensor,
 };
-use cleft_core::registry::PeftConfig;
-use cleft_core::{CleftError, PeftAdapter};
+use cleft_core::prelude::*;
 use cleft_peft::layers::{LORA_A, LORA_B};
 use cleft_peft::{LinearMethod, LoraLayer, TargetModules, Tuner, json_field};
 use serde::{Deserialize, Serialize};

@@ -14,9 +14,9 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, L
 use burn::prelude::*;
 use burn::tensor::{Bool, Int};
 use cleft_core::attention::{attention, merge_heads, split_heads};
-use cleft_core::kernels::gelu;
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{TextEncoder, TextTokenizer};
+use cleft_kernels::gelu;
 
 use crate::{BertArchitecture, BertPooling};
 

@@ -20,12 +20,12 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearCon
 use burn::prelude::*;
 use burn::tensor::{Bool, Int};
 use cleft_core::attention::{attention, causal_mask, merge_heads, split_heads};
-use cleft_core::kernels::layer_norm;
 use cleft_core::peft::{
     PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind, prepend_prompt,
 };
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
+use cleft_kernels::layer_norm;
 
 use crate::Gpt2Config;
 
@@ -94,14 +94,14 @@ pub struct Gpt2Block {
 }
 
 /// GPT-2's `gelu_new` (HF `NewGELUActivation`), `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`:
-/// [`cleft_core::kernels::gelu_tanh`], computed as `x·σ(2u)` (the same function; one `exp`, and
+/// [`cleft_kernels::gelu_tanh`], computed as `x·σ(2u)` (the same function; one `exp`, and
 /// one fused kernel on flex — the scalar `tanhf` / `expm1f` / `powf` calls of the textbook form
 /// were ~22 % of a LoRA step there).
 ///
 /// # Shapes
 /// - `x`: any; output the same.
 pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    cleft_core::kernels::gelu_tanh(x)
+    cleft_kernels::gelu_tanh(x)
 }
 
 impl Gpt2Block {

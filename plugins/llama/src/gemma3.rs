@@ -22,12 +22,12 @@ use burn::nn::{Embedding, EmbeddingConfig, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Bool;
 use cleft_core::attention::{attention, causal_mask, merge_heads};
-use cleft_core::kernels::gelu_tanh;
 use cleft_core::peft::{
     PeftHooks, PeftLinear, PrefixGeometry, PromptEncoder, PromptKind, prepend_prompt,
 };
 use cleft_core::text::{TextPooling, pool_tokens};
 use cleft_core::{CleftError, TextEncoder, TextTokenizer};
+use cleft_kernels::gelu_tanh;
 
 pub use crate::gemma3_arch::Gemma3Architecture;
 use crate::model::{

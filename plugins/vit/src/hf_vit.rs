@@ -15,8 +15,8 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use cleft_core::attention::{attention, merge_heads, split_heads};
-use cleft_core::kernels::gelu;
 use cleft_core::{VisionEncoder, VisionOutput};
+use cleft_kernels::gelu;
 
 use crate::embeddings::{PatchEmbeddings, VitEmbeddings};
 use crate::hf_vit_config::{HfVitArchitecture, HfVitPooling};

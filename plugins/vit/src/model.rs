@@ -12,8 +12,8 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use cleft_core::attention::{attention, merge_heads, split_heads};
-use cleft_core::kernels::{gelu, layer_norm};
 use cleft_core::{VisionEncoder, VisionOutput};
+use cleft_kernels::{gelu, layer_norm};
 
 use crate::embeddings::{PatchEmbeddings, VitEmbeddings};
 use crate::interpolate::PosEmbedInterpolation;

@@ -17,15 +17,17 @@
 use burn::prelude::*;
 use burn::tensor::distributed::{ReduceOperation, all_reduce};
 
-use crate::distributed::{Collective, LocalCollective};
-use crate::error::{CleftError, Result};
+use cleft_core::error::{CleftError, Result};
+
+use crate::collective::Collective;
+use crate::local::LocalCollective;
 
 /// One rank of a group of CUDA replicas (see the [module docs](self)).
 ///
 /// ```no_run
 /// # #[cfg(feature = "cuda")] {
-/// use cleft_core::distributed::LocalGroup;
-/// use cleft_core::nccl::NcclCollective;
+/// use cleft_collectives::LocalGroup;
+/// use cleft_collectives::nccl::NcclCollective;
 /// use burn::prelude::Device;
 /// let devices = vec![Device::cuda(0), Device::cuda(1)];
 /// let ranks: Vec<NcclCollective> = LocalGroup::new(2)
@@ -117,7 +119,7 @@ impl Collective for NcclCollective {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::distributed::LocalGroup;
+    use crate::local::LocalGroup;
 
     /// Without the `cuda` feature the group is refused by name (no runtime panic in burn's
     /// dispatch at the first gradient all-reduce).

@@ -1,141 +1,10 @@
-//! Collective communication between training replicas: the [`Collective`] interface the trainer
-//! uses, and [`LocalGroup`], its in-process implementation (one thread per replica).
-//!
-//! Buffers are host `f32` slices: the trainer stages device tensors through the host, so one
-//! interface serves threads in one process and processes on several machines (an MPI
-//! implementation lives behind a cargo feature elsewhere). Every operation is collective: each
-//! rank of the group must call the same operations in the same order with buffers of the same
-//! length; a rank that fails calls [`Collective::abort`], and every other rank's pending or next
-//! operation returns an error naming it.
+//! [`LocalGroup`]: the in-process [`Collective`], one thread per replica.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use burn::prelude::*;
-use burn::tensor::TensorData;
+use cleft_core::error::{CleftError, Result};
 
-use crate::error::{CleftError, Result};
-
-/// The communication a data-parallel trainer needs between its replicas.
-///
-/// Results are identical on every rank (sums are taken in rank order), so replicas that apply
-/// the same reduced gradients keep bit-identical weights.
-pub trait Collective: Send + std::fmt::Debug {
-    /// This replica's rank, `0..world_size()`.
-    fn rank(&self) -> usize;
-
-    /// Number of replicas in the group.
-    fn world_size(&self) -> usize;
-
-    /// Element-wise sum over every rank, in place.
-    ///
-    /// # Shapes
-    /// - `buffer`: `[n]` on every rank (the same `n`); output in place, `[n]`.
-    fn all_reduce_sum(&mut self, buffer: &mut [f32]) -> Result<()>;
-
-    /// Element-wise sum of a device tensor over every rank, on the tensor's device.
-    ///
-    /// The default stages it through the host ([`Collective::all_reduce_sum`]: one read-back,
-    /// one upload); a group of devices with their own interconnect (NCCL, see
-    /// [`crate::nccl`]) sums it where it lies.
-    ///
-    /// # Shapes
-    /// - `tensor`: `[n]` on every rank (the same `n`); output `[n]`.
-    fn all_reduce_sum_tensor(&mut self, tensor: Tensor<1>) -> Result<Tensor<1>> {
-        let device = tensor.device();
-        let mut host = host_f32(tensor, "a tensor")?;
-        self.all_reduce_sum(&mut host)?;
-        let length = host.len();
-        Ok(Tensor::from_data(TensorData::new(host, [length]), &device))
-    }
-
-    /// Every rank's `local`, concatenated in rank order.
-    ///
-    /// # Shapes
-    /// - `local`: `[n]` on every rank (the same `n`); output `[world_size · n]`.
-    fn all_gather(&mut self, local: &[f32]) -> Result<Vec<f32>>;
-
-    /// Rank `root`'s `buffer` copied into every rank's.
-    ///
-    /// # Shapes
-    /// - `buffer`: `[n]` on every rank (the same `n`).
-    fn broadcast(&mut self, buffer: &mut [f32], root: usize) -> Result<()>;
-
-    /// Returns once every rank has called it.
-    fn barrier(&mut self) -> Result<()>;
-
-    /// Tells every other rank that this one failed with `error`: their pending and later
-    /// operations return an error naming this rank and `error`.
-    fn abort(&mut self, error: &str);
-
-    /// Marks this rank's work as done after its last operation: dropping it later is not a
-    /// failure for the others.
-    fn finish(&mut self) {}
-}
-
-/// A tensor's values read back as host `f32` (staging for a host collective); `what` names it in
-/// the error.
-///
-/// # Shapes
-/// - `tensor`: `[n]`; output `n` values.
-pub fn host_f32(tensor: Tensor<1>, what: &str) -> Result<Vec<f32>> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| CleftError::Training(format!("cannot stage {what} on the host: {e:?}")))
-}
-
-/// How in-process replicas sum device tensors (gradients).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interconnect {
-    /// Through the host, [`LocalGroup`] (any backend).
-    Host,
-    /// On the GPUs, burn's NCCL all-reduce ([`crate::nccl`]; burn's CUDA backend, feature `cuda`).
-    Nccl,
-}
-
-impl Interconnect {
-    /// The interconnect for replicas on devices named from `name`: NCCL for burn's CUDA devices
-    /// (`cuda`, `cuda:N`), the host otherwise (CPU replicas; libtorch's GPUs, whose backend has
-    /// no collectives in burn).
-    pub fn for_device_name(name: &str) -> Self {
-        match name.split(':').next() {
-            Some("cuda") => Self::Nccl,
-            _ => Self::Host,
-        }
-    }
-
-    /// One handle per rank of `group`, rank `r` driving `devices[r]`.
-    ///
-    /// # Errors
-    /// NCCL in a build without the `cuda` feature, or a device count other than the group's.
-    pub fn ranks(self, group: &LocalGroup, devices: &[Device]) -> Result<Vec<Box<dyn Collective>>> {
-        let ranks = group.ranks();
-        match self {
-            Self::Host => Ok(ranks
-                .into_iter()
-                .map(|rank| Box::new(rank) as Box<dyn Collective>)
-                .collect()),
-            Self::Nccl => ranks
-                .into_iter()
-                .map(|rank| {
-                    crate::nccl::NcclCollective::new(rank, devices.to_vec())
-                        .map(|rank| Box::new(rank) as Box<dyn Collective>)
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Why a rank's handle is dropped before it finished (for [`Collective::abort`] in a `Drop`):
-/// a panic unwinding through it, or an early return.
-pub fn unfinished_reason() -> &'static str {
-    if std::thread::panicking() {
-        "panicked"
-    } else {
-        "stopped before the end of training"
-    }
-}
+use crate::collective::{Collective, unfinished_reason};
 
 /// An error from a collective operation, naming the rank that failed.
 fn peer_failed(rank: usize, error: &str) -> CleftError {
@@ -174,7 +43,7 @@ impl Shared {
 /// In-process replicas: one [`LocalCollective`] per rank, each moved to its own thread.
 ///
 /// ```
-/// use cleft_core::distributed::{Collective, LocalGroup};
+/// use cleft_collectives::{Collective, LocalGroup};
 /// let handles = LocalGroup::new(2).ranks();
 /// let threads: Vec<_> = handles
 ///     .into_iter()
@@ -361,6 +230,8 @@ impl Drop for LocalCollective {
 
 #[cfg(test)]
 mod tests {
+    use burn::prelude::*;
+
     use super::*;
 
     fn run<T: Send + 'static>(
@@ -402,8 +273,8 @@ mod tests {
         }
     }
 
-    /// The host-staged default: every rank gets the sum, on its own device.
-    #[cfg(feature = "flex")]
+    /// The host-staged default: every rank gets the sum, on its own device (flex: switched on
+    /// by the `cleft-testing` dev-dependency).
     #[test]
     fn tensors_are_summed_through_the_host() {
         let results = run(2, |mut c| {
@@ -457,26 +328,6 @@ mod tests {
             error.contains("rank 0") && error.contains("stopped"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn burn_cuda_devices_sum_over_nccl_and_the_others_through_the_host() {
-        assert_eq!(Interconnect::for_device_name("cuda"), Interconnect::Nccl);
-        assert_eq!(Interconnect::for_device_name("cuda:3"), Interconnect::Nccl);
-        for name in ["flex", "cpu", "tch", "tch-cuda:0"] {
-            assert_eq!(
-                Interconnect::for_device_name(name),
-                Interconnect::Host,
-                "{name}"
-            );
-        }
-        let group = LocalGroup::new(3);
-        let ranks = Interconnect::Host.ranks(&group, &[]).unwrap();
-        let numbers: Vec<usize> = ranks.iter().map(|rank| rank.rank()).collect();
-        assert_eq!(numbers, [0, 1, 2]);
-        for mut rank in ranks {
-            rank.finish();
-        }
     }
 
     #[test]

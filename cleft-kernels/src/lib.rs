@@ -1,3 +1,5 @@
+//! # cleft-kernels
+//!
 //! Fused element-wise kernels for the `flex` CPU backend, added through burn's backend extension
 //! (`#[backend_extension]`): one multi-threaded, vectorised pass where burn-flex runs a scalar
 //! `libm` loop on one thread, with a hand-written backward for autodiff.
@@ -5,7 +7,7 @@
 //! Models call the functions here ([`gelu`], [`gelu_tanh`], [`attention_unmasked`], [`layer_norm`]) instead of `burn::tensor::activation`'s. On a flex
 //! device (with or without autodiff) they run the kernel; on every other device (`tch`, `cuda`)
 //! they are burn's ops. Each kernel is checked against burn's plain op and a float64
-//! reference in `tests/kernels.rs`, within the error bound stated in [`math`].
+//! reference in this crate's `tests/kernels.rs`, within the error bound stated in [`math`].
 //!
 //! Why an extension and not a change of model code: burn-flex evaluates `erf` and `exp` with
 //! scalar `libm` calls on the calling thread; in the small benchmark's train step the ViT's GELU

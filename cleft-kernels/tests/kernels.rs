@@ -1,12 +1,12 @@
-//! The fused flex kernels (`cleft_core::kernels`) against a float64 reference and against burn's
-//! plain ops, within the per-element error bound stated in `cleft_core::kernels::math`:
+//! The fused flex kernels (`cleft_kernels`) against a float64 reference and against burn's
+//! plain ops, within the per-element error bound stated in `cleft_kernels::math`:
 //! A&S 7.1.26's `1.5e-7` on `erf`, a few float32 roundings (`ε = 2⁻²³`) on each side.
 
 use burn::backend::{Dispatch, DispatchTensor};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation;
-use cleft_core::kernels::{self, CleftKernels, math};
+use cleft_kernels::{self as kernels, CleftKernels, math};
 use cleft_testing::{Tolerance, values};
 
 const EPS: f64 = f32::EPSILON as f64;
@@ -299,7 +299,7 @@ fn unmasked_attention_and_its_gradients_match_the_composed_ops() {
 }
 
 /// `layer_norm(x)·w` summed and its gradients `(y, dx, dγ, dβ)`, on `device` in `dtype`; fused
-/// through `cleft_core::kernels::layer_norm` or burn's `LayerNorm` module.
+/// through `cleft_kernels::layer_norm` or burn's `LayerNorm` module.
 fn layer_norm_and_grads(
     fused: bool,
     inputs: &[Tensor<3>; 2],

@@ -1,5 +1,3 @@
-//! # cleft-mpi
-//!
 //! [`MpiCollective`]: cleft's [`Collective`] over MPI, one process per replica, on one machine
 //! or many (`mpirun -np N cleft train --config X --distributed mpi`). Buffers are the host `f32`
 //! slices the trainer stages; every operation is the matching MPI collective on
@@ -10,13 +8,14 @@
 //! Built with the system's MPI (Open MPI 4.1 or MPICH 4: Debian's `libopenmpi-dev`; the
 //! bindings are generated with `libclang-dev`).
 
-use cleft_core::distributed::Collective;
 use cleft_core::error::{CleftError, Result};
 use mpi::Threading;
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::{CommunicatorCollectives, Root};
+
+use crate::collective::{Collective, unfinished_reason};
 
 /// The error code a failing rank passes to `MPI_Abort`, and so `mpirun`'s exit status: set apart
 /// from a process's plain error exit (1).
@@ -155,7 +154,7 @@ impl Collective for MpiCollective {
 impl Drop for MpiCollective {
     fn drop(&mut self) {
         if !self.finished {
-            self.abort(cleft_core::distributed::unfinished_reason());
+            self.abort(unfinished_reason());
         }
     }
 }
