@@ -1,6 +1,7 @@
 //! Configuration: registry coverage, error messages, resolved-config round trip.
 
-use cleft_core::registry::ComponentKind;
+use cleft_core::ExperimentConfig;
+use cleft_core::registry::{ComponentKind, LoadedPlugin};
 use cleft_tests::{TINY_CONFIG, parse, registry};
 
 const BASE: &str = r#"
@@ -222,4 +223,39 @@ fn checkpoints_are_claimed_through_the_registry_by_model_type() {
         error.contains("llama (llama, qwen2, mistral, gguf:llama, gguf:qwen2)"),
         "{error}"
     );
+}
+
+/// A config's `plugins` must be loaded before it parses: the registry is told of every library
+/// the plugin host loads, and the parser asks it.
+#[test]
+fn a_config_whose_plugins_are_not_loaded_is_refused() {
+    let dir = std::env::temp_dir().join(format!("cleft-config-plugins-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let library = dir.join("libcleft_plugin_absent.so");
+    std::fs::write(&library, b"").unwrap();
+    let file = dir.join("cleft.toml");
+    let text = format!("plugins = [\"libcleft_plugin_absent.so\"]\n{BASE}");
+    std::fs::write(&file, &text).unwrap();
+    assert_eq!(
+        ExperimentConfig::listed_plugins(&file).unwrap(),
+        std::slice::from_ref(&library)
+    );
+
+    let name = file.display().to_string();
+    let mut registry = registry();
+    let error = ExperimentConfig::parse(&text, &name, &registry)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("libcleft_plugin_absent.so is not loaded"),
+        "{error}"
+    );
+
+    registry.record_plugin(LoadedPlugin {
+        path: library.canonicalize().unwrap(),
+        components: Vec::new(),
+    });
+    let config = ExperimentConfig::parse(&text, &name, &registry).unwrap();
+    assert_eq!(config.plugins, [library]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
