@@ -9,7 +9,7 @@
 //! [`DatasetConfig::image_shape`](crate::registry::DatasetConfig::image_shape), …); a component
 //! that does not describe itself is not checked.
 
-mod types;
+pub(crate) mod types;
 
 use serde::Serialize;
 

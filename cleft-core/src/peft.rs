@@ -8,7 +8,7 @@
 //! [`LinearAdapter`] (the built-in LoRA and IA3 are two implementations; `examples/plugin-dora`
 //! adds DoRA from a shared library), and [`PeftLinear`] hosts any of them.
 
-mod hooks;
+pub(crate) mod hooks;
 mod layer;
 mod linear;
 mod prompt_encoder;

@@ -15,7 +15,7 @@ use burn::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::bridge::Component;
-use crate::contract::{ImageInput, ImageShape, Keyed, TextInput};
+use crate::contract::types::{ImageInput, ImageShape, Keyed, TextInput};
 use crate::data::ImageTextDataset;
 use crate::error::{CleftError, Result};
 use crate::objective::ContrastiveObjective;

@@ -8,7 +8,7 @@ use burn::tensor::{Int, TensorData};
 
 use crate::bridge::DynModule;
 use crate::error::CleftError;
-use crate::peft::PeftHooks;
+use crate::peft::hooks::PeftHooks;
 
 /// Token ids and attention mask for a batch of texts, right-padded.
 ///

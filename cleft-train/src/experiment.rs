@@ -18,7 +18,7 @@ use cleft_core::store::{load_safetensors, save_safetensors};
 
 use crate::contrastive::train_stage1;
 use crate::eval::zero_shot::configured_class_embeddings;
-use crate::eval::{ZeroShotReport, zero_shot_with};
+use crate::eval::zero_shot::{ZeroShotReport, zero_shot_with};
 use crate::launch::{Launcher, run_replicas};
 use crate::lock::RunLock;
 use crate::metrics::StepMetrics;

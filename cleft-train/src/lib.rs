@@ -13,6 +13,7 @@ pub mod checkpoint;
 mod contrastive;
 mod driver;
 pub mod eval;
+mod evaluate;
 pub mod experiment;
 pub mod launch;
 pub mod loader;
@@ -32,7 +33,11 @@ pub use checkpoint::latest_checkpoint;
 /// Inference moved to `cleft_core::inference`; re-exported so existing paths keep working.
 pub use cleft_core::inference;
 pub use cleft_core::inference::{Predictor, PromptChoice};
-pub use eval::{EvalOptions, EvalReport, PromptSource, evaluate_run};
+pub use eval::EvalReport;
+pub use evaluate::{
+    EvalOptions, PromptSource, evaluate_run, learned_class_embeddings, learned_prompt_path,
+    load_learned_prompt, sha256_hex,
+};
 pub use experiment::{Experiment, TrainReport};
 pub use launch::Launcher;
 pub use lock::RunLock;

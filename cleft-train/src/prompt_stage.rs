@@ -20,7 +20,7 @@ use burn::tensor::activation::log_softmax;
 use crate::checkpoint::save_safetensors;
 use crate::contrastive::{ContrastiveStep, PairEncoder};
 use crate::driver::{self, Finished, LoopPlan, StageStep, StepOutput};
-use crate::eval::{ZeroShotReport, zero_shot_with};
+use crate::eval::zero_shot::{ZeroShotReport, zero_shot_with};
 use crate::loader::{DeviceBatch, Loader, LoaderOptions, Shard};
 use crate::metrics::StepMetrics;
 use crate::options::TrainOptions;

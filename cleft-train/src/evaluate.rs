@@ -11,11 +11,11 @@ use cleft_core::model::ClipModel;
 use cleft_core::registry::{Registry, Split};
 use cleft_core::store::write_atomic;
 
-use super::features::{ImageFeatures, encode_images, single_label, single_label_among};
-use super::plots::{plot_confusion, plot_roc};
-use super::probe::{Summary, linear_probe};
-use super::report::{EvalReport, ProbeReport, PromptReport, SplitSizes, TemplateResult};
-use super::zero_shot::{
+use crate::eval::features::{ImageFeatures, encode_images, single_label, single_label_among};
+use crate::eval::plots::{plot_confusion, plot_roc};
+use crate::eval::probe::{Summary, linear_probe};
+use crate::eval::report::{EvalReport, ProbeReport, PromptReport, SplitSizes, TemplateResult};
+use crate::eval::zero_shot::{
     ZeroShotReport, class_prompts, configured_class_embeddings, ensemble_class_embeddings,
     zero_shot_scores,
 };
