@@ -276,10 +276,27 @@ pub fn main_with(registry: Registry) -> ! {
     match run_with(registry, std::env::args_os()) {
         Ok(()) => std::process::exit(0),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             std::process::exit(1);
         }
     }
+}
+
+/// `error` and its sources joined by `: `, leaving out a source whose text its parent's message
+/// already ends with (cleft's errors name their source in their own message).
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.ends_with(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 /// Runs the `cleft` command line given as `args` (the program name first) with `registry`'s

@@ -63,12 +63,130 @@ pub enum CleftError {
     Checkpoint {
         /// The checkpoint file.
         path: PathBuf,
+        /// What went wrong (including the underlying error's text, if any).
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A PEFT adapter file (`adapter_config.json`, adapter weights) is missing or unusable.
+    #[error("{path}: {message}")]
+    Adapter {
+        /// The adapter file or directory.
+        path: PathBuf,
         /// What went wrong.
         message: String,
     },
+    /// A pretrained weights file (safetensors, `pytorch_model.bin`, GGUF) or its
+    /// `config.json` is missing or unusable.
+    #[error("{path}: {message}")]
+    Weights {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong (the key, shape or dtype involved).
+        message: String,
+    },
+    /// Drawing or writing a plot (PNG) failed.
+    #[error("{path}: cannot draw the plot: {source}")]
+    Plot {
+        /// The image file.
+        path: PathBuf,
+        /// The plotting library's error.
+        source: BoxError,
+    },
+    /// An underlying library failed while cleft was doing `message`; `kind` says what failed.
+    #[error("{message}: {source}")]
+    Caused {
+        /// What failed.
+        kind: ErrorKind,
+        /// What cleft was doing (naming the file, key or text involved).
+        message: String,
+        /// The underlying error.
+        source: BoxError,
+    },
+}
+
+/// A boxed error of another library, kept as the [`source`](std::error::Error::source) of a
+/// [`CleftError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What failed, for an application that matches on errors without their details
+/// ([`CleftError::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A config file or value.
+    Config,
+    /// A component name or PEFT target.
+    Component,
+    /// A device or backend.
+    Device,
+    /// Input data (a data set's file, row or field; a text to tokenise).
+    Data,
+    /// An argument to a component (shapes, sizes).
+    Invalid,
+    /// Training could not continue.
+    Training,
+    /// A shared-library plugin.
+    Plugin,
+    /// Reading or writing a file.
+    Io,
+    /// An image given for inference.
+    Image,
+    /// A training checkpoint.
+    Checkpoint,
+    /// A PEFT adapter file.
+    Adapter,
+    /// A pretrained weights file.
+    Weights,
+    /// A plot.
+    Plot,
 }
 
 impl CleftError {
+    /// What failed.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Config(_) => ErrorKind::Config,
+            Self::UnknownComponent { .. } | Self::TargetNotFound { .. } => ErrorKind::Component,
+            Self::Device(_) => ErrorKind::Device,
+            Self::Data(_) => ErrorKind::Data,
+            Self::Invalid(_) => ErrorKind::Invalid,
+            Self::Training(_) => ErrorKind::Training,
+            Self::Plugin(_) => ErrorKind::Plugin,
+            Self::Io { .. } => ErrorKind::Io,
+            Self::Image { .. } => ErrorKind::Image,
+            Self::Checkpoint { .. } => ErrorKind::Checkpoint,
+            Self::Adapter { .. } => ErrorKind::Adapter,
+            Self::Weights { .. } => ErrorKind::Weights,
+            Self::Plot { .. } => ErrorKind::Plot,
+            Self::Caused { kind, .. } => *kind,
+        }
+    }
+
+    /// `source` (another library's error) while doing `message`, as a `kind` failure; the
+    /// source stays reachable through [`std::error::Error::source`].
+    pub fn caused(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Self::Caused {
+            kind,
+            message: message.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A checkpoint error without an underlying error.
+    pub fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::Checkpoint {
+            path: path.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

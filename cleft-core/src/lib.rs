@@ -49,7 +49,7 @@ pub mod weights;
 
 pub use bridge::{Component, DynModule};
 pub use config::ExperimentConfig;
-pub use error::{CleftError, Result};
+pub use error::{CleftError, ErrorKind, Result};
 pub use objective::{ContrastiveObjective, LocalRows, ObjectiveOutput, PairLabels};
 pub use peft::PeftAdapter;
 pub use prompt::PromptLearner;

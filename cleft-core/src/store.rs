@@ -48,9 +48,9 @@ pub fn load_safetensors<M: Module>(module: &mut M, path: &Path) -> Result<()> {
         .map_err(|e| checkpoint_error(path, e))?;
     let missing: Vec<_> = result.missing.iter().map(|(key, _)| key.as_str()).collect();
     if !missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
-        return Err(CleftError::Checkpoint {
-            path: path.to_path_buf(),
-            message: format!(
+        return Err(CleftError::checkpoint(
+            path,
+            format!(
                 "missing tensors: [{}]; unexpected tensors: [{}]; errors: [{}]",
                 missing.join(", "),
                 result.unused.join(", "),
@@ -61,14 +61,11 @@ pub fn load_safetensors<M: Module>(module: &mut M, path: &Path) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
-        });
+        ));
     }
     Ok(())
 }
 
 fn checkpoint_error(path: &Path, error: impl std::fmt::Display) -> CleftError {
-    CleftError::Checkpoint {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    }
+    CleftError::checkpoint(path, error.to_string())
 }

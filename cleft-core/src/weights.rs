@@ -104,7 +104,7 @@ impl std::fmt::Debug for SafetensorsCheckpoint {
 }
 
 fn checkpoint_error(path: &Path, message: impl Into<String>) -> CleftError {
-    CleftError::Checkpoint {
+    CleftError::Weights {
         path: path.to_path_buf(),
         message: message.into(),
     }

@@ -14,10 +14,7 @@ use crate::state::TrainState;
 use cleft_core::error::{CleftError, Result};
 
 fn checkpoint_error(path: &Path, error: impl std::fmt::Display) -> CleftError {
-    CleftError::Checkpoint {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    }
+    CleftError::checkpoint(path, error.to_string())
 }
 
 /// Directory holding the numbered training checkpoints of a run.
@@ -141,10 +138,7 @@ pub fn load_checkpoint<M: Module>(
 ) -> Result<(ModuleOptimizer, TrainState)> {
     let model_path = dir.join("model.bpk");
     if !model_path.is_file() {
-        return Err(CleftError::Checkpoint {
-            path: model_path,
-            message: "missing".into(),
-        });
+        return Err(CleftError::checkpoint(model_path, "missing"));
     }
     let mut store = BurnpackStore::from_file(&model_path);
     let result = model
@@ -152,14 +146,14 @@ pub fn load_checkpoint<M: Module>(
         .map_err(|e| checkpoint_error(&model_path, e))?;
     if !result.missing.is_empty() || !result.errors.is_empty() {
         let missing: Vec<_> = result.missing.iter().map(|(key, _)| key.as_str()).collect();
-        return Err(CleftError::Checkpoint {
-            path: model_path,
-            message: format!(
+        return Err(CleftError::checkpoint(
+            model_path,
+            format!(
                 "missing tensors: [{}]; errors: {:?}",
                 missing.join(", "),
                 result.errors
             ),
-        });
+        ));
     }
     let optimizer_path = dir.join("optimizer.bpk");
     let optimizer = make_optimizer(model)
@@ -167,7 +161,11 @@ pub fn load_checkpoint<M: Module>(
         .map_err(|e| checkpoint_error(&optimizer_path, e))?;
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| CleftError::io(&state_path, e))?;
-    let state = serde_json::from_str(&text).map_err(|e| checkpoint_error(&state_path, e))?;
+    let state = serde_json::from_str(&text).map_err(|e| CleftError::Checkpoint {
+        message: e.to_string(),
+        path: state_path,
+        source: Some(e.into()),
+    })?;
     Ok((optimizer, state))
 }
 

@@ -7,6 +7,7 @@
 //! worker finishes first (results are reordered by sequence number). A loader started at a
 //! checkpoint's `(epoch, position)` continues exactly where the interrupted run was.
 
+use cleft_core::ErrorKind;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -197,7 +198,9 @@ impl Loader {
                         options,
                     )
                 })
-                .map_err(|e| CleftError::Training(format!("cannot start a loader thread: {e}")))?;
+                .map_err(|e| {
+                    CleftError::caused(ErrorKind::Training, "cannot start a loader thread", e)
+                })?;
             threads.push(thread);
         }
         Ok(Self {
@@ -250,7 +253,7 @@ fn spawn_planner(
                 }
             }
         })
-        .map_err(|e| CleftError::Training(format!("cannot start the loader thread: {e}")))
+        .map_err(|e| CleftError::caused(ErrorKind::Training, "cannot start the loader thread", e))
 }
 
 fn work(

@@ -32,9 +32,9 @@ pub fn line_plot(path: &Path, title: &str, y_label: &str, points: &[(f64, f64)])
         return Ok(());
     }
     ensure_font();
-    let error = |e: &dyn std::fmt::Display| CleftError::Checkpoint {
+    let error = |e: &dyn std::fmt::Display| CleftError::Plot {
         path: path.to_path_buf(),
-        message: format!("plotting: {e}"),
+        source: e.to_string().into(),
     };
     let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
     let (y_min, y_max) = points

@@ -187,8 +187,13 @@ impl ExperimentConfig {
 
     /// The fully resolved configuration as TOML (every default filled in).
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string(self)
-            .map_err(|e| CleftError::Config(format!("cannot serialise the resolved config: {e}")))
+        toml::to_string(self).map_err(|e| {
+            CleftError::caused(
+                crate::error::ErrorKind::Config,
+                "cannot serialise the resolved config",
+                e,
+            )
+        })
     }
 }
 

@@ -11,9 +11,9 @@ use super::metrics::roc_curve;
 use crate::plots::{FONT, ensure_font};
 
 fn plot_error(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> CleftError + '_ {
-    move |e| CleftError::Checkpoint {
+    move |e| CleftError::Plot {
         path: path.to_path_buf(),
-        message: format!("plotting: {e}"),
+        source: e.to_string().into(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! BERT tokenisation from a HF `tokenizer.json`: `[CLS] … [SEP]`, right padding with `[PAD]`.
 
+use cleft_core::ErrorKind;
 use std::path::Path;
 
 use cleft_core::{CleftError, TextTokenizer, TokenBatch};
@@ -35,16 +36,15 @@ impl BertTokenizer {
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(None)
-            .map_err(|e| CleftError::Data(format!("{}: {e}", path.display())))?;
+            .map_err(|e| CleftError::caused(ErrorKind::Data, path.display().to_string(), e))?;
         Ok(Self { tokenizer, pad_id })
     }
 
     /// Token ids of one text, with special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, CleftError> {
-        let encoding = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| CleftError::Data(format!("cannot tokenise {text:?}: {e}")))?;
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| {
+            CleftError::caused(ErrorKind::Data, format!("cannot tokenise {text:?}"), e)
+        })?;
         Ok(encoding.get_ids().to_vec())
     }
 }

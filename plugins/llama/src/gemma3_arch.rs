@@ -2,6 +2,7 @@
 //! and the `text_config` of multimodal checkpoints): layer kinds, RoPE per kind, validation.
 
 use cleft_core::CleftError;
+use cleft_core::ErrorKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -196,7 +197,12 @@ impl Gemma3Architecture {
             Some(text) if text.is_object() => text.clone(),
             _ => value,
         };
-        serde_json::from_value(text)
-            .map_err(|e| CleftError::Invalid(format!("{context}: unexpected config: {e}")))
+        serde_json::from_value(text).map_err(|e| {
+            CleftError::caused(
+                ErrorKind::Weights,
+                format!("{context}: unexpected config"),
+                e,
+            )
+        })
     }
 }

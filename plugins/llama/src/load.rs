@@ -1,5 +1,6 @@
 //! Loading LLaMA weights from a HF directory or a GGUF file.
 
+use cleft_core::ErrorKind;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +43,7 @@ pub fn llama_mapping(allow_missing: bool) -> WeightMapping {
 }
 
 fn gguf_error(path: &Path, error: impl std::fmt::Display) -> CleftError {
-    CleftError::Checkpoint {
+    CleftError::Weights {
         path: path.to_path_buf(),
         message: error.to_string(),
     }
@@ -331,7 +332,7 @@ pub fn load_llama(
         (arch, open_checkpoint(path)?, own)
     };
     arch.validate()
-        .map_err(|e| CleftError::Invalid(format!("{}: {e}", path.display())))?;
+        .map_err(|e| CleftError::caused(ErrorKind::Weights, path.display().to_string(), e))?;
     if let Some(window) = arch.attention_window()
         && options.max_len + 1 > window
     {

@@ -3,6 +3,7 @@
 
 use burn::module::Module;
 use burn::prelude::*;
+use cleft_core::ErrorKind;
 use cleft_core::peft::{PeftHooks, named_params, set_trainable_by_path};
 use cleft_core::{CleftError, Component, TextEncoder};
 
@@ -121,9 +122,13 @@ pub fn json_field<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, CleftError> {
     match value.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| CleftError::Invalid(format!("adapter_config.json: `{key}`: {e}"))),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+            CleftError::caused(
+                ErrorKind::Adapter,
+                format!("adapter_config.json: `{key}`"),
+                e,
+            )
+        }),
     }
 }
 

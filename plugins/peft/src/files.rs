@@ -8,6 +8,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+use cleft_core::ErrorKind;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -235,18 +236,17 @@ pub fn write_adapter(
         .iter()
         .map(|(key, data, shape)| {
             let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
-                .map_err(|e| CleftError::Invalid(format!("{key}: {e}")));
+                .map_err(|e| CleftError::caused(ErrorKind::Adapter, key.to_string(), e));
             view.map(|view| (key.clone(), view))
         })
         .collect::<Result<_, _>>()?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let weights = dir.join(WEIGHTS_FILE);
-    let serialized = safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| {
-        CleftError::Checkpoint {
+    let serialized =
+        safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| CleftError::Adapter {
             path: weights.clone(),
             message: e.to_string(),
-        }
-    })?;
+        })?;
     write_atomic(&weights, &serialized)?;
     let json =
         serde_json::to_string_pretty(config).map_err(|e| CleftError::Invalid(e.to_string()))?;
@@ -257,7 +257,7 @@ pub fn write_adapter(
 pub fn read_adapter_config(dir: &Path) -> Result<serde_json::Value, CleftError> {
     let path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| CleftError::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| CleftError::Checkpoint {
+    serde_json::from_str(&text).map_err(|e| CleftError::Adapter {
         path,
         message: e.to_string(),
     })
@@ -356,7 +356,7 @@ pub fn load_specs(
                 first_few(&mismatched)
             ));
         }
-        return Err(CleftError::Checkpoint {
+        return Err(CleftError::Adapter {
             path: dir.join(WEIGHTS_FILE),
             message: parts.join("; "),
         });

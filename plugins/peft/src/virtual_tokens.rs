@@ -152,7 +152,7 @@ impl PeftAdapter for PrefixTuningAdapter {
         dir: &Path,
     ) -> Result<(Component<dyn TextEncoder>, AdapterLoadReport), CleftError> {
         let mut file = read_adapter_tensors(dir)?;
-        let value = file.remove(KEY).ok_or_else(|| CleftError::Checkpoint {
+        let value = file.remove(KEY).ok_or_else(|| CleftError::Adapter {
             path: dir.join(crate::files::WEIGHTS_FILE),
             message: format!("missing adapter tensors: [{KEY}]"),
         })?;
@@ -164,7 +164,7 @@ impl PeftAdapter for PrefixTuningAdapter {
             2 * geometry.layers * geometry.embed_dim,
         ];
         if value.shape != expected {
-            return Err(CleftError::Checkpoint {
+            return Err(CleftError::Adapter {
                 path: dir.join(crate::files::WEIGHTS_FILE),
                 message: format!("{KEY}: file {:?}, expected {expected:?}", value.shape),
             });

@@ -2,6 +2,7 @@
 //! with report texts, a validation CSV and a 5x200-style test CSV, so the `chexpert` loader
 //! reads them unchanged.
 
+use cleft_core::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use cleft_core::CleftError;
@@ -101,7 +102,7 @@ pub fn write_chexpert_tree(
         std::fs::create_dir_all(base.join(folder)).map_err(|e| io(&base.join(folder), e))?;
         let temp = csv_path.with_extension("csv.tmp");
         let mut writer = csv::Writer::from_path(&temp)
-            .map_err(|e| CleftError::Data(format!("{}: {e}", temp.display())))?;
+            .map_err(|e| CleftError::caused(ErrorKind::Data, temp.display().to_string(), e))?;
         let header: Vec<&str> = HEADER
             .iter()
             .chain(COLUMNS.iter())
@@ -192,6 +193,12 @@ fn write_png(path: &Path, pixels: &[f32], size: usize) -> Result<(), CleftError>
     let temp = path.with_extension("png.tmp");
     image
         .save_with_format(&temp, image::ImageFormat::Png)
-        .map_err(|e| CleftError::Data(format!("{}: cannot write PNG: {e}", temp.display())))?;
+        .map_err(|e| {
+            CleftError::caused(
+                ErrorKind::Data,
+                format!("{}: cannot write PNG", temp.display()),
+                e,
+            )
+        })?;
     std::fs::rename(&temp, path).map_err(|e| io(path, e))
 }

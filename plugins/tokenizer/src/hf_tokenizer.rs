@@ -1,5 +1,6 @@
 //! Tokenisation with the `tokenizers` crate, producing CLEFT-style right-padded batches.
 
+use cleft_core::ErrorKind;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -80,7 +81,9 @@ impl HfTokenizer {
             self.tokenizer
                 .encode(probe, special)
                 .map(|e| (e.get_ids().to_vec(), e.get_special_tokens_mask().to_vec()))
-                .map_err(|e| CleftError::Data(format!("cannot tokenise {probe:?}: {e}")))
+                .map_err(|e| {
+                    CleftError::caused(ErrorKind::Data, format!("cannot tokenise {probe:?}"), e)
+                })
         };
         let ((with, special), (without, _)) = (encode(true)?, encode(false)?);
         match (with.split_first(), special.first()) {
@@ -124,10 +127,9 @@ impl HfTokenizer {
     /// Token ids of one text: the BOS id if one is set, then the tokenizer's ids without its own
     /// special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, CleftError> {
-        let encoding = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| CleftError::Data(format!("cannot tokenise {text:?}: {e}")))?;
+        let encoding = self.tokenizer.encode(text, false).map_err(|e| {
+            CleftError::caused(ErrorKind::Data, format!("cannot tokenise {text:?}"), e)
+        })?;
         Ok(self
             .bos_id
             .into_iter()

@@ -1,6 +1,7 @@
 //! The `[vision] type = "hf-vit"` section: HF `ViTModel` sizes, the `vit-b16` preset, pooling,
 //! and loading HF `ViTModel` checkpoint directories (`config.json` + `model.safetensors`).
 
+use cleft_core::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -283,8 +284,13 @@ pub fn load_hf_vit(
     device: &Device,
 ) -> Result<(HfVitModel, LoadReport), CleftError> {
     let arch: HfVitArchitecture = parse_hf_config(dir)?;
-    arch.validate()
-        .map_err(|e| CleftError::Invalid(format!("{}: {e}", dir.join("config.json").display())))?;
+    arch.validate().map_err(|e| {
+        CleftError::caused(
+            ErrorKind::Weights,
+            dir.join("config.json").display().to_string(),
+            e,
+        )
+    })?;
     let input_size = section.input_size(&arch)?;
     let has_pooler = section.pooler()?;
     let checkpoint = open_checkpoint(dir)?;
