@@ -18,8 +18,8 @@
 #       against torch on cpu): a dry run of the mechanics on a machine without a GPU. `--out DIR`
 #       writes gpu-bench.md and gpu-bench.json there.
 #
-# A remote GPU machine that receives a copy of the repository: copy .gpu-bundle/ with it and run
-# `tools/bench/gpu.sh run --out DIR` there.
+# On a GPU host without network access: copy the repository and .gpu-bundle/ there and run
+# `tools/bench/gpu.sh run --out DIR`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
