@@ -169,6 +169,11 @@ pub fn load_checkpoint<M: Module>(
     Ok((optimizer, state))
 }
 
+/// The newest checkpoint of a run directory, if any.
+pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<std::path::PathBuf>> {
+    Ok(list_checkpoints(run_dir)?.pop().map(|(_, dir)| dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,9 +191,4 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"first");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// The newest checkpoint of a run directory, if any.
-pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<std::path::PathBuf>> {
-    Ok(list_checkpoints(run_dir)?.pop().map(|(_, dir)| dir))
 }

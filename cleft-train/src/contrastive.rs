@@ -180,7 +180,7 @@ impl<M: PairEncoder> StageStep<M> for ContrastiveStep {
 
         let mut loss = output.loss.inner();
         let mut metrics = output.metrics;
-        if let Some(replication) = replication.as_deref_mut().filter(|_| gather) {
+        if let Some(replication) = replication.filter(|_| gather) {
             // The blocks' embedding gradients, losses and metrics, summed in one all-reduce.
             let [image_dims, text_dims] = [image_grad.dims(), text_grad.dims()];
             let mut parts = vec![

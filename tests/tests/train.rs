@@ -301,7 +301,7 @@ fn one_experiment_trains_both_stages_and_exports_without_rebuilding() {
     let mut config = fast_config(&dir, 8);
     config.prompt_train.steps = 3;
     config.prompt_train.batch_size = 16;
-    let mut experiment = cleft_train::Experiment::build(&config, &Device::flex()).unwrap();
+    let mut experiment = cleft_train::Experiment::build(&config, Device::flex()).unwrap();
     assert_eq!(experiment.adapter().unwrap().method(), "lora");
     experiment
         .train(cleft_train::Stage::Contrastive, &TrainOptions::default())

@@ -5,10 +5,9 @@ use std::path::Path;
 
 use burn::tensor::DType;
 
-use super::{
-    PytorchCheckpoint, SafetensorsCheckpoint, TensorSource, checkpoint_error, pytorch,
-    read_hf_config,
-};
+use super::hf_config::read_hf_config;
+use super::pytorch::{self, PytorchCheckpoint};
+use super::source::{SafetensorsCheckpoint, TensorSource, checkpoint_error};
 use crate::error::Result;
 
 /// Architecture, size and dtypes of a checkpoint.

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use pytorch_reader::{DType, PytorchReader, Tensor};
 
-use super::{HostTensor, StoredFloat, TensorSource, checkpoint_error, read_shards, widen_le};
+use super::source::{
+    HostTensor, StoredFloat, TensorSource, checkpoint_error, read_shards, widen_le,
+};
 use crate::error::Result;
 
 /// A PyTorch checkpoint: one file, a HF directory holding `pytorch_model.bin`, or a sharded
