@@ -1,5 +1,6 @@
 //! [`evaluate_run`]: zero-shot and linear probe of a finished run, written into its directory.
 
+use cleft_core::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -193,7 +194,11 @@ fn write_outputs(report: &mut EvalReport) -> Result<()> {
     )?;
     write_atomic(&markdown, report.to_markdown().as_bytes())?;
     let text = serde_json::to_string_pretty(report).map_err(|e| {
-        CleftError::Invalid(format!("evaluation: cannot serialise the report: {e}"))
+        CleftError::caused(
+            ErrorKind::Invalid,
+            "evaluation: cannot serialise the report",
+            e,
+        )
     })?;
     write_atomic(&json, text.as_bytes())
 }

@@ -1,5 +1,6 @@
 //! Per-step metrics: JSON lines and CSV in the run directory.
 
+use cleft_core::ErrorKind;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -131,11 +132,11 @@ pub fn read_metrics(path: &Path) -> Result<Vec<StepMetrics>> {
         .enumerate()
         .map(|(index, line)| {
             serde_json::from_str(line).map_err(|e| {
-                CleftError::Data(format!(
-                    "{}:{}: malformed metrics line: {e}",
-                    path.display(),
-                    index + 1
-                ))
+                CleftError::caused(
+                    ErrorKind::Data,
+                    format!("{}:{}: malformed metrics line", path.display(), index + 1),
+                    e,
+                )
             })
         })
         .collect()

@@ -21,7 +21,11 @@ impl BertTokenizer {
     /// Loads `tokenizer.json`; the pad id is `[PAD]`'s (or the file's padding id).
     pub fn from_file(path: &Path) -> Result<Self, CleftError> {
         let mut tokenizer = Tokenizer::from_file(path).map_err(|e| {
-            CleftError::Data(format!("{}: cannot load tokenizer: {e}", path.display()))
+            CleftError::caused(
+                ErrorKind::Data,
+                format!("{}: cannot load tokenizer", path.display()),
+                e,
+            )
         })?;
         let configured = tokenizer.get_padding().map(|p| p.pad_id);
         let pad_id = tokenizer

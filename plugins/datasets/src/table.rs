@@ -7,6 +7,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+use cleft_core::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use cleft_core::CleftError;
@@ -34,15 +35,20 @@ impl Table {
             .flexible(false)
             .from_path(path)
             .map_err(|e| {
-                CleftError::Data(format!("{}: cannot open the CSV: {e}", path.display()))
+                CleftError::caused(
+                    ErrorKind::Data,
+                    format!("{}: cannot open the CSV", path.display()),
+                    e,
+                )
             })?;
         let headers = reader
             .headers()
             .map_err(|e| {
-                CleftError::Data(format!(
-                    "{}: cannot read the header row: {e}",
-                    path.display()
-                ))
+                CleftError::caused(
+                    ErrorKind::Data,
+                    format!("{}: cannot read the header row", path.display()),
+                    e,
+                )
             })?
             .iter()
             .map(|h| h.trim().to_string())

@@ -3,6 +3,7 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use cleft_core::CleftError;
+use cleft_core::ErrorKind;
 use serde::{Deserialize, Serialize};
 
 /// Which modules an adapter targets, as in HF PEFT's `target_modules`.
@@ -67,9 +68,11 @@ pub fn resolve_targets(
     let matched: Vec<String> = match targets {
         TargetModules::Regex(pattern) => {
             let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-                CleftError::Invalid(format!(
-                    "peft.target_modules: `{pattern}` is not a valid regex: {e}"
-                ))
+                CleftError::caused(
+                    ErrorKind::Config,
+                    format!("peft.target_modules: `{pattern}` is not a valid regex"),
+                    e,
+                )
             })?;
             let matched: Vec<String> = modules
                 .iter()

@@ -32,7 +32,11 @@ impl HfTokenizer {
     /// Loads `tokenizer.json`; `pad_token` (GPT-2 style: the EOS token) must be in its vocabulary.
     pub fn from_file(path: &Path, pad_token: &str) -> Result<Self, CleftError> {
         let tokenizer = Tokenizer::from_file(path).map_err(|e| {
-            CleftError::Data(format!("{}: cannot load tokenizer: {e}", path.display()))
+            CleftError::caused(
+                ErrorKind::Data,
+                format!("{}: cannot load tokenizer", path.display()),
+                e,
+            )
         })?;
         let pad_id = tokenizer.token_to_id(pad_token).ok_or_else(|| {
             CleftError::Data(format!(
