@@ -70,11 +70,16 @@ fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
 /// `mpirun -np 2 cleft train --distributed mpi --config CONFIG`: as root in CI, two ranks on a
 /// 2-core machine, shared memory between them.
 fn mpirun_train(config: &Path) -> std::process::Output {
+    mpirun_cleft(&["train", "--distributed", "mpi", "--config"], config)
+}
+
+/// `mpirun -np 2 cleft ARGS… CONFIG` (see [`mpirun_train`]).
+fn mpirun_cleft(args: &[&str], config: &Path) -> std::process::Output {
     Command::new("mpirun")
         .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
         .args(["--mca", "btl", "self,vader"])
         .arg(env!("CARGO_BIN_EXE_cleft"))
-        .args(["train", "--distributed", "mpi", "--config"])
+        .args(args)
         .arg(config)
         .output()
         .unwrap_or_else(|e| panic!("mpirun (Open MPI) is needed: {e}"))
@@ -131,6 +136,56 @@ fn two_mpi_ranks_with_half_batches_train_what_one_process_with_the_whole_batch_t
             .map(|(a, b)| f64::from((a - b).abs()))
             .fold(0.0, f64::max);
         assert!(worst <= tolerance(name), "{name} differs by {worst}");
+    }
+
+    // Stage 2 from the same stage-1 weights: two ranks, each reading half of every batch, learn
+    // the context one process learns (the paper recipe's loss averaged over the shards).
+    std::fs::copy(
+        dir.join("single/model.safetensors"),
+        dir.join("ranks/model.safetensors"),
+    )
+    .unwrap();
+    for config in [&single, &ranks] {
+        let text = std::fs::read_to_string(config).unwrap();
+        let short = text.replace(
+            "recipe = \"paper\"\nsteps = 60\n",
+            "recipe = \"paper\"\nsteps = 3\n",
+        );
+        assert_ne!(short, text, "the tiny config's [prompt_train] changed");
+        std::fs::write(config, short).unwrap();
+    }
+    check(
+        "cleft train --stage prompt",
+        Command::new(cleft)
+            .args(["train", "--stage", "prompt", "--config"])
+            .arg(&single)
+            .output()
+            .unwrap(),
+    );
+    check(
+        "mpirun -np 2 cleft train --distributed mpi --stage prompt",
+        mpirun_cleft(
+            &[
+                "train",
+                "--distributed",
+                "mpi",
+                "--stage",
+                "prompt",
+                "--config",
+            ],
+            &ranks,
+        ),
+    );
+    let (one, two) = (
+        losses(&dir.join("single/prompt")),
+        losses(&dir.join("ranks/prompt")),
+    );
+    assert_eq!((one.len(), two.len()), (3, 3));
+    for (step, (a, b)) in one.iter().zip(&two).enumerate() {
+        assert!(
+            (a - b).abs() <= TOLERANCE * a.abs().max(1.0),
+            "stage 2 step {step}: loss {a} in one process, {b} on two MPI ranks"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
