@@ -97,137 +97,37 @@ impl<M: PairEncoder> StageStep<M> for ContrastiveStep {
         model: &mut M,
         step: usize,
         state: &mut TrainState,
-        mut replication: Option<&mut Replication<'_>>,
+        replication: Option<&mut Replication<'_>>,
     ) -> Result<StepOutput> {
         let micro_batches = self.micro_batches.max(1);
-        let keep_graph = micro_batches == 1;
-        let mut data_wait = Duration::ZERO;
-        let mut cached = Vec::with_capacity(micro_batches);
-        for micro in 0..micro_batches {
-            let (batch, waited) = self.loader.next_batch()?;
-            data_wait += waited;
-            (state.epoch, state.position) = (batch.epoch, batch.position);
-            let batch = batch.to_device(&self.device);
-            model.seed_micro_batch(self.seed, step, micro, micro_batches);
-            let (image, text) = model.encode_pair(&batch);
-            let (image, text) = match keep_graph {
-                true => (image, text),
-                // Detached: the graph is dropped here and rebuilt by the second encoding.
-                false => (image.detach(), text.detach()),
-            };
-            cached.push(Cached { batch, image, text });
-        }
-        let local_rows: usize = cached.iter().map(|c| c.image.dims()[0]).sum();
-        let cat = |part: fn(&Cached) -> Tensor<2>| {
-            Tensor::cat(cached.iter().map(part).collect(), 0).inner()
-        };
-        let local_image = cat(|c| c.image.clone());
-        let local_text = cat(|c| c.text.clone());
-        let local_labels = cat(|c| c.batch.labels.clone());
-
+        let (cached, data_wait) = self.encode_micro_batches(model, step, state)?;
         let gather = replication.as_ref().is_some_and(|r| r.gather);
-        let world = replication.as_ref().map_or(1, |r| r.world_size());
-        let (all_image, all_text, all_labels, offset) = match replication.as_deref_mut() {
-            Some(replication) if gather => (
-                replication.gather_rows(local_image)?,
-                replication.gather_rows(local_text)?,
-                replication.gather_rows(local_labels)?,
-                // Replicas' blocks are gathered in rank order.
-                replication.rank() * local_rows,
-            ),
-            _ => (local_image, local_text, local_labels, 0),
-        };
-        let all_image = all_image.autodiff().require_grad();
-        let all_text = all_text.autodiff().require_grad();
-        let all_labels = all_labels.autodiff();
-        let labels = Some(PairLabels {
-            image: all_labels.clone(),
-            text: all_labels,
-        });
-        let output = match gather {
-            true => model.objective().forward_local(LocalRows {
-                all_image: all_image.clone(),
-                all_text: all_text.clone(),
-                labels,
-                offset,
-                rows: local_rows,
-            }),
-            false => model
-                .objective()
-                .forward(all_image.clone(), all_text.clone(), labels),
-        };
-        // Gathered: this replica's block of the global loss (their mean is the loss). Not
-        // gathered: the replica's own loss, whose gradients the driver sums, so 1/world of it.
-        let share = 1.0 / world as f64;
-        let scaled = match gather || world == 1 {
-            true => output.loss.clone(),
-            false => output.loss.clone() * share,
-        };
-        let mut grads = scaled.backward();
-        let missing = || CleftError::Training("the objective does not use the embeddings".into());
-        let mut image_grad = all_image.grad_remove(&mut grads).ok_or_else(missing)?;
-        let mut text_grad = all_text.grad_remove(&mut grads).ok_or_else(missing)?;
         let mut accumulator = GradientsAccumulator::new();
-        let mut objective_grads = GradientsParams::from_grads(grads, &*model);
-        if gather && world > 1 {
-            // Each block's gradient of the objective's own parameters is 1/world of theirs.
-            model.visit(&mut ScaleGrads {
-                grads: &mut objective_grads,
-                factor: Tensor::<1>::from_floats([share as f32], &image_grad.device()),
-            });
-        }
-        accumulator.accumulate(&*model, objective_grads);
-
-        let mut loss = output.loss.inner();
-        let mut metrics = output.metrics;
-        if let Some(replication) = replication.filter(|_| gather) {
-            // The blocks' embedding gradients, losses and metrics, summed in one all-reduce.
-            let [image_dims, text_dims] = [image_grad.dims(), text_grad.dims()];
-            let mut parts = vec![
-                image_grad.reshape([image_dims[0] * image_dims[1]]),
-                text_grad.reshape([text_dims[0] * text_dims[1]]),
-                loss,
-            ];
-            parts.extend(metrics.iter().map(|(_, value)| value.clone()));
-            let mut means = replication
-                .sum_tensors(parts)?
-                .into_iter()
-                .map(|sum| sum * share);
-            let short =
-                || CleftError::Training("the all-reduce returned fewer parts than sent".into());
-            let mut next = || means.next().ok_or_else(short);
-            image_grad = next()?.reshape(image_dims);
-            text_grad = next()?.reshape(text_dims);
-            loss = next()?;
-            for (_, value) in metrics.iter_mut() {
-                *value = next()?;
-            }
-        }
-
+        let objective = objective_over_batch(&*model, &cached, replication, &mut accumulator)?;
         // Each micro-batch's rows of the embedding gradient, back through the encoders.
-        let mut row = offset;
+        let mut row = objective.offset;
         for (micro, part) in cached.into_iter().enumerate() {
             let rows = part.image.dims()[0];
-            let (image, text) = match keep_graph {
-                true => (part.image, part.text),
-                false => {
+            let (image, text) = match micro_batches {
+                1 => (part.image, part.text),
+                _ => {
                     model.seed_micro_batch(self.seed, step, micro, micro_batches);
                     model.encode_pair(&part.batch)
                 }
             };
             let range = row..row + rows;
             row += rows;
-            let surrogate = (image * image_grad.clone().slice([range.clone()])).sum()
-                + (text * text_grad.clone().slice([range])).sum();
+            let surrogate = (image * objective.image_grad.clone().slice([range.clone()])).sum()
+                + (text * objective.text_grad.clone().slice([range])).sum();
             accumulator.accumulate(
                 &*model,
                 GradientsParams::from_grads(surrogate.backward(), &*model),
             );
         }
         Ok(StepOutput {
-            loss,
+            loss: objective.loss,
             grads: accumulator.grads(),
-            metrics,
+            metrics: objective.metrics,
             data_wait,
             global: gather,
         })
@@ -239,6 +139,161 @@ impl<M: PairEncoder> StageStep<M> for ContrastiveStep {
             None => Ok(()),
         }
     }
+}
+
+impl ContrastiveStep {
+    /// Loads and encodes the step's micro-batches; with one micro-batch the embeddings keep
+    /// their graph, with several they are detached (each is encoded again for its gradients).
+    fn encode_micro_batches<M: PairEncoder>(
+        &mut self,
+        model: &mut M,
+        step: usize,
+        state: &mut TrainState,
+    ) -> Result<(Vec<Cached>, Duration)> {
+        let micro_batches = self.micro_batches.max(1);
+        let mut data_wait = Duration::ZERO;
+        let mut cached = Vec::with_capacity(micro_batches);
+        for micro in 0..micro_batches {
+            let (batch, waited) = self.loader.next_batch()?;
+            data_wait += waited;
+            (state.epoch, state.position) = (batch.epoch, batch.position);
+            let batch = batch.to_device(&self.device);
+            model.seed_micro_batch(self.seed, step, micro, micro_batches);
+            let (image, text) = model.encode_pair(&batch);
+            let (image, text) = match micro_batches {
+                1 => (image, text),
+                // Detached: the graph is dropped here and rebuilt by the second encoding.
+                _ => (image.detach(), text.detach()),
+            };
+            cached.push(Cached { batch, image, text });
+        }
+        Ok((cached, data_wait))
+    }
+}
+
+/// The objective over a whole optimiser batch: its loss and metrics, and the gradient of the
+/// loss with respect to every embedding row.
+struct BatchObjective {
+    /// `[1]`, detached: the group's when gathered, else this replica's.
+    loss: Tensor<1>,
+    metrics: Vec<(String, Tensor<1>)>,
+    /// `[rows, P]` each: every row of the (gathered) batch.
+    image_grad: Tensor<2>,
+    text_grad: Tensor<2>,
+    /// Where this replica's rows start in the gathered batch (0 alone).
+    offset: usize,
+}
+
+/// Evaluates the objective once on the cached embeddings of every micro-batch (gathered over
+/// replicas when `gather`) as leaves; the objective's own parameter gradients go into
+/// `accumulator`, and a gathered replica's block gradients, loss and metrics are summed with the
+/// other replicas' in one all-reduce.
+fn objective_over_batch<M: PairEncoder>(
+    model: &M,
+    cached: &[Cached],
+    mut replication: Option<&mut Replication<'_>>,
+    accumulator: &mut GradientsAccumulator<M>,
+) -> Result<BatchObjective> {
+    let local_rows: usize = cached.iter().map(|c| c.image.dims()[0]).sum();
+    let cat =
+        |part: fn(&Cached) -> Tensor<2>| Tensor::cat(cached.iter().map(part).collect(), 0).inner();
+    let local_image = cat(|c| c.image.clone());
+    let local_text = cat(|c| c.text.clone());
+    let local_labels = cat(|c| c.batch.labels.clone());
+
+    let gather = replication.as_ref().is_some_and(|r| r.gather);
+    let world = replication.as_ref().map_or(1, |r| r.world_size());
+    let (all_image, all_text, all_labels, offset) = match replication.as_deref_mut() {
+        Some(replication) if gather => (
+            replication.gather_rows(local_image)?,
+            replication.gather_rows(local_text)?,
+            replication.gather_rows(local_labels)?,
+            // Replicas' blocks are gathered in rank order.
+            replication.rank() * local_rows,
+        ),
+        _ => (local_image, local_text, local_labels, 0),
+    };
+    let all_image = all_image.autodiff().require_grad();
+    let all_text = all_text.autodiff().require_grad();
+    let all_labels = all_labels.autodiff();
+    let labels = Some(PairLabels {
+        image: all_labels.clone(),
+        text: all_labels,
+    });
+    let output = match gather {
+        true => model.objective().forward_local(LocalRows {
+            all_image: all_image.clone(),
+            all_text: all_text.clone(),
+            labels,
+            offset,
+            rows: local_rows,
+        }),
+        false => model
+            .objective()
+            .forward(all_image.clone(), all_text.clone(), labels),
+    };
+    // Gathered: this replica's block of the global loss (their mean is the loss). Not
+    // gathered: the replica's own loss, whose gradients the driver sums, so 1/world of it.
+    let share = 1.0 / world as f64;
+    let scaled = match gather || world == 1 {
+        true => output.loss.clone(),
+        false => output.loss.clone() * share,
+    };
+    let mut grads = scaled.backward();
+    let missing = || CleftError::Training("the objective does not use the embeddings".into());
+    let image_grad = all_image.grad_remove(&mut grads).ok_or_else(missing)?;
+    let text_grad = all_text.grad_remove(&mut grads).ok_or_else(missing)?;
+    let mut objective_grads = GradientsParams::from_grads(grads, model);
+    if gather && world > 1 {
+        // Each block's gradient of the objective's own parameters is 1/world of theirs.
+        model.visit(&mut ScaleGrads {
+            grads: &mut objective_grads,
+            factor: Tensor::<1>::from_floats([share as f32], &image_grad.device()),
+        });
+    }
+    accumulator.accumulate(model, objective_grads);
+    let mut batch = BatchObjective {
+        loss: output.loss.inner(),
+        metrics: output.metrics,
+        image_grad,
+        text_grad,
+        offset,
+    };
+    if let Some(replication) = replication.filter(|_| gather) {
+        sum_blocks(replication, &mut batch)?;
+    }
+    Ok(batch)
+}
+
+/// The replicas' block gradients, losses and metrics, averaged in one all-reduce.
+fn sum_blocks(replication: &mut Replication<'_>, batch: &mut BatchObjective) -> Result<()> {
+    let share = 1.0 / replication.world_size() as f64;
+    let [image_dims, text_dims] = [batch.image_grad.dims(), batch.text_grad.dims()];
+    let mut parts = vec![
+        batch
+            .image_grad
+            .clone()
+            .reshape([image_dims[0] * image_dims[1]]),
+        batch
+            .text_grad
+            .clone()
+            .reshape([text_dims[0] * text_dims[1]]),
+        batch.loss.clone(),
+    ];
+    parts.extend(batch.metrics.iter().map(|(_, value)| value.clone()));
+    let mut means = replication
+        .sum_tensors(parts)?
+        .into_iter()
+        .map(|sum| sum * share);
+    let short = || CleftError::Training("the all-reduce returned fewer parts than sent".into());
+    let mut next = || means.next().ok_or_else(short);
+    batch.image_grad = next()?.reshape(image_dims);
+    batch.text_grad = next()?.reshape(text_dims);
+    batch.loss = next()?;
+    for (_, value) in batch.metrics.iter_mut() {
+        *value = next()?;
+    }
+    Ok(())
 }
 
 /// Stage 1 on `model` (the training device's): the `[train]` recipe through the driver, from
