@@ -19,6 +19,13 @@ use serde::{Deserialize, Serialize};
 /// bounds the difference after the few AdamW steps here (updates are at most `lr` = 1e-3).
 const TOLERANCE: f32 = 1e-5;
 
+/// The `[objective]` bodies the data-parallel and accumulation tests run each objective with.
+const OBJECTIVES: [&str; 3] = [
+    "type = \"clip\"\nreduction = \"sum\"",
+    "type = \"medclip\"",
+    "type = \"convirt\"",
+];
+
 fn run_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cleft-replicas-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -42,11 +49,7 @@ fn config_with_objective(objective: &str, dir: &std::path::Path, steps: usize) -
 /// weights after every step, for each objective (soft targets included).
 #[test]
 fn two_replicas_with_half_batches_train_what_one_device_with_the_whole_batch_trains() {
-    for objective in [
-        "type = \"clip\"\nreduction = \"sum\"",
-        "type = \"medclip\"",
-        "type = \"convirt\"",
-    ] {
+    for objective in OBJECTIVES {
         let name = objective.split('"').nth(1).unwrap();
         let steps = 3;
         let single_config = config_with_objective(objective, &run_dir(&format!("{name}-1")), steps);
@@ -139,11 +142,7 @@ fn assert_same_training(name: &str, single: &Trained, other: &Trained, steps: us
 /// replicas (4 rows each per micro-batch, gathered), for each objective.
 #[test]
 fn two_accumulated_micro_batches_of_8_train_what_one_batch_of_16_trains() {
-    for objective in [
-        "type = \"clip\"\nreduction = \"sum\"",
-        "type = \"medclip\"",
-        "type = \"convirt\"",
-    ] {
+    for objective in OBJECTIVES {
         let name = objective.split('"').nth(1).unwrap();
         let steps = 3;
         let single_config =

@@ -188,6 +188,7 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
         learned < initial,
         "stage-2 loss on fixed images: {initial} -> {learned}"
     );
+    let stage2 = outcome.outcome.as_ref().expect("stage 2 completed");
     for file in [
         "prompt.safetensors",
         "metrics.jsonl",
@@ -195,27 +196,15 @@ fn stage_two_learns_a_prompt_on_the_stage_one_model() {
         "loss.png",
         "zero_shot.json",
     ] {
-        assert!(
-            outcome
-                .outcome
-                .as_ref()
-                .unwrap()
-                .run_dir
-                .join(file)
-                .is_file(),
-            "{file} missing"
-        );
+        assert!(stage2.run_dir.join(file).is_file(), "{file} missing");
     }
     assert!(
-        outcome
-            .outcome
-            .as_ref()
-            .unwrap()
+        stage2
             .run_dir
             .join("checkpoints/step-00000012/model.bpk")
             .is_file()
     );
-    assert_eq!(outcome.outcome.as_ref().unwrap().report.images, 500);
+    assert_eq!(stage2.report.images, 500);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
